@@ -1,0 +1,3 @@
+from binreplay.cli import main
+
+main()

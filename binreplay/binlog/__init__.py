@@ -1,0 +1,1 @@
+"""Binlog file format: framing, event bodies, constants. No I/O beyond reading files."""

@@ -1,0 +1,118 @@
+"""Command line: `binreplay replay`, `binreplay sandbox`, `binreplay demo`.
+
+Flag names follow the mysql client (target connection) and mysqlbinlog (start/stop).
+Every error ends in one line on stderr and a documented exit code (errors.ExitCode).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from binreplay import __version__
+from binreplay.errors import BinreplayError, ExitCode
+from binreplay.progress import make_reporter
+from binreplay.replay import ReplayOptions, run_replay
+from binreplay.target import TargetConfig
+
+
+def _read_index(path: Path) -> list[Path]:
+    """A server's .index file lists its binlogs, relative to the index's folder or absolute."""
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            p = Path(line)
+            out.append(p if p.is_absolute() else (path.parent / p.name if line.startswith("./") else path.parent / p))
+    return out
+
+
+def expand_binlogs(args: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for a in args:
+        p = Path(a)
+        files.extend(_read_index(p) if p.suffix == ".index" and p.is_file() else [p])
+    return files
+
+
+class _CleanGroup(click.Group):
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("binreplay: aborted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(ExitCode.USAGE)
+        except BinreplayError as exc:
+            click.echo(f"binreplay: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("binreplay: interrupted; rerun the same command to resume", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+
+
+@click.group(cls=_CleanGroup, context_settings={"help_option_names": ["--help"]})
+@click.version_option(__version__, prog_name="binreplay")
+def main() -> None:
+    """Replay MySQL/MariaDB binary logs into a restored database, exactly and resumably."""
+
+
+@main.command("replay")
+@click.argument("binlogs", nargs=-1, required=True)
+@click.option("-h", "--host", help="Target host (default: the local socket).")
+@click.option("-P", "--port", type=int, default=3306, show_default=True, help="Target TCP port.")
+@click.option("-u", "--user", help="Target user (default: your login name).")
+@click.option("-p", "--password", help="Target password; prefer MYSQL_PWD or --defaults-file (never logged).")
+@click.option("-S", "--socket", help="Target Unix socket.")
+@click.option("--defaults-file", type=click.Path(), help="Read [client] connection options from this file.")
+@click.option("--start-position", type=int, help="Start at this position of the first binlog (a transaction boundary).")
+@click.option("--stop-position", type=int, help="Stop before the first transaction ending after this position of the last binlog.")
+@click.option("--start-datetime", help="Skip transactions before this local time ('YYYY-MM-DD HH:MM:SS').")
+@click.option("--stop-datetime", help="Stop at the first transaction at or after this local time.")
+@click.option("--start-gtid", help="MariaDB GTID list the backup already contains (e.g. 0-1-100,1-2-7); replay after it.")
+@click.option("--stop-gtid", help="MariaDB GTID list to stop at, inclusive (like START SLAVE UNTIL master_gtid_pos).")
+@click.option("--include-gtids", help="MySQL GTID set: apply only these transactions.")
+@click.option("--exclude-gtids", help="MySQL GTID set: skip these transactions (e.g. the backup's gtid_executed).")
+@click.option("--from-backup", type=click.Path(path_type=Path),
+              help="Take the start point from backup metadata (xtrabackup_binlog_info, mysqldump/mariadb-dump "
+                   "--master-data output, mydumper metadata).")
+@click.option("--preserve-gtids", is_flag=True, help="Commit each transaction on the target with its source GTID.")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Parallel apply connections (parallel apply arrives in a later release; 1 is used).")
+@click.option("--dry-run", is_flag=True, help="Read and validate the binlogs and report what would be applied; touch nothing.")
+@click.option("--restart", is_flag=True, help="Forget the target's progress records of an earlier run and start over.")
+@click.option("--progress-schema", default="binreplay", show_default=True, help="Schema of the progress tables on the target.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
+              default="auto", show_default=True, help="Progress display: tqdm bar, JSON lines on stderr, or none.")
+@click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, start_position,
+               stop_position, start_datetime, stop_datetime, start_gtid, stop_gtid, include_gtids, exclude_gtids,
+               from_backup, preserve_gtids, workers, dry_run, restart, progress_schema, progress_mode,
+               no_preflight, verbose, quiet) -> None:
+    """Replay BINLOGS (files, or a server's .index file) into the target server."""
+    logging.basicConfig(level=logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
+                        logging.INFO if verbose else logging.WARNING,
+                        format="binreplay: %(levelname)s: %(message)s", stream=sys.stderr)
+    opts = ReplayOptions(
+        binlogs=expand_binlogs(binlogs),
+        target=TargetConfig(host=host, port=port, user=user, password=password, socket=socket,
+                            defaults_file=defaults_file),
+        start_position=start_position, stop_position=stop_position, start_datetime=start_datetime,
+        stop_datetime=stop_datetime, start_gtid=start_gtid, stop_gtid=stop_gtid, include_gtids=include_gtids,
+        exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,
+        restart=restart, workers=workers, progress_schema=progress_schema, preflight=not no_preflight,
+    )
+    reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)
+    summary = run_replay(opts, reporter)
+    reporter.finish(summary)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,208 @@
+"""The transaction model every stage of the pipeline shares.
+
+The reader produces `Transaction`s; the scheduler, the appliers and the
+checkpoint only ever look at these dataclasses, never at raw bytes layout.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True, order=True)
+class BinlogPosition:
+    """A point between two events. Orders across files by the file's ordinal in the run."""
+
+    file_index: int
+    file: str
+    pos: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.pos}"
+
+
+@dataclass(frozen=True)
+class MariadbGtid:
+    domain_id: int
+    server_id: int
+    seq_no: int
+    flags: int = 0
+    commit_id: int | None = None  # group-commit id: same id = committed together on the source
+
+    def __str__(self) -> str:
+        return f"{self.domain_id}-{self.server_id}-{self.seq_no}"
+
+
+@dataclass(frozen=True)
+class MysqlGtid:
+    """A MySQL GTID; `sid` is None for ANONYMOUS_GTID (gtid_mode=OFF)."""
+
+    sid: str | None
+    gno: int
+    tag: str | None = None
+    last_committed: int | None = None
+    sequence_number: int | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.sid is None
+
+    def __str__(self) -> str:
+        if self.sid is None:
+            return "ANONYMOUS"
+        return f"{self.sid}:{self.tag}:{self.gno}" if self.tag else f"{self.sid}:{self.gno}"
+
+
+Gtid = Union[MariadbGtid, MysqlGtid]
+
+
+@dataclass(frozen=True)
+class FormatDescription:
+    """What the FORMAT_DESCRIPTION event of a file says about the events after it."""
+
+    binlog_version: int
+    server_version: str
+    create_timestamp: int
+    header_length: int
+    post_header_lengths: bytes
+    checksum_alg: int          # 0 = none, 1 = CRC32 (255/absent: undefined, treated as none)
+    raw: bytes                 # the whole event, re-sent as BINLOG '<base64>' to prime a session
+
+    @property
+    def flavor(self) -> str:
+        return "mariadb" if "mariadb" in self.server_version.lower() else "mysql"
+
+    @property
+    def has_crc32(self) -> bool:
+        return self.checksum_alg == 1
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """Session state a QUERY event carries in its status variables (only what was present)."""
+
+    flags2: int | None = None
+    sql_mode: int | None = None
+    auto_increment: tuple[int, int] | None = None        # (increment, offset)
+    charset: tuple[int, int, int] | None = None          # (client, connection collation, server collation)
+    time_zone: str | None = None
+    lc_time_names: int | None = None
+    charset_database: int | None = None
+    microseconds: int | None = None
+    explicit_defaults_for_timestamp: int | None = None
+    default_collation_for_utf8mb4: int | None = None
+    sql_require_primary_key: int | None = None
+    default_table_encryption: int | None = None
+    updated_db_names: tuple[str, ...] | None = None
+    xid: int | None = None
+    gtid_flags3: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    thread_id: int
+    exec_time: int
+    error_code: int
+    db: str
+    sql: bytes                 # the statement in the client character set it was written in
+    context: QueryContext
+
+    @property
+    def sql_text(self) -> str:
+        return self.sql.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class TableMapInfo:
+    table_id: int
+    schema: str
+    table: str
+
+
+@dataclass(frozen=True)
+class IntvarInfo:
+    kind: int                  # 1 = LAST_INSERT_ID, 2 = INSERT_ID
+    value: int
+
+
+@dataclass(frozen=True)
+class RandInfo:
+    seed1: int
+    seed2: int
+
+
+@dataclass(frozen=True)
+class UserVarInfo:
+    name: bytes
+    value_type: int            # 0 string, 1 real, 2 int, 4 decimal (Item_result)
+    charset: int               # collation id of a string value
+    value: bytes | None        # None = NULL; raw bytes as the source stored them
+    unsigned: bool = False
+
+
+@dataclass(slots=True)
+class Event:
+    """One binlog event: its header fields, exact bytes, and (for events we act on) parsed body."""
+
+    type_code: int
+    timestamp: int
+    server_id: int
+    flags: int
+    start: int                 # offset of the event in its file
+    end: int                   # offset just after it (== header log_pos for real binlogs)
+    raw: bytes                 # header + body + checksum, exactly as in the file
+    info: object | None = None # QueryInfo, TableMapInfo, IntvarInfo, ... or None
+
+    @property
+    def name(self) -> str:
+        from binreplay.binlog.constants import event_name
+
+        return event_name(self.type_code)
+
+
+class TrxKind(enum.Enum):
+    ROWS = "rows"              # only row events: applied through BINLOG statements
+    STATEMENT = "statement"    # statement-based DML inside BEGIN ... COMMIT
+    MIXED = "mixed"            # both row events and statements
+    DDL = "ddl"                # a standalone, implicitly committing statement
+    EMPTY = "empty"            # BEGIN ... COMMIT with nothing in between
+
+
+@dataclass(slots=True)
+class Transaction:
+    """A source transaction: the unit that is applied atomically and recorded in the checkpoint."""
+
+    seq: int                               # reading order within this run, from 0
+    file_index: int
+    file: str
+    start_pos: int
+    end_pos: int
+    timestamp: int                         # header timestamp of its first event (seconds, UTC)
+    kind: TrxKind
+    fde: FormatDescription
+    events: list[Event] = field(default_factory=list)
+    gtid: Gtid | None = None
+    tables: frozenset[tuple[str, str]] = frozenset()   # (schema, table) from TABLE_MAP events
+    thread_id: int | None = None           # pseudo-thread of its statements (temporary tables)
+    uses_temporary_tables: bool = False
+    non_transactional: bool = False        # written with BEGIN ... COMMIT but the engine could not roll back
+    from_payload: bool = False             # came out of a MySQL TRANSACTION_PAYLOAD (compressed)
+
+    @property
+    def end(self) -> BinlogPosition:
+        return BinlogPosition(self.file_index, self.file, self.end_pos)
+
+    @property
+    def start(self) -> BinlogPosition:
+        return BinlogPosition(self.file_index, self.file, self.start_pos)
+
+    @property
+    def is_barrier(self) -> bool:
+        """Must run alone: anything that is not pure row changes cannot be keyed safely."""
+        return self.kind is not TrxKind.ROWS or self.uses_temporary_tables or self.non_transactional
+
+    @property
+    def size(self) -> int:
+        return self.end_pos - self.start_pos

@@ -1,0 +1,141 @@
+"""Reporting: what the replay is doing, for a human (tqdm bar) or a machine (JSON lines on stderr)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    outcome: str = "running"           # complete, stopped (at a stop point), interrupted, failed, dry-run
+    applied: int = 0                   # transactions applied by this process
+    already_applied: int = 0           # found in the progress records and skipped on resume
+    skipped: int = 0                   # outside the start/stop/GTID selection
+    ddl: int = 0
+    row_events: int = 0
+    bytes_read: int = 0
+    elapsed_s: float = 0.0
+    last_applied: str | None = None    # file:end position of the last transaction applied
+    last_gtid: str | None = None
+    stop_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    run_id: int | None = None
+    resumed_from: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.applied / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class Reporter:
+    """Base reporter: logs warnings; subclasses show progress."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+
+    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+        pass
+
+    def update(self, summary: Summary, position: str) -> None:
+        pass
+
+    def warn(self, message: str, summary: Summary | None = None) -> None:
+        if summary is not None:
+            summary.warnings.append(message)
+        log.warning(message)
+
+    def finish(self, summary: Summary) -> None:
+        s = summary
+        self.stream.write(
+            f"binreplay: {s.outcome}: {s.applied} transactions applied ({s.ddl} DDL, {s.row_events} row events)"
+            f"{f', {s.already_applied} already applied' if s.already_applied else ''}"
+            f"{f', {s.skipped} outside the selection' if s.skipped else ''}"
+            f" in {s.elapsed_s:.1f}s ({s.rate:.0f} trx/s)"
+            f"{f'; last applied {s.last_applied}' if s.last_applied else ''}"
+            f"{f' ({s.last_gtid})' if s.last_gtid else ''}"
+            f"{f'; {s.stop_reason}' if s.stop_reason else ''}\n")
+        self.stream.flush()
+
+
+class BarReporter(Reporter):
+    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_transactions or None, unit="trx", file=self.stream, dynamic_ncols=True,
+                        desc="replay", smoothing=0.1, mininterval=0.5)
+
+    def update(self, summary: Summary, position: str) -> None:
+        n = summary.applied + summary.already_applied + summary.skipped
+        self.bar.update(n - self.bar.n)
+        self.bar.set_postfix_str(position, refresh=False)
+
+    def warn(self, message: str, summary: Summary | None = None) -> None:
+        if summary is not None:
+            summary.warnings.append(message)
+        if hasattr(self, "bar"):
+            self.bar.write(f"warning: {message}", file=self.stream)
+        else:
+            log.warning(message)
+
+    def finish(self, summary: Summary) -> None:
+        if hasattr(self, "bar"):
+            self.bar.close()
+        super().finish(summary)
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line: {"type": "start"|"progress"|"warning"|"summary", ...}."""
+
+    interval = 1.0
+
+    def _emit(self, obj: dict) -> None:
+        obj["time"] = round(time.time(), 3)
+        self.stream.write(json.dumps(obj, sort_keys=True) + "\n")
+        self.stream.flush()
+
+    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+        self.total_bytes = total_bytes
+        self.total = total_transactions
+        self.last = 0.0
+        self._emit({"type": "start", "total_bytes": total_bytes, "total_transactions": total_transactions})
+
+    def update(self, summary: Summary, position: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        done = summary.applied + summary.already_applied + summary.skipped
+        rate = summary.applied / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if self.total and rate > 0 else None
+        self._emit({"type": "progress", "transactions_done": done, "transactions_total": self.total,
+                    "applied": summary.applied, "position": position, "elapsed_s": round(elapsed, 3),
+                    "trx_per_s": round(rate, 1), "eta_s": round(eta, 1) if eta is not None else None})
+
+    def warn(self, message: str, summary: Summary | None = None) -> None:
+        if summary is not None:
+            summary.warnings.append(message)
+        self._emit({"type": "warning", "message": message})
+
+    def finish(self, summary: Summary) -> None:
+        d = asdict(summary)
+        d["trx_per_s"] = round(summary.rate, 1)
+        self._emit({"type": "summary", **d})
+
+
+def make_reporter(mode: str) -> Reporter:
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "plain"
+    if mode == "bar":
+        return BarReporter()
+    if mode == "json":
+        return JsonReporter()
+    return Reporter()

@@ -1,0 +1,147 @@
+"""Connecting to the target server, and checking up front that it can take the replay."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pymysql
+from pymysql.constants import CLIENT
+
+from binreplay.errors import PrivilegeError, TargetError, UsageError
+
+ER_ACCESS_DENIED = 1045
+ER_DBACCESS_DENIED = 1044
+ER_TABLEACCESS_DENIED = 1142
+ER_SPECIFIC_ACCESS_DENIED = 1227
+CONNECTION_LOST = (2006, 2013, 2055)
+CANNOT_CONNECT = (2002, 2003, 2005)
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    host: str | None = None
+    port: int = 3306
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)   # never printed
+    socket: str | None = None
+    defaults_file: str | None = None
+    connect_timeout: int = 10
+
+    @property
+    def where(self) -> str:
+        if self.socket or not self.host or self.host == "localhost":
+            return f"socket {self.socket or 'default'}"
+        return f"{self.host}:{self.port}"
+
+    def resolved(self) -> "TargetConfig":
+        """Fill gaps from --defaults-file ([client] and [mysql] groups) and MYSQL_PWD, like the mysql client."""
+        cfg = self
+        if self.defaults_file:
+            path = Path(self.defaults_file)
+            if not path.is_file():
+                raise UsageError(f"--defaults-file not found: {path}")
+            parser = configparser.ConfigParser(allow_no_value=True, strict=False, interpolation=None)
+            try:
+                parser.read(path)
+            except configparser.Error as exc:
+                raise UsageError(f"--defaults-file {path}: cannot parse: {exc.message.splitlines()[0]}") from None
+            values: dict[str, str] = {}
+            for group in ("client", "mysql", "client-server", "client-mariadb", "mariadb-client"):
+                if parser.has_section(group):
+                    values.update({k.replace("-", "_"): (v or "").strip("'\"") for k, v in parser.items(group)})
+            cfg = replace(
+                cfg,
+                host=cfg.host or values.get("host"),
+                port=cfg.port if cfg.port != 3306 else int(values.get("port", 3306)),
+                user=cfg.user or values.get("user"),
+                password=cfg.password if cfg.password is not None else values.get("password"),
+                socket=cfg.socket or values.get("socket"),
+            )
+        if cfg.password is None and os.environ.get("MYSQL_PWD") is not None:
+            cfg = replace(cfg, password=os.environ["MYSQL_PWD"])
+        return cfg
+
+
+def connect(cfg: TargetConfig, *, multi_statements: bool = True) -> pymysql.connections.Connection:
+    kwargs: dict = dict(
+        user=cfg.user or os.environ.get("USER") or "root",
+        password=cfg.password or "",
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=cfg.connect_timeout,
+        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
+        local_infile=False,
+    )
+    if cfg.socket or not cfg.host or cfg.host == "localhost":
+        kwargs["unix_socket"] = cfg.socket or "/run/mysqld/mysqld.sock"
+    else:
+        kwargs["host"] = cfg.host
+        kwargs["port"] = cfg.port
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.err.OperationalError as exc:
+        code = exc.args[0] if exc.args else 0
+        if code == ER_ACCESS_DENIED:
+            raise TargetError(f"target {cfg.where}: access denied for user '{kwargs['user']}' "
+                              "(wrong user or password)") from None
+        raise TargetError(f"cannot connect to target {cfg.where}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    msg = args[1] if len(args) > 1 else str(exc)
+    return str(msg).splitlines()[0] if msg else type(exc).__name__
+
+
+def describe_sql_error(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) > 1:
+        return f"error {args[0]}: {_first_line(exc)}"
+    return _first_line(exc)
+
+
+def sql_error_code(exc: BaseException) -> int:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str
+    flavor: str            # "mariadb" or "mysql"
+    log_bin: bool
+    server_id: int
+
+    @property
+    def binlog_replay_privilege(self) -> str:
+        return "BINLOG REPLAY (or SUPER)" if self.flavor == "mariadb" else "BINLOG_ADMIN (or SUPER)"
+
+
+def server_info(conn: pymysql.connections.Connection) -> ServerInfo:
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@version, @@log_bin, @@server_id")
+        version, log_bin, server_id = cur.fetchone()
+    flavor = "mariadb" if "mariadb" in str(version).lower() else "mysql"
+    return ServerInfo(str(version), flavor, bool(int(log_bin)), int(server_id))
+
+
+def load_collations(conn: pymysql.connections.Connection) -> dict[int, tuple[str, str]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
+        return {int(i): (str(cs), str(co)) for i, cs, co in cur.fetchall()}
+
+
+def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what: str) -> None:
+    """Run a harmless statement that needs a privilege; turn 'access denied' into a clear error."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            while cur.nextset():
+                pass
+    except pymysql.err.MySQLError as exc:
+        if sql_error_code(exc) in (ER_SPECIFIC_ACCESS_DENIED, ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED):
+            raise PrivilegeError(f"the target user lacks {what}: {_first_line(exc)}") from None
+        raise TargetError(f"target check failed ({what}): {describe_sql_error(exc)}") from None
