@@ -114,5 +114,17 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
     reporter.finish(summary)
 
 
+@main.command("demo")
+@click.option("--transactions", type=click.IntRange(100, 10_000_000), default=5000, show_default=True,
+              help="Source transactions to generate after the backup.")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Keep the sandboxes here instead of a temp dir.")
+@click.option("--keep", is_flag=True, help="Do not delete the temp dir afterwards.")
+def demo_cmd(transactions: int, workdir: Path | None, keep: bool) -> None:
+    """Run a point-in-time restore on local sandbox servers and compare with mariadb-binlog | mariadb."""
+    from binreplay.demo import run_demo
+
+    sys.exit(run_demo(transactions, workdir, keep))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
