@@ -14,6 +14,7 @@ import time
 import pymysql
 
 from binreplay.checkpoint import ProgressStore
+from binreplay.faults import crash_point
 from binreplay.errors import TargetError
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.statements import SessionState, StatementBuilder, Step, pack, quote_string
@@ -97,6 +98,7 @@ class Applier:
             return
         steps = pack(parts, prefix=prefix, suffix=[record, b"COMMIT"] + self._gtid_reset(trx))
         self._run(trx, steps, commit=True)
+        crash_point("after-commit")
 
     def _apply_standalone(self, trx: Transaction) -> None:
         parts = self.builder.body(trx)
@@ -112,13 +114,17 @@ class Applier:
             log.warning("%s: statement at %s had not taken effect before the interruption; running it",
                         self.name, trx.start)
         self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
+        crash_point("ddl-started")
         steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
         self._run(trx, steps, commit=False)
+        crash_point("ddl-executed")
         self.store.ddl_done(trx)
 
     def _run(self, trx: Transaction, steps: list[Step], *, commit: bool) -> None:
         for i, step in enumerate(steps):
             last = i == len(steps) - 1
+            if last and commit:
+                crash_point("before-commit")
             try:
                 self._send(step.sql)
             except pymysql.err.MySQLError as exc:

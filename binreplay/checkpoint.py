@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pymysql
 
+from binreplay.faults import crash_point
 from binreplay.errors import StateConflictError, TargetError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.statements import quote_ident, quote_string
@@ -207,6 +208,7 @@ class ProgressStore:
                         "(file_index < %s OR (file_index = %s AND end_pos <= %s))",
                         (self.run_id, mark.file_index, mark.file_index, mark.pos))
             cur.execute(f"UPDATE {self.q}.runs SET updated_at=NOW(6) WHERE run_id=%s", (self.run_id,))
+            crash_point("checkpoint")
             cur.execute("COMMIT")
 
     # -- non-transactional statements ------------------------------------------

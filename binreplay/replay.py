@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,8 @@ from binreplay.statements import binlog_statement
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_INTERVAL_S = 1.0
+# How often the low-water mark is advanced (the env var is for tests that crash inside it).
+CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
 
 
 @dataclass
