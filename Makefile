@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh Debian machine:
+#   make demo   - install what is missing, run a point-in-time restore on local sandbox servers
+#   make test   - install what is missing, run the test suite against real MariaDB servers
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := mariadb-server mariadb-client
+
+.PHONY: deps install demo test bench clean
+
+deps:
+	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] \
+	   || ! command -v mariadb-binlog >/dev/null 2>&1 || ! command -v mariadb-install-db >/dev/null 2>&1; then \
+	  echo "installing $(DEB_PACKAGES) from Debian"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(DEB_PACKAGES); \
+	fi
+
+install: deps
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+demo: install
+	$(PYTHON) -m binreplay demo
+
+test: install
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PYTHON) benchmarks/run.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache
