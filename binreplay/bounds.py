@@ -17,7 +17,8 @@ from binreplay.model import MariadbGtid, MysqlGtid, Transaction
 
 class Verdict(enum.Enum):
     APPLY = "apply"
-    SKIP = "skip"      # outside the selection (before the start, excluded GTID)
+    SKIP = "skip"      # outside the selection for good (before the start, excluded GTID)
+    DEFER = "defer"    # beyond a stop GTID of its domain: a later run with a later stop may apply it
     STOP = "stop"      # this and everything after it is beyond the stop point
 
 
@@ -69,8 +70,10 @@ class Selector:
             return Verdict.SKIP
         g = trx.gtid
         if b.mariadb is not None and isinstance(g, MariadbGtid):
-            if b.mariadb.is_before_start(g) or b.mariadb.is_after_stop(g):
+            if b.mariadb.is_before_start(g):
                 return self._after_mariadb(Verdict.SKIP)
+            if b.mariadb.is_after_stop(g):
+                return self._after_mariadb(Verdict.DEFER)
             if b.mariadb.stop_reached(g):
                 self._reached_domains.add(g.domain_id)
             return Verdict.APPLY

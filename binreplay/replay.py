@@ -216,57 +216,46 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                           on_warning=lambda m: reporter.warn(m, summary))
     selector = Selector(bounds)
     reporter.start(reader.total_bytes, total)
-    last_mark = time.monotonic()
-    done_since_mark = 0
-    last_end = resume.low_water
+    mark = _LowWaterMark(store, resume.low_water, resume.transactions_before)
     try:
         with _StopFlag() as stop:
             for trx in reader.transactions():
                 verdict = selector.verdict(trx)
                 if verdict is Verdict.STOP:
                     break
-                if verdict is Verdict.SKIP:
+                if verdict in (Verdict.SKIP, Verdict.DEFER):
                     summary.skipped += 1
                 elif (trx.file_index, trx.end_pos) in resume.applied_above:
                     summary.already_applied += 1
                     selector.after_applied()
                 else:
-                    if trx.from_payload:
-                        raise UnsupportedError(f"compressed MySQL transaction at {trx.start} cannot be applied yet")
-                    applier.apply(trx)
-                    summary.applied += 1
-                    summary.ddl += trx.kind is TrxKind.DDL
-                    summary.row_events += sum(1 for e in trx.events if e.type_code in _ROWS)
-                    summary.last_applied = str(trx.end)
-                    summary.last_gtid = str(trx.gtid) if trx.gtid is not None else None
+                    _apply(applier, trx, summary)
                     selector.after_applied()
-                last_end = trx.end
-                done_since_mark += 1
-                now = time.monotonic()
-                if now - last_mark >= CHECKPOINT_INTERVAL_S:
-                    store.advance(last_end, resume.transactions_before + done_since_mark)
-                    last_mark = now
+                # A deferred transaction may be applied by a later run: the mark must not pass it.
+                mark.passed(trx, hold=verdict is Verdict.DEFER)
                 reporter.update(summary, str(trx.end))
                 if stop.signal is not None:
                     raise Interrupted(f"interrupted by signal {stop.signal}; rerun the same command to resume "
-                                      f"after {last_end}")
+                                      f"after {mark.position}")
                 if selector.stop_reason is not None:
                     break
-            _check_end(selector, bounds, reader)
+            if resume.low_water is None:
+                # (After a resume the prefix before the mark is not re-read here; the
+                # preflight read validated the stop points over the whole selection.)
+                _check_end(selector, bounds, reader)
         summary.stop_reason = selector.stop_reason
         summary.outcome = "complete"
-        if last_end is not None:
-            store.advance(last_end, resume.transactions_before + done_since_mark)
+        mark.flush()
         store.finish("complete")
     except KeyboardInterrupt:
-        _safe_finish(store, "interrupted", last_end, "interrupted")
-        raise Interrupted(f"interrupted; rerun the same command to resume") from None
+        _safe_finish(store, "interrupted", mark, "interrupted")
+        raise Interrupted("interrupted; rerun the same command to resume") from None
     except Interrupted as exc:
-        _safe_finish(store, "interrupted", last_end, str(exc))
+        _safe_finish(store, "interrupted", mark, str(exc))
         summary.outcome = "interrupted"
         raise
     except Exception as exc:
-        _safe_finish(store, "failed", last_end, str(exc))
+        _safe_finish(store, "failed", mark, str(exc))
         summary.outcome = "failed"
         raise
     finally:
@@ -290,11 +279,51 @@ def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
                     f"{server.binlog_replay_privilege}, needed to set the session context of replayed statements")
 
 
-def _safe_finish(store: ProgressStore, state: str, last_end, error: str) -> None:
+def _apply(applier: Applier, trx, summary: Summary) -> None:
+    if trx.from_payload:
+        raise UnsupportedError(f"compressed MySQL transaction at {trx.start} cannot be applied yet")
+    applier.apply(trx)
+    summary.applied += 1
+    summary.ddl += trx.kind is TrxKind.DDL
+    summary.row_events += sum(1 for e in trx.events if e.type_code in _ROWS)
+    summary.last_applied = str(trx.end)
+    summary.last_gtid = str(trx.gtid) if trx.gtid is not None else None
+
+
+class _LowWaterMark:
+    """The end of the longest prefix of transactions that are applied or skipped for good.
+
+    Advanced in the target about once a second (the applied rows make every transaction
+    exact on their own; the mark only bounds how much a resume has to re-read and skip).
+    """
+
+    def __init__(self, store: ProgressStore, start, transactions_before: int) -> None:
+        self.store = store
+        self.position = start
+        self.count = transactions_before
+        self.held = False
+        self.written = start
+        self.last_write = time.monotonic()
+
+    def passed(self, trx, *, hold: bool) -> None:
+        self.held |= hold
+        if not self.held:
+            self.position = trx.end
+            self.count += 1
+        if time.monotonic() - self.last_write >= CHECKPOINT_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_write = time.monotonic()
+        if self.position is not None and self.position != self.written:
+            self.store.advance(self.position, self.count)
+            self.written = self.position
+
+
+def _safe_finish(store: ProgressStore, state: str, mark: _LowWaterMark, error: str) -> None:
     """Record where we stopped; the progress rows already make the data side exact."""
     try:
-        if last_end is not None:
-            store.advance(last_end, 0)
+        mark.flush()
         store.finish(state, error[:2000])
     except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
         log.debug("could not record the stop state: %s", exc)

@@ -272,11 +272,9 @@ class Sandbox:
                     f"sandbox {self.name}: mariadbd exited with {code} during start; "
                     f"{self.error_log}:\n{self._error_log_tail()}"
                 )
-            try:
-                self.connect(connect_timeout=2).close()
+            if self._greets():
+                self.connect(connect_timeout=5).close()  # and really logs us in
                 return
-            except pymysql.err.OperationalError:
-                pass
             if time.monotonic() > deadline:
                 if self._proc is not None:
                     self.kill()  # ours and hung: do not leave it behind
@@ -285,6 +283,22 @@ class Sandbox:
                     f"{self.error_log}:\n{self._error_log_tail()}"
                 )
             time.sleep(0.03)
+
+    def _greets(self) -> bool:
+        """True once the server sends its handshake on the socket.
+
+        Probing with a raw socket, not pymysql: a pymysql connect that fails
+        half-way (the server is still starting) leaks its socket.
+        """
+        try:
+            with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                sock.connect(str(self.socket))
+                header = sock.recv(5)
+        except OSError:
+            return False
+        # 3-byte length, sequence id, then protocol version 10 (an error packet has 0xff).
+        return len(header) == 5 and header[4] == 10
 
     def stop(self, timeout: float = 60) -> None:
         """Clean shutdown: SHUTDOWN statement, then SIGTERM, then SIGKILL."""

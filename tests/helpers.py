@@ -38,18 +38,19 @@ def snapshot_to_target(source: Sandbox, target: Sandbox, schemas: list[str]) -> 
         "--routines", "--triggers", "--events", "--hex-blob", "--databases", *schemas,
     ]
     load_cmd = [_tool("mariadb"), *target.client_args()]
-    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
-        load = subprocess.Popen(load_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=load_err)
-        dump = subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err)
+    with (
+        tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err,
+        subprocess.Popen(load_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=load_err) as load,
+        subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err) as dump,
+    ):
         assert dump.stdout is not None and load.stdin is not None
-        try:
+        with load.stdin:
             coords = _pump(dump.stdout, load.stdin)
-        finally:
-            load.stdin.close()
-            dump_rc, load_rc = dump.wait(), load.wait()
+        dump.stdout.close()  # unblocks the dump if the loader quit early
+        dump_rc, load_rc = dump.wait(), load.wait()
+        _check(load_rc, "mariadb (load)", load_err)  # the root cause when both fail
         _check(dump_rc, "mariadb-dump", dump_err)
-        _check(load_rc, "mariadb (load)", load_err)
     if coords is None:
         raise RuntimeError("mariadb-dump output has no CHANGE MASTER coordinates")
     return coords
@@ -64,7 +65,10 @@ def _pump(src: IO[bytes], dst: IO[bytes]) -> tuple[str, int] | None:
             head += chunk
             if m := _CHANGE_MASTER.search(head):
                 coords = (m.group(1).decode(), int(m.group(2)))
-        dst.write(chunk)
+        try:
+            dst.write(chunk)
+        except BrokenPipeError:
+            break  # the loader failed; its exit status and stderr tell why
     return coords
 
 

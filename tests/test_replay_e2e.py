@@ -206,6 +206,9 @@ def test_stop_at_position_datetime_and_gtid(clean_servers) -> None:
     r = replay_into(source, target, start, "--stop-gtid", trxs[7][0])
     ok(r)
     assert count_on_target() == 3 + 8
+    r = replay_into(source, target, start, "--stop-gtid", trxs[7][0])  # the same again: nothing to do
+    ok(r)
+    assert summary_of(r)["applied"] == 0 and count_on_target() == 3 + 8
     r = replay_into(source, target, start)
     ok(r)
     assert count_on_target() == 3 + 10

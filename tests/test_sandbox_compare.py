@@ -100,7 +100,8 @@ def test_snapshot_to_target_copies_data_and_returns_coordinates(clean_servers: S
     coords = snapshot_to_target(source, target, ["shop"])
 
     assert coords == source.master_status()
-    assert user_schemas(target.connect()) == ["shop"]
+    with target.connect() as conn:
+        assert user_schemas(conn) == ["shop"]
     assert_same_content(source, target, schemas=["shop"])
     with pytest.raises(AssertionError, match="other: schema missing on target"):
         assert_same_content(source, target)
