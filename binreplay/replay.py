@@ -25,7 +25,8 @@ from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_l
 from binreplay.model import TrxKind
 from binreplay.progress import Reporter, Summary
 from binreplay.reader import BinlogReader
-from binreplay.target import TargetConfig, check_privilege, connect, load_collations, server_info
+from binreplay.target import (EngineWatch, TargetConfig, check_privilege, connect, load_collations,
+                              server_info)
 from binreplay.statements import binlog_statement
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     selector = Selector(bounds)
     reporter.start(reader.total_bytes, total)
     mark = _LowWaterMark(store, resume.low_water, resume.transactions_before)
+    engines = EngineWatch(control)
     try:
         with _StopFlag() as stop:
             for trx in reader.transactions():
@@ -229,6 +231,9 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                     summary.already_applied += 1
                     selector.after_applied()
                 else:
+                    for schema, table, engine in engines.non_transactional(trx.tables):
+                        reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
+                                      "replay is interrupted, changes to it may be applied twice", summary)
                     _apply(applier, trx, summary)
                     selector.after_applied()
                 # A deferred transaction may be applied by a later run: the mark must not pass it.

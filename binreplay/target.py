@@ -145,3 +145,26 @@ def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what
         if sql_error_code(exc) in (ER_SPECIFIC_ACCESS_DENIED, ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED):
             raise PrivilegeError(f"the target user lacks {what}: {_first_line(exc)}") from None
         raise TargetError(f"target check failed ({what}): {describe_sql_error(exc)}") from None
+
+
+TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "TokuDB", "RocksDB", "NDBCLUSTER", "ndbcluster", "SEQUENCE"})
+
+
+class EngineWatch:
+    """Names the non-transactional tables a replay writes to, once each: exactly-once cannot hold for them."""
+
+    def __init__(self, conn: pymysql.connections.Connection) -> None:
+        self.conn = conn
+        self.seen: set[tuple[str, str]] = set()
+
+    def non_transactional(self, tables: frozenset[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        new = [t for t in tables if t not in self.seen]
+        if not new:
+            return []
+        self.seen.update(new)
+        where = " OR ".join("(TABLE_SCHEMA=%s AND TABLE_NAME=%s)" for _ in new)
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE {where}",
+                        [v for t in new for v in t])
+            return [(str(a), str(b), str(c)) for a, b, c in cur.fetchall()
+                    if c is not None and str(c) not in TRANSACTIONAL_ENGINES]

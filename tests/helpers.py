@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -45,8 +46,11 @@ def snapshot_to_target(source: Sandbox, target: Sandbox, schemas: list[str]) -> 
         subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, stderr=dump_err) as dump,
     ):
         assert dump.stdout is not None and load.stdin is not None
-        with load.stdin:
+        try:
             coords = _pump(dump.stdout, load.stdin)
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                load.stdin.close()
         dump.stdout.close()  # unblocks the dump if the loader quit early
         dump_rc, load_rc = dump.wait(), load.wait()
         _check(load_rc, "mariadb (load)", load_err)  # the root cause when both fail

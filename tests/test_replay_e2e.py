@@ -258,3 +258,31 @@ def test_dry_run_touches_nothing(clean_servers) -> None:
     ok(r)
     assert "1 transactions would be applied" in r.stderr
     assert not target.execute("SHOW DATABASES LIKE 'binreplay'")
+
+
+def test_large_transaction_is_split_into_binlog_statements(clean_servers) -> None:
+    """A 100k-row statement (about 11 MB of row events) exceeds one BINLOG chunk: every row must arrive."""
+    source, target = clean_servers
+    start = setup_backup(source, target, *BASE, "CREATE TABLE app.big (id INT PRIMARY KEY, pad VARCHAR(120))")
+    run_on(source, ["INSERT INTO app.big SELECT seq, REPEAT(CHAR(65 + seq % 26), 100) FROM seq_1_to_100000",
+                    "UPDATE app.big SET pad = 'changed' WHERE id % 1000 = 0"])
+    ok(replay_into(source, target, start))
+    assert target.execute("SELECT COUNT(*) FROM app.big")[0][0] == 100000
+    assert_same_content(source, target)
+
+
+def test_non_transactional_changes_kept_after_rollback(clean_servers) -> None:
+    source, target = clean_servers
+    start = setup_backup(source, target, *BASE, "CREATE TABLE app.mi (id INT PRIMARY KEY, v INT) ENGINE=MyISAM")
+    with source.connect("app") as conn:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO app.users (email, name, score) VALUES ('rb', 'x', 1)")
+            cur.execute("INSERT INTO app.mi VALUES (1, 1)")
+            cur.execute("ROLLBACK")
+            cur.execute("INSERT INTO app.mi VALUES (2, 2)")
+    result = replay_into(source, target, start)
+    ok(result)
+    assert "`app`.`mi` uses MyISAM" in result.stderr
+    assert target.execute("SELECT COUNT(*) FROM app.mi")[0][0] == 2
+    assert_same_content(source, target)
