@@ -32,7 +32,7 @@ CHUNK_ROWS = 5000
 # Types whose equal sort keys imply equal bytes; everything else is ordered by
 # its bytes so rows equal under a _ci or PAD SPACE collation still sort stably.
 _ORDER_AS_IS = frozenset({
-    "tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "double",
+    "tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double",
     "bit", "year", "date", "datetime", "timestamp", "time",
 })
 # SHOW CREATE TRIGGER's creation time differs between a source and any copy.
@@ -243,7 +243,8 @@ class _SchemaComparison:
             else:
                 if self.compare_definitions:
                     self._compare_create("TABLE", name)
-                self._compare_content(name, ref_cols[name], tgt_cols[name])
+                empty = _Columns([], [], [])
+                self._compare_content(name, ref_cols.get(name, empty), tgt_cols.get(name, empty))
         if self.compare_definitions:
             self._compare_routines()
         return self.diffs
