@@ -150,7 +150,7 @@ def _schema_objects(conn: Connection, schema: str) -> dict[str, str]:
     """Table name -> TABLE_TYPE (BASE TABLE, VIEW, SEQUENCE, SYSTEM VERSIONED)."""
     rows = _query(conn, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
                         "WHERE TABLE_SCHEMA = %s", (schema,))
-    return dict(rows)  # type: ignore[arg-type]
+    return {str(name): str(kind) for name, kind in rows}
 
 
 def _schema_columns(conn: Connection, schema: str) -> dict[str, _Columns]:
@@ -210,7 +210,7 @@ def _describe_definition_diff(ref: dict[str, Any], tgt: dict[str, Any]) -> str:
         if isinstance(a, str) and isinstance(b, str):
             lines = difflib.unified_diff(a.splitlines(), b.splitlines(), n=0, lineterm="")
             changed = [ln for ln in lines if ln[:1] in "-+" and ln[:3] not in ("---", "+++")]
-            return f"{col}: " + " / ".join(ln[:150] for ln in changed[:2])
+            return f"{col}: " + " / ".join(ln[:120] for ln in changed[:4])
         return f"{col}: {a!r} vs {b!r}"
     return ""
 

@@ -14,6 +14,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
@@ -417,10 +418,8 @@ class Sandbox:
 
     def _close_cached(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(pymysql.Error):
                 self._conn.close()
-            except pymysql.Error:
-                pass
             self._conn = None
 
     def master_status(self) -> tuple[str, int]:

@@ -45,8 +45,8 @@ def test_crash_at_named_point_then_resume(clean_servers, point: str) -> None:
     assert again.returncode == 0 and '"applied": 0' in again.stderr
 
 
-def test_random_kill_9_during_replay(clean_servers) -> None:
-    """The normal suite's sample of the soak: several kill -9 at random moments of one replay."""
+def _shop_after_backup(clean_servers, transactions: int, **workload):
+    """The shop database backed up into the target, then `transactions` more on the source."""
     from binreplay.workload import create_base, run_workload
 
     source, target = clean_servers
@@ -54,17 +54,26 @@ def test_random_kill_9_during_replay(clean_servers) -> None:
         create_base(conn, customers=300, products=100)
     start = setup_backup(source, target, schemas=("shop",))
     with source.connect() as conn:
-        run_workload(conn, 5000, rotate_every=2000, ddl_at=2500)
-    files = binlogs_from(source, start[0])
+        run_workload(conn, transactions, **workload)
+    return source, target, start, binlogs_from(source, start[0])
+
+
+def _start_replay(files, target, start) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
+                             "--start-position", str(start[1]), "--progress", "none"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_random_kill_9_during_replay(clean_servers) -> None:
+    """The normal suite's sample of the soak: several kill -9 at random moments of one replay."""
+    source, target, start, files = _shop_after_backup(clean_servers, 5000, rotate_every=2000, ddl_at=2500)
     rnd = random.Random(7)
     kills = 0
     for attempt in range(8):
-        proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                                 "--start-position", str(start[1]), "--progress", "none"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = _start_replay(files, target, start)
         time.sleep(rnd.uniform(0.5, 1.0))
         if proc.poll() is not None:
-            assert proc.returncode == 0, proc.stderr.read().decode()
+            assert proc.returncode == 0, proc.stderr.read()
             break
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -76,18 +85,8 @@ def test_random_kill_9_during_replay(clean_servers) -> None:
 
 
 def test_sigterm_stops_resumably(clean_servers) -> None:
-    from binreplay.workload import create_base, run_workload
-
-    source, target = clean_servers
-    with source.connect() as conn:
-        create_base(conn, customers=200, products=50)
-    start = setup_backup(source, target, schemas=("shop",))
-    with source.connect() as conn:
-        run_workload(conn, 1500)
-    files = binlogs_from(source, start[0])
-    proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                             "--start-position", str(start[1]), "--progress", "none"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    source, target, start, files = _shop_after_backup(clean_servers, 3000)
+    proc = _start_replay(files, target, start)
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()

@@ -94,7 +94,8 @@ def test_snapshot_to_target_copies_data_and_returns_coordinates(clean_servers: S
     source.execute("INSERT INTO shop.items (name, data, price) VALUES "
                    "('a', x'00ff0d0a5c27', 1.5), ('A ', NULL, NULL), ('', '', 0)")
     source.execute("CREATE VIEW shop.cheap AS SELECT id FROM shop.items WHERE price < 1")
-    source.execute("CREATE TRIGGER shop.trg BEFORE INSERT ON shop.items FOR EACH ROW SET NEW.name = UPPER(NEW.name)")
+    source.execute("CREATE TRIGGER shop.trg BEFORE INSERT ON shop.items "
+                   "FOR EACH ROW SET NEW.name = UPPER(NEW.name)")
     source.execute("CREATE DATABASE other")  # not copied
 
     coords = snapshot_to_target(source, target, ["shop"])
@@ -121,6 +122,8 @@ _SETUP = (
     "INSERT INTO d.auto VALUES (), (), ()",
     "CREATE VIEW d.v AS SELECT id, v FROM d.t",
     "CREATE TRIGGER d.trg BEFORE INSERT ON d.t FOR EACH ROW SET NEW.c = 'trg'",
+    "CREATE PROCEDURE d.p() SELECT 1",
+    "CREATE EVENT d.e ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00' DO SELECT 1",
 )
 
 
@@ -149,7 +152,8 @@ def test_compare_leaves_callers_connection_usable(same_data: Servers) -> None:
 @pytest.mark.parametrize(("target_sql", "table", "reason"), [
     ("DROP TABLE d.nopk", "nopk", "missing on target"),
     ("CREATE TABLE d.extra (i INT)", "extra", "missing on reference"),
-    ("UPDATE d.t SET amount = 9 WHERE id = 2", "t", "content differs (first differing key (id=2): amount: 2.00 vs 9.00)"),
+    ("UPDATE d.t SET amount = 9 WHERE id = 2", "t",
+     "content differs (first differing key (id=2): amount: 2.00 vs 9.00)"),
     ("INSERT INTO d.t (id) VALUES (4)", "t", "row count 3 vs 4"),
     ("DELETE FROM d.t WHERE id = 2", "t", "row count 3 vs 2"),
     ("UPDATE d.t SET v = 'A' WHERE id = 1", "t", "v: 'a' vs 'A'"),
@@ -161,6 +165,9 @@ def test_compare_leaves_callers_connection_usable(same_data: Servers) -> None:
     ("ALTER TABLE d.t ADD INDEX (v)", "t", "definition differs"),
     ("CREATE OR REPLACE VIEW d.v AS SELECT id FROM d.t", "v", "view definition differs"),
     ("DROP TRIGGER d.trg", "trg", "trigger trg missing on target"),
+    ("DROP PROCEDURE d.p", "p", "procedure p missing on target"),
+    ("ALTER EVENT d.e DISABLE", "e", "event definition differs (Create Event: "),
+    ("ALTER DATABASE d COLLATE utf8mb4_bin", "", "database definition differs"),
 ])
 def test_each_kind_of_difference_is_reported(same_data: Servers, target_sql: str, table: str,
                                              reason: str) -> None:
