@@ -1,47 +1,69 @@
-"""Applying: one target session that applies transactions exactly, with their progress row.
+"""Applying: one target session that applies transactions exactly, with their progress rows.
 
-A row or statement transaction runs as BEGIN ... <its changes> ... INSERT progress; COMMIT,
-so the data and the record of it commit together. A standalone statement (DDL) cannot
-carry its progress row; it is journaled around instead (see checkpoint.py).
-The scheduler of the parallel issue gives each worker its own Applier.
+Row transactions run as BEGIN ... <their changes> ... INSERT progress; COMMIT, so the data
+and the record of it commit together. Several consecutive source transactions may share
+one target commit (a group): their progress rows are in that same commit.
+A standalone statement (DDL) cannot carry its progress row; it is journaled around instead
+(see checkpoint.py). Each worker of the pool owns one Applier and one connection.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import pymysql
 
 from binreplay.checkpoint import ProgressStore
-from binreplay.faults import crash_point
 from binreplay.errors import TargetError
+from binreplay.faults import crash_point
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
-from binreplay.statements import SessionState, StatementBuilder, Step, pack, quote_string
+from binreplay.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack, quote_string
 from binreplay.target import (CONNECTION_LOST, ServerInfo, TargetConfig, connect, describe_sql_error,
                               sql_error_code)
 
 log = logging.getLogger(__name__)
 
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+RETRYABLE = (ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK)
+
+
+class _Retry(Exception):
+    """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 class Applier:
     def __init__(self, cfg: TargetConfig, store: ProgressStore, server: ServerInfo,
                  collations: dict[int, tuple[str, str]], *, preserve_gtids: bool = False,
-                 name: str = "worker-0") -> None:
+                 name: str = "worker-0", max_retries: int = 10) -> None:
         self.cfg = cfg
+        self.base_store = store
         self.store = store
         self.server = server
         self.preserve_gtids = preserve_gtids
         self.name = name
+        self.max_retries = max_retries
         self.state = SessionState()
         self.builder = StatementBuilder(self.state, collations, flavor=server.flavor)
         self.conn: pymysql.connections.Connection | None = None
-        self.rows_events = 0
+        self.retries = 0
+        # Called before COMMIT with the group; False = not our turn in time (--preserve-commit-order).
+        self.commit_gate: Callable[[list[Transaction]], bool] | None = None
 
     # -- connection ------------------------------------------------------------
 
     def open(self) -> None:
         self.conn = connect(self.cfg)
+        # Row changes are applied by primary key; READ COMMITTED takes no gap locks, so
+        # workers applying disjoint rows do not block each other on neighbouring gaps.
+        self._send(b"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        self.store = self.base_store.on_connection(self.conn)
         self.state.forget()
 
     def close(self) -> None:
@@ -62,12 +84,29 @@ class Applier:
     # -- applying ----------------------------------------------------------------
 
     def apply(self, trx: Transaction) -> None:
-        if self.conn is None:
-            self.open()
-        if trx.kind is TrxKind.DDL:
-            self._apply_standalone(trx)
-        else:
-            self._apply_transactional(trx)
+        self.apply_group([trx])
+
+    def apply_group(self, trxs: list[Transaction]) -> None:
+        """Apply consecutive source transactions in one target commit (DDL: alone, journaled)."""
+        for attempt in range(self.max_retries + 1):
+            if self.conn is None:
+                self.open()
+            try:
+                if len(trxs) == 1 and trxs[0].kind is TrxKind.DDL:
+                    self._apply_standalone(trxs[0])
+                elif len(trxs) == 1 and trxs[0].non_transactional:
+                    self._apply_rolled_back(trxs[0])
+                else:
+                    self._apply_transactional(trxs)
+                return
+            except _Retry as exc:
+                self.retries += 1
+                if attempt == self.max_retries:
+                    raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
+                                      f"({exc.reason}); rerun the same command to resume") from None
+                delay = min(0.05 * 2 ** attempt, 2.0)
+                log.info("%s: %s at %s; retrying in %.2fs", self.name, exc.reason, trxs[0].start, delay)
+                time.sleep(delay)
 
     def _gtid_sets(self, trx: Transaction) -> list[bytes]:
         g = trx.gtid
@@ -85,20 +124,29 @@ class Applier:
             return [b"SET @@SESSION.GTID_NEXT='AUTOMATIC'"]
         return []
 
-    def _apply_transactional(self, trx: Transaction) -> None:
-        parts = self.builder.body(trx)
-        record = self.store.applied_insert([trx])
-        prefix = self._gtid_sets(trx) + [b"BEGIN"]
-        if trx.non_transactional:
-            # The source rolled back but kept non-transactional changes: do the same,
-            # then record it on its own (exactly-once cannot hold for such tables).
-            steps = pack(parts, prefix=prefix, suffix=[b"ROLLBACK"])
-            self._run(trx, steps, commit=False)
-            self._run(trx, [Step(record)], commit=False)
-            return
-        steps = pack(parts, prefix=prefix, suffix=[record, b"COMMIT"] + self._gtid_reset(trx))
-        self._run(trx, steps, commit=True)
+    def _apply_transactional(self, trxs: list[Transaction]) -> None:
+        parts = []
+        for trx in trxs:
+            parts.extend(self.builder.body(trx))
+        parts = merge_binlog_parts(parts, self.builder.chunk_bytes)
+        # A group shares one commit, so it can only carry one source GTID: grouping is off
+        # with --preserve-gtids (the pool sends groups of one).
+        prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"]
+        if trxs[0].kind in (TrxKind.STATEMENT, TrxKind.MIXED):
+            # Statements run alone; keep the server's default isolation for them (a statement-format
+            # binlog on the target refuses READ COMMITTED).
+            prefix.insert(0, b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        suffix = [self.store.applied_insert(trxs), b"COMMIT"] + self._gtid_reset(trxs[0])
+        self._run(trxs, pack(parts, prefix=prefix, suffix=suffix), commit=True)
         crash_point("after-commit")
+
+    def _apply_rolled_back(self, trx: Transaction) -> None:
+        """The source rolled back but kept non-transactional changes: do the same, then record
+        it on its own (exactly-once cannot hold for such tables; the run warns about them)."""
+        parts = self.builder.body(trx)
+        self._run([trx], pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"], suffix=[b"ROLLBACK"]),
+                  commit=False)
+        self._run([trx], [Step(self.store.applied_insert([trx]))], commit=False)
 
     def _apply_standalone(self, trx: Transaction) -> None:
         parts = self.builder.body(trx)
@@ -107,23 +155,27 @@ class Applier:
         if intent is not None:
             # An earlier process started this statement and died before recording it.
             if self.store.schema_fingerprint() != intent.schema_before:
-                log.warning("%s: statement at %s had taken effect before the interruption; recording it",
+                log.warning("%s: the statement at %s had taken effect before the interruption; recording it",
                             self.name, trx.start)
                 self.store.ddl_done(trx)
                 return
-            log.warning("%s: statement at %s had not taken effect before the interruption; running it",
+            log.warning("%s: the statement at %s had not taken effect before the interruption; running it",
                         self.name, trx.start)
         self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
         crash_point("ddl-started")
         steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
-        self._run(trx, steps, commit=False)
+        self._run([trx], steps, commit=False)
         crash_point("ddl-executed")
         self.store.ddl_done(trx)
 
-    def _run(self, trx: Transaction, steps: list[Step], *, commit: bool) -> None:
+    def _run(self, trxs: list[Transaction], steps: list[Step], *, commit: bool) -> None:
+        first = trxs[0]
         for i, step in enumerate(steps):
             last = i == len(steps) - 1
             if last and commit:
+                if self.commit_gate is not None and not self.commit_gate(trxs):
+                    self._rollback()
+                    raise _Retry("waited too long for earlier transactions to commit (commit order)")
                 crash_point("before-commit")
             try:
                 self._send(step.sql)
@@ -133,18 +185,19 @@ class Applier:
                     continue  # the source got the same error and logged the statement anyway
                 if code in CONNECTION_LOST or isinstance(exc, pymysql.err.InterfaceError):
                     self.close()
-                    if commit and last and self._was_committed(trx):
+                    if commit and last and self._was_committed(first):
                         return
-                    raise TargetError(f"lost the connection to the target while applying the transaction at "
-                                      f"{trx.start} ({trx.gtid or 'no GTID'}); nothing of it is committed; "
-                                      "rerun to resume") from None
+                    # Nothing of the group is committed: the server rolled it back.
+                    raise _Retry(f"lost the connection ({describe_sql_error(exc)})") from None
                 self._rollback()
+                if code in RETRYABLE and not any(t.kind is TrxKind.DDL for t in trxs):
+                    raise _Retry(describe_sql_error(exc)) from None
                 what = step.sql[:200].decode("utf-8", "replace").replace("\n", " ")
-                raise TargetError(f"the target rejected the transaction at {trx.start} "
-                                  f"({trx.gtid or 'no GTID'}): {describe_sql_error(exc)} [in: {what}]") from None
+                raise TargetError(f"the target rejected the transaction at {first.start} "
+                                  f"({first.gtid or 'no GTID'}): {describe_sql_error(exc)} [in: {what}]") from None
             if step.statement and step.expected_error:
-                log.warning("%s: statement at %s failed on the source with error %s but succeeded on the target",
-                            self.name, trx.start, step.expected_error)
+                log.warning("%s: the statement at %s failed on the source with error %s but succeeded on the "
+                            "target", self.name, first.start, step.expected_error)
 
     def _rollback(self) -> None:
         try:

@@ -107,6 +107,12 @@ class ProgressStore:
         self.run_id: int | None = None
         self._lock_name = f"binreplay:{schema}"[:64]
 
+    def on_connection(self, conn: pymysql.connections.Connection) -> "ProgressStore":
+        """The same store, used through another connection (each thread needs its own)."""
+        other = ProgressStore(conn, self.schema)
+        other.run_id = self.run_id
+        return other
+
     # -- setup ---------------------------------------------------------------
 
     def _exec(self, sql: str, args: tuple | None = None) -> list[tuple]:
@@ -261,3 +267,36 @@ def _summarize(args: dict) -> str:
         if args.get(key):
             parts.append(f"{key}={args[key]}")
     return ", ".join(parts)
+
+
+class PositionTracker:
+    """The low-water mark: the end of the longest prefix of transactions that are done.
+
+    Every transaction the reader produced is added in order, done at once when it is
+    skipped, when its worker commits it otherwise. A held transaction (beyond a stop
+    GTID: a later run may still apply it) is never done, so the mark cannot pass it.
+    Not thread-safe: the worker pool calls it under its lock.
+    """
+
+    def __init__(self, start: BinlogPosition | None) -> None:
+        self._entries: dict[int, list] = {}     # seq -> [end position, done]
+        self.position = start
+        self.count = 0
+
+    def add(self, seq: int, end: BinlogPosition, *, done: bool, hold: bool = False) -> None:
+        self._entries[seq] = [end, done and not hold]
+        self._advance()
+
+    def done(self, seq: int) -> None:
+        self._entries[seq][1] = True
+        self._advance()
+
+    def _advance(self) -> None:
+        while self._entries:
+            seq = next(iter(self._entries))
+            end, finished = self._entries[seq]
+            if not finished:
+                return
+            del self._entries[seq]
+            self.position = end
+            self.count += 1

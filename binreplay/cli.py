@@ -82,8 +82,20 @@ def main() -> None:
               help="Take the start point from backup metadata (xtrabackup_binlog_info, mysqldump/mariadb-dump "
                    "--master-data output, mydumper metadata).")
 @click.option("--preserve-gtids", is_flag=True, help="Commit each transaction on the target with its source GTID.")
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Parallel apply connections (parallel apply arrives in a later release; 1 is used).")
+@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True,
+              help="Parallel apply connections to the target.")
+@click.option("--dependency", type=click.Choice(["row", "table", "commit-order"]), default="row", show_default=True,
+              help="What makes transactions conflict: row keys (primary/unique), whole tables, or the source's "
+                   "group commit.")
+@click.option("--group-commit/--no-group-commit", default=True, show_default=True,
+              help="Let a worker apply several consecutive source transactions in one target commit "
+                   "(off with --preserve-gtids).")
+@click.option("--preserve-commit-order", is_flag=True,
+              help="Commit on the target in source order, so a reader never sees a state the source never had.")
+@click.option("--group-max-trx", type=click.IntRange(1, 100000), default=100, show_default=True,
+              help="Most source transactions in one target commit.")
+@click.option("--group-max-bytes", type=click.IntRange(1024, 1 << 30), default=4 << 20, show_default=True,
+              help="Most binlog bytes in one target commit.")
 @click.option("--dry-run", is_flag=True, help="Read and validate the binlogs and report what would be applied; touch nothing.")
 @click.option("--restart", is_flag=True, help="Forget the target's progress records of an earlier run and start over.")
 @click.option("--progress-schema", default="binreplay", show_default=True, help="Schema of the progress tables on the target.")
@@ -94,7 +106,8 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, start_position,
                stop_position, start_datetime, stop_datetime, start_gtid, stop_gtid, include_gtids, exclude_gtids,
-               from_backup, preserve_gtids, workers, dry_run, restart, progress_schema, progress_mode,
+               from_backup, preserve_gtids, workers, dependency, group_commit, group_max_trx, group_max_bytes, preserve_commit_order,
+               dry_run, restart, progress_schema, progress_mode,
                no_preflight, verbose, quiet) -> None:
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
     logging.basicConfig(level=logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
@@ -107,7 +120,10 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
         start_position=start_position, stop_position=stop_position, start_datetime=start_datetime,
         stop_datetime=stop_datetime, start_gtid=start_gtid, stop_gtid=stop_gtid, include_gtids=include_gtids,
         exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,
-        restart=restart, workers=workers, progress_schema=progress_schema, preflight=not no_preflight,
+        restart=restart, workers=workers, dependency=dependency, group_commit=group_commit,
+        group_max_trx=group_max_trx, group_max_bytes=group_max_bytes, preserve_commit_order=preserve_commit_order,
+        progress_schema=progress_schema,
+        preflight=not no_preflight,
     )
     reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)
     summary = run_replay(opts, reporter)

@@ -1,7 +1,9 @@
-"""The replay pipeline: read -> select -> (schedule) -> apply -> checkpoint, with reporting.
+"""The replay pipeline: read -> select -> schedule -> apply (worker pool) -> checkpoint, with reporting.
 
-The scheduler and worker pool arrive with the parallel issue; today transactions are
-applied in source order over one connection, through the same Applier a worker uses.
+The coordinator (this module) reads transactions in source order, decides which the
+selection applies, computes their conflict keys and submits them to the worker pool,
+which applies them concurrently where the scheduler allows. The low-water mark of
+everything done is written to the target about once a second.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from binreplay.applier import Applier
+from binreplay.dependencies import Dependencies
 from binreplay.backup_meta import read_backup_coordinates
 from binreplay.binlog.framing import BinlogFile
 from binreplay.bounds import Bounds, Selector, Verdict, parse_datetime, validate
-from binreplay.checkpoint import ProgressStore
+from binreplay.checkpoint import PositionTracker, ProgressStore
 from binreplay.errors import BadInputError, Interrupted, UnsupportedError, UsageError
 from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 from binreplay.model import TrxKind
@@ -28,6 +31,7 @@ from binreplay.reader import BinlogReader
 from binreplay.target import (EngineWatch, TargetConfig, check_privilege, connect, load_collations,
                               server_info)
 from binreplay.statements import binlog_statement
+from binreplay.workers import GroupLimits, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,12 @@ class ReplayOptions:
     preserve_gtids: bool = False
     dry_run: bool = False
     restart: bool = False
-    workers: int = 1
+    workers: int = 4
+    dependency: str = "row"
+    group_commit: bool = True
+    group_max_trx: int = 100
+    group_max_bytes: int = 4 << 20
+    preserve_commit_order: bool = False
     progress_schema: str = "binreplay"
     preflight: bool = True
 
@@ -175,7 +184,6 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
         if opts.dry_run:
             summary.outcome = "dry-run"
             summary.skipped = scan["stats"].transactions - total
-            summary.applied = 0
             summary.stop_reason = scan["stop_reason"]
             summary.elapsed_s = time.monotonic() - t0
             reporter.stream.write(f"binreplay: dry run: {total} transactions would be applied "
@@ -185,92 +193,197 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
         if scan["has_payload"]:
             raise UnsupportedError("the binlogs contain compressed MySQL transactions (TRANSACTION_PAYLOAD); "
                                    "applying them is not supported yet; nothing was applied")
-    cfg = opts.target.resolved()
-    control = connect(cfg)
-    server = server_info(control)
-    store = ProgressStore(control, opts.progress_schema)
-    store.ensure_schema()
-    store.lock()
-    if opts.preserve_gtids and server.log_bin:
-        check_privilege(control, "SET SESSION sql_log_bin=0",
-                        "BINLOG ADMIN (or SUPER), to keep binreplay's own bookkeeping out of the target's "
-                        "binlog with --preserve-gtids")
-    args = {**opts.fingerprint_fields(), "binlog_files": [f.name for f in files],
-            "stop_position": opts.stop_position, "stop_datetime": opts.stop_datetime, "stop_gtid": opts.stop_gtid}
-    fingerprint = hashlib.sha256(json.dumps(opts.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
-    resume = store.begin_run(fingerprint, args, [f.name for f in files], restart=opts.restart)
-    summary.run_id = resume.run_id
-    collations = load_collations(control)
-    applier = Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids)
-    applier.open()
-    _check_apply_privileges(applier, files[bounds.start_file_index], server)
-
-    start_index, start_pos = bounds.start_file_index, bounds.start_position
-    if resume.low_water is not None:
-        start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
-        summary.resumed_from = str(resume.low_water)
-        reporter.warn(f"resuming run {resume.run_id} after {resume.low_water}"
-                      f" ({len(resume.applied_above)} transactions above it already applied)")
-    elif resume.resumed and resume.applied_above:
-        reporter.warn(f"resuming run {resume.run_id}: {len(resume.applied_above)} transactions already applied")
-    reader = BinlogReader(files, start_file_index=start_index, start_pos=start_pos,
-                          on_warning=lambda m: reporter.warn(m, summary))
-    selector = Selector(bounds)
-    reporter.start(reader.total_bytes, total)
-    mark = _LowWaterMark(store, resume.low_water, resume.transactions_before)
-    engines = EngineWatch(control)
+    run = _Run(opts, bounds, files, reporter, summary)
     try:
-        with _StopFlag() as stop:
-            for trx in reader.transactions():
-                verdict = selector.verdict(trx)
-                if verdict is Verdict.STOP:
-                    break
-                if verdict in (Verdict.SKIP, Verdict.DEFER):
-                    summary.skipped += 1
-                elif (trx.file_index, trx.end_pos) in resume.applied_above:
-                    summary.already_applied += 1
-                    selector.after_applied()
-                else:
-                    for schema, table, engine in engines.non_transactional(trx.tables):
-                        reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
-                                      "replay is interrupted, changes to it may be applied twice", summary)
-                    _apply(applier, trx, summary)
-                    selector.after_applied()
-                # A deferred transaction may be applied by a later run: the mark must not pass it.
-                mark.passed(trx, hold=verdict is Verdict.DEFER)
-                reporter.update(summary, str(trx.end))
-                if stop.signal is not None:
-                    raise Interrupted(f"interrupted by signal {stop.signal}; rerun the same command to resume "
-                                      f"after {mark.position}")
-                if selector.stop_reason is not None:
-                    break
-            if resume.low_water is None:
-                # (After a resume the prefix before the mark is not re-read here; the
-                # preflight read validated the stop points over the whole selection.)
-                _check_end(selector, bounds, reader)
-        summary.stop_reason = selector.stop_reason
-        summary.outcome = "complete"
-        mark.flush()
-        store.finish("complete")
-    except KeyboardInterrupt:
-        _safe_finish(store, "interrupted", mark, "interrupted")
-        raise Interrupted("interrupted; rerun the same command to resume") from None
-    except Interrupted as exc:
-        _safe_finish(store, "interrupted", mark, str(exc))
-        summary.outcome = "interrupted"
-        raise
-    except Exception as exc:
-        _safe_finish(store, "failed", mark, str(exc))
-        summary.outcome = "failed"
-        raise
+        run.prepare_target()
+        run.replay(total)
     finally:
         summary.elapsed_s = time.monotonic() - t0
-        applier.close()
-        try:
-            control.close()
-        except Exception:  # noqa: BLE001
-            pass
+        run.close()
     return summary
+
+
+class _Run:
+    """One replay against the target: prepare, stream transactions into the pool, checkpoint."""
+
+    def __init__(self, opts: ReplayOptions, bounds: Bounds, files: list[Path], reporter: Reporter,
+                 summary: Summary) -> None:
+        self.opts = opts
+        self.bounds = bounds
+        self.files = files
+        self.reporter = reporter
+        self.summary = summary
+        self.control = None
+        self.pool: WorkerPool | None = None
+
+    def prepare_target(self) -> None:
+        opts = self.opts
+        self.cfg = cfg = opts.target.resolved()
+        self.control = control = connect(cfg)
+        self.server = server = server_info(control)
+        self.store = store = ProgressStore(control, opts.progress_schema)
+        store.ensure_schema()
+        store.lock()
+        if opts.preserve_gtids and server.log_bin:
+            check_privilege(control, "SET SESSION sql_log_bin=0",
+                            "BINLOG ADMIN (or SUPER), to keep binreplay's own bookkeeping out of the target's "
+                            "binlog with --preserve-gtids")
+        args = {**opts.fingerprint_fields(), "binlog_files": [f.name for f in self.files],
+                "stop_position": opts.stop_position, "stop_datetime": opts.stop_datetime,
+                "stop_gtid": opts.stop_gtid}
+        fingerprint = hashlib.sha256(json.dumps(opts.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
+        self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart)
+        self.summary.run_id = self.resume.run_id
+        collations = load_collations(control)
+        appliers = [Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}")
+                    for i in range(opts.workers)]
+        appliers[0].open()
+        _check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
+        for a in appliers[1:]:
+            a.open()
+        self.tracker = PositionTracker(self.resume.low_water)
+        self.tracker.count = self.resume.transactions_before
+        grouping = opts.group_commit and not opts.preserve_gtids
+        limits = GroupLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes,
+                             preserve_commit_order=opts.preserve_commit_order)
+        self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
+        schema = None
+        if opts.dependency != "commit-order":
+            from binreplay.schema import SchemaCache
+
+            schema = SchemaCache(control)
+        self.deps = Dependencies(opts.dependency, schema)
+        self.engines = EngineWatch(control)
+
+    def _on_done(self, trxs: list) -> None:
+        """Called by a worker under the pool's lock once a group committed."""
+        s = self.summary
+        for trx in trxs:
+            self.tracker.done(trx.seq)
+            s.applied += 1
+            s.ddl += trx.kind is TrxKind.DDL
+            s.row_events += sum(1 for e in trx.events if e.type_code in _ROWS)
+        last = trxs[-1]
+        if self._last_seq is None or last.seq > self._last_seq:
+            self._last_seq = last.seq
+            s.last_applied = str(last.end)
+            s.last_gtid = str(last.gtid) if last.gtid is not None else None
+
+    def replay(self, total: int | None) -> None:
+        resume, summary, reporter, pool = self.resume, self.summary, self.reporter, self.pool
+        assert pool is not None
+        start_index, start_pos = self.bounds.start_file_index, self.bounds.start_position
+        if resume.low_water is not None:
+            start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
+            summary.resumed_from = str(resume.low_water)
+            reporter.warn(f"resuming run {resume.run_id} after {resume.low_water}"
+                          f" ({len(resume.applied_above)} transactions above it already applied)")
+        elif resume.resumed and resume.applied_above:
+            reporter.warn(f"resuming run {resume.run_id}: {len(resume.applied_above)} transactions already applied")
+        reader = BinlogReader(self.files, start_file_index=start_index, start_pos=start_pos,
+                              on_warning=lambda m: reporter.warn(m, summary))
+        selector = Selector(self.bounds)
+        self._last_seq: int | None = None
+        self._next_tick = 0.0
+        self._written = resume.low_water
+        reporter.start(reader.total_bytes, total)
+        pool.start()
+        try:
+            with _StopFlag() as stop:
+                self._stop = stop
+                for trx in reader.transactions():
+                    verdict = selector.verdict(trx)
+                    if verdict is Verdict.STOP:
+                        break
+                    self._dispatch(trx, verdict, selector)
+                    self._tick(str(trx.end))
+                    if selector.stop_reason is not None:
+                        break
+                pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
+                if resume.low_water is None:
+                    # (After a resume the prefix before the mark is not re-read here; the
+                    # preflight read validated the stop points over the whole selection.)
+                    _check_end(selector, self.bounds, reader)
+            summary.stop_reason = selector.stop_reason
+            summary.outcome = "complete"
+            self._checkpoint()
+            self.store.finish("complete")
+        except KeyboardInterrupt:
+            self._stop_safely("interrupted", "interrupted")
+            raise Interrupted("interrupted; rerun the same command to resume") from None
+        except Interrupted as exc:
+            summary.outcome = "interrupted"
+            self._stop_safely("interrupted", str(exc))
+            raise
+        except Exception as exc:
+            summary.outcome = "failed"
+            self._stop_safely("failed", str(exc))
+            raise
+
+    def _dispatch(self, trx, verdict: Verdict, selector: Selector) -> None:
+        pool, summary = self.pool, self.summary
+        assert pool is not None
+        apply = verdict is Verdict.APPLY and (trx.file_index, trx.end_pos) not in self.resume.applied_above
+        if verdict is Verdict.APPLY and not apply:
+            summary.already_applied += 1
+        elif not apply:
+            summary.skipped += 1
+        with pool.lock:
+            # A deferred transaction may be applied by a later run: the mark must not pass it.
+            self.tracker.add(trx.seq, trx.end, done=not apply, hold=verdict is Verdict.DEFER)
+        if verdict is Verdict.APPLY:
+            selector.after_applied()
+        if not apply:
+            return
+        if trx.from_payload:
+            raise UnsupportedError(f"compressed MySQL transaction at {trx.start} cannot be applied yet")
+        for schema, table, engine in self.engines.non_transactional(trx.tables):
+            self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
+                               "replay is interrupted, changes to it may be applied twice", summary)
+        keys, after = self.deps.of(trx)
+        pool.submit(trx, keys, after=after)
+        if trx.is_barrier:
+            # Keys of later transactions must be computed against the schema this barrier leaves.
+            pool.drain(on_wait=lambda: self._tick(str(trx.start)))
+            if trx.kind is TrxKind.DDL:
+                self.deps.schema_changed()
+
+    def _tick(self, position: str) -> None:
+        """Progress display, checkpoint, and signals: called often, does work about once a second."""
+        if self._stop.signal is not None:
+            raise Interrupted(f"interrupted by signal {self._stop.signal}; rerun the same command to resume")
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + min(CHECKPOINT_INTERVAL_S, 0.5)
+            self.reporter.update(self.summary, position)
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        assert self.pool is not None
+        with self.pool.lock:
+            position, count = self.tracker.position, self.tracker.count
+        if position is not None and position != self._written:
+            self.store.advance(position, count)
+            self._written = position
+
+    def _stop_safely(self, state: str, error: str) -> None:
+        """Stop the workers (each finishes its group), then record where we are."""
+        try:
+            if self.pool is not None:
+                self.pool.stop()
+            self._checkpoint()
+            self.store.finish(state, error[:2000])
+        except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
+            log.debug("could not record the stop state: %s", exc)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
+        if self.control is not None:
+            try:
+                self.control.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
@@ -282,56 +395,6 @@ def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
     applier.state.fde_raw = fde_event.raw
     check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id",
                     f"{server.binlog_replay_privilege}, needed to set the session context of replayed statements")
-
-
-def _apply(applier: Applier, trx, summary: Summary) -> None:
-    if trx.from_payload:
-        raise UnsupportedError(f"compressed MySQL transaction at {trx.start} cannot be applied yet")
-    applier.apply(trx)
-    summary.applied += 1
-    summary.ddl += trx.kind is TrxKind.DDL
-    summary.row_events += sum(1 for e in trx.events if e.type_code in _ROWS)
-    summary.last_applied = str(trx.end)
-    summary.last_gtid = str(trx.gtid) if trx.gtid is not None else None
-
-
-class _LowWaterMark:
-    """The end of the longest prefix of transactions that are applied or skipped for good.
-
-    Advanced in the target about once a second (the applied rows make every transaction
-    exact on their own; the mark only bounds how much a resume has to re-read and skip).
-    """
-
-    def __init__(self, store: ProgressStore, start, transactions_before: int) -> None:
-        self.store = store
-        self.position = start
-        self.count = transactions_before
-        self.held = False
-        self.written = start
-        self.last_write = time.monotonic()
-
-    def passed(self, trx, *, hold: bool) -> None:
-        self.held |= hold
-        if not self.held:
-            self.position = trx.end
-            self.count += 1
-        if time.monotonic() - self.last_write >= CHECKPOINT_INTERVAL_S:
-            self.flush()
-
-    def flush(self) -> None:
-        self.last_write = time.monotonic()
-        if self.position is not None and self.position != self.written:
-            self.store.advance(self.position, self.count)
-            self.written = self.position
-
-
-def _safe_finish(store: ProgressStore, state: str, mark: _LowWaterMark, error: str) -> None:
-    """Record where we stopped; the progress rows already make the data side exact."""
-    try:
-        mark.flush()
-        store.finish(state, error[:2000])
-    except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
-        log.debug("could not record the stop state: %s", exc)
 
 
 from binreplay.binlog.constants import ROWS_EVENTS as _ROWS  # noqa: E402

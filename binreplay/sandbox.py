@@ -210,7 +210,8 @@ class Sandbox:
             "server-id": str(self.server_id),
             "innodb-buffer-pool-size": "256M",
             "innodb-log-file-size": "64M",
-            "max-allowed-packet": "256M",
+            # the server's default max_allowed_packet (16M) stays: replay must fit real limits
+            "tmpdir": str(self.basedir / "tmp"),
             "skip-name-resolve": None,
             "character-set-server": "utf8mb4",
             "collation-server": "utf8mb4_general_ci",
@@ -236,6 +237,7 @@ class Sandbox:
             self._wait_ready(timeout)
             return
         self.initialize()
+        (self.basedir / "tmp").mkdir(parents=True, exist_ok=True)
         if self.log_bin:
             self.binlog_dir().mkdir(parents=True, exist_ok=True)
         for _attempt in range(5):

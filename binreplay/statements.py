@@ -68,6 +68,26 @@ class _Part:
     sql: bytes
     kind: str                        # "set", "binlog" (row events) or "statement"
     expected_error: int = 0
+    events: tuple[bytes, ...] = ()   # for "binlog": the raw events, so neighbours can be merged
+
+
+def _binlog_part(events: list[bytes]) -> _Part:
+    return _Part(b"", "binlog", events=tuple(events))
+
+
+def merge_binlog_parts(parts: list[_Part], chunk_bytes: int = DEFAULT_BINLOG_CHUNK) -> list[_Part]:
+    """Merge neighbouring row-event parts (of consecutive transactions) into fewer BINLOG statements.
+
+    Each transaction's events start with its own TABLE_MAPs, so the concatenation is valid."""
+    out: list[_Part] = []
+    for part in parts:
+        prev = out[-1] if out else None
+        if (part.kind == "binlog" and prev is not None and prev.kind == "binlog"
+                and sum(map(len, prev.events)) + sum(map(len, part.events)) <= chunk_bytes):
+            out[-1] = _Part(b"", "binlog", events=prev.events + part.events)
+        else:
+            out.append(part)
+    return out
 
 
 def pack(parts: list[_Part], prefix: list[bytes] = (), suffix: list[bytes] = ()) -> list[Step]:
@@ -86,7 +106,7 @@ def pack(parts: list[_Part], prefix: list[bytes] = (), suffix: list[bytes] = ())
                 current = []
             steps.append(Step(part.sql, statement=True, expected_error=part.expected_error))
         elif part.kind == "binlog":
-            current.append(part.sql)
+            current.append(binlog_statement(list(part.events)))
             steps.append(Step(b";\n".join(current)))
             current = []
         else:
@@ -126,7 +146,7 @@ class StatementBuilder:
         def flush_rows() -> None:
             nonlocal rows_size
             if rows_buf:
-                parts.append(_Part(binlog_statement(rows_buf), "binlog"))
+                parts.append(_binlog_part(rows_buf))
                 rows_buf.clear()
                 rows_size = 0
 

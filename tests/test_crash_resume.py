@@ -35,7 +35,8 @@ def test_crash_at_named_point_then_resume(clean_servers, point: str) -> None:
     env = {"BINREPLAY_CRASH_AT": point}
     if point.startswith("checkpoint"):
         env["BINREPLAY_CHECKPOINT_INTERVAL"] = "0"
-    crashed = replay_into(source, target, start, env=env)
+    # Small groups over several workers: many commits, so the n-th crash point falls mid-replay.
+    crashed = replay_into(source, target, start, "--workers", "4", "--group-max-trx", "5", env=env)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     resumed = replay_into(source, target, start)
     assert resumed.returncode == 0, resumed.stderr
