@@ -92,6 +92,8 @@ def main() -> None:
                    "(off with --preserve-gtids).")
 @click.option("--preserve-commit-order", is_flag=True,
               help="Commit on the target in source order, so a reader never sees a state the source never had.")
+@click.option("--retries", type=click.IntRange(0, 1000), default=10, show_default=True,
+              help="Retries of a transaction after a deadlock, lock wait timeout or lost connection.")
 @click.option("--group-max-trx", type=click.IntRange(1, 100000), default=100, show_default=True,
               help="Most source transactions in one target commit.")
 @click.option("--group-max-bytes", type=click.IntRange(1024, 1 << 30), default=4 << 20, show_default=True,
@@ -106,7 +108,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, start_position,
                stop_position, start_datetime, stop_datetime, start_gtid, stop_gtid, include_gtids, exclude_gtids,
-               from_backup, preserve_gtids, workers, dependency, group_commit, group_max_trx, group_max_bytes, preserve_commit_order,
+               from_backup, preserve_gtids, workers, dependency, group_commit, group_max_trx, group_max_bytes, preserve_commit_order, retries,
                dry_run, restart, progress_schema, progress_mode,
                no_preflight, verbose, quiet) -> None:
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
@@ -122,7 +124,7 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
         exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,
         restart=restart, workers=workers, dependency=dependency, group_commit=group_commit,
         group_max_trx=group_max_trx, group_max_bytes=group_max_bytes, preserve_commit_order=preserve_commit_order,
-        progress_schema=progress_schema,
+        retries=retries, progress_schema=progress_schema,
         preflight=not no_preflight,
     )
     reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)

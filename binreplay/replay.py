@@ -61,6 +61,7 @@ class ReplayOptions:
     group_max_trx: int = 100
     group_max_bytes: int = 4 << 20
     preserve_commit_order: bool = False
+    retries: int = 10
     progress_schema: str = "binreplay"
     preflight: bool = True
 
@@ -235,8 +236,8 @@ class _Run:
         self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart)
         self.summary.run_id = self.resume.run_id
         collations = load_collations(control)
-        appliers = [Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}")
-                    for i in range(opts.workers)]
+        appliers = [Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
+                            max_retries=opts.retries) for i in range(opts.workers)]
         appliers[0].open()
         _check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
         for a in appliers[1:]:
