@@ -40,6 +40,20 @@ _UNSUPPORTED = {
 }
 
 
+_REFUSED = frozenset(_UNSUPPORTED) | {C.INCIDENT_EVENT}
+# Refused when applying (the reader itself decompresses them for --dry-run and planning).
+_NOT_APPLIED = {C.TRANSACTION_PAYLOAD_EVENT: "compressed MySQL transactions (TRANSACTION_PAYLOAD)"}
+
+
+def _refuse(f: BinlogFile, ev: Event) -> None:
+    t = ev.type_code
+    if t == C.INCIDENT_EVENT:
+        raise BadInputError(f"{f.path}: INCIDENT event at position {ev.start}: the source recorded that "
+                            "changes may be missing from its binlog; replay stops here (as a replica would)")
+    raise UnsupportedError(f"{f.path}: {ev.name} event at position {ev.start}: {_UNSUPPORTED[t]} "
+                           "cannot be replayed by binreplay")
+
+
 @dataclass
 class ReaderStats:
     files: int = 0
@@ -120,6 +134,39 @@ class BinlogReader:
             yield from self._file_transactions(f, skip)
             self._check_rotation(f)
 
+    def validate(self, on_gtid: Callable[[object], None] | None = None) -> int | None:
+        """A fast pass over the same events without grouping them: framing, checksums, file
+        sequence, start position, events binreplay refuses. Calls `on_gtid` with each
+        transaction's GTID and returns how many transactions there are, or None for
+        binlogs without GTID events (pre-5.7 MySQL), which only the full reader can count."""
+        count = 0
+        for f in self.files[self.start_file_index:]:
+            skip = self.start_pos if f.index == self.start_file_index and self.start_pos and self.start_pos > 4 else None
+            first_after_skip = skip is not None
+            gtid_era = None
+            for ev in f.events(skip_until=skip):
+                t = ev.type_code
+                if gtid_era is None and f.fde is not None:
+                    gtid_era = f.fde.flavor == "mariadb" or E._version_tuple(f.fde.server_version) >= (5, 7, 6)
+                if t in _REFUSED:
+                    _refuse(f, ev)
+                if t in _NOT_APPLIED:
+                    raise UnsupportedError(f"{f.path}: {ev.name} event at position {ev.start}: applying "
+                                           f"{_NOT_APPLIED[t]} is not supported yet; nothing was applied")
+                if first_after_skip and t not in C.FILE_LEVEL_EVENTS and ev.start >= skip:
+                    first_after_skip = False
+                    self._check_starts_transaction(f, ev, skip)
+                if t in C.GTID_EVENTS:
+                    count += 1
+                    if on_gtid is not None:
+                        body = f.payload(ev)
+                        on_gtid(E.parse_mariadb_gtid(body, ev.server_id) if t == C.MARIADB_GTID_EVENT
+                                else E.parse_mysql_gtid(body, t))
+            if not gtid_era:
+                return None
+            self._check_rotation(f)
+        return count
+
     def _check_rotation(self, f: BinlogFile) -> None:
         assert f.tail is not None
         is_last = f.index == len(self.files) - 1
@@ -136,20 +183,20 @@ class BinlogReader:
 
     def _file_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
         self.stats.files += 1
-        group: _Group | None = None
+        self._group = None
         first_after_skip = skip is not None
+        stats = self.stats
+        feed = self._feed
         for ev in f.events(skip_until=skip):
-            self.stats.events += 1
-            self.stats.bytes += ev.end - ev.start
-            if ev.type_code == C.FORMAT_DESCRIPTION_EVENT:
-                continue
-            if first_after_skip and ev.type_code not in C.FILE_LEVEL_EVENTS:
+            stats.events += 1
+            stats.bytes += ev.end - ev.start
+            if first_after_skip and ev.type_code not in C.FILE_LEVEL_EVENTS and ev.start >= skip:
                 first_after_skip = False
                 self._check_starts_transaction(f, ev, skip)
-            assert f.fde is not None
-            for done in self._feed(f, ev, group_ref := [group]):
+            done = feed(f, ev)
+            if done is not None:
                 yield done
-            group = group_ref[0]
+        group = self._group
         if group is not None and (group.events or group.pending):
             msg = (f"{f.path}: incomplete transaction at position {group.first.start} "
                    f"({len(group.events) + len(group.pending)} events): the file ends inside it; not applied")
@@ -169,19 +216,16 @@ class BinlogReader:
 
     # -- the grouping state machine ------------------------------------------
 
-    def _feed(self, f: BinlogFile, ev: Event, ref: list) -> Iterator[Transaction]:
-        group: _Group | None = ref[0]
+    def _feed(self, f: BinlogFile, ev: Event) -> Transaction | None:
+        """Add one event to the transaction being assembled; return the transaction it completes."""
+        group: _Group | None = self._group
         t = ev.type_code
         fde = f.fde
         assert fde is not None
         if t in C.FILE_LEVEL_EVENTS:
-            return
-        if t in _UNSUPPORTED:
-            raise UnsupportedError(f"{f.path}: {ev.name} event at position {ev.start}: {_UNSUPPORTED[t]} "
-                                   "cannot be replayed by binreplay")
-        if t == C.INCIDENT_EVENT:
-            raise BadInputError(f"{f.path}: INCIDENT event at position {ev.start}: the source recorded that "
-                                "changes may be missing from its binlog; replay stops here (as a replica would)")
+            return None
+        if t in _REFUSED:
+            _refuse(f, ev)
         if t in C.GTID_EVENTS:
             if group is not None and (group.events or group.pending):
                 msg = (f"{f.path}: incomplete transaction at position {group.first.start} is followed by a new "
@@ -202,15 +246,16 @@ class BinlogReader:
                 group.gtid = E.parse_mysql_gtid(body, t)
                 group.standalone_expected = True
             group.events.append(ev)
-            ref[0] = group
-            return
+            self._group = group
+            return None
         if group is None:
-            group = ref[0] = _Group(ev, f)
+            group = self._group = _Group(ev, f)
         if t == C.TRANSACTION_PAYLOAD_EVENT:
             group.from_payload = True
+            done = None
             for inner in self._payload_events(f, ev):
-                yield from self._feed(f, inner, ref)
-            return
+                done = self._feed(f, inner) or done
+            return done
         if t in (C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT):
             q = E.parse_query(f.payload(ev), fde.post_header_lengths[C.QUERY_EVENT - 1],
                               compressed=t == C.QUERY_COMPRESSED_EVENT)
@@ -221,13 +266,12 @@ class BinlogReader:
                 group.opened = True
                 group.standalone_expected = False
                 group.events.append(ev)
-                return
+                return None
             if group.opened and (_COMMIT.match(q.sql) or _ROLLBACK.match(q.sql)):
                 group.rolled_back = bool(_ROLLBACK.match(q.sql))
                 group.events.append(ev)
-                yield self._close(f, group, TrxKind.STATEMENT)
-                ref[0] = None
-                return
+                self._group = None
+                return self._close(f, group, TrxKind.STATEMENT)
             group.events.extend(group.pending)
             group.pending.clear()
             group.events.append(ev)
@@ -237,39 +281,39 @@ class BinlogReader:
                 group.temp = True
             if not group.opened:
                 # A statement outside BEGIN ... COMMIT commits on its own: DDL or non-transactional.
-                yield self._close(f, group, TrxKind.DDL)
-                ref[0] = None
-            return
+                self._group = None
+                return self._close(f, group, TrxKind.DDL)
+            return None
         if t in C.STATEMENT_CONTEXT_EVENTS:
             body = f.payload(ev)
             ev.info = (E.parse_intvar(body) if t == C.INTVAR_EVENT else
                        E.parse_rand(body) if t == C.RAND_EVENT else E.parse_user_var(body))
             group.pending.append(ev)
-            return
+            return None
         if t == C.TABLE_MAP_EVENT:
             info = E.parse_table_map(f.payload(ev), fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
             ev.info = info
             group.tables.add((info.schema, info.table))
             group.events.append(ev)
-            return
+            return None
         if t in C.ROWS_EVENTS:
             group.rows += 1
             group.events.append(ev)
-            return
+            return None
         if t == C.XID_EVENT:
             group.events.append(ev)
-            yield self._close(f, group, TrxKind.STATEMENT)
-            ref[0] = None
-            return
+            self._group = None
+            return self._close(f, group, TrxKind.STATEMENT)
         if t in C.INFORMATIONAL_EVENTS:
             group.events.append(ev)
-            return
+            return None
         # Unknown to us: report by name, never silently.
         self.stats.unknown_events[ev.name] += 1
         if t not in self._warned_unknown:
             self._warned_unknown.add(t)
             ignorable = "ignorable" if ev.flags & C.LOG_EVENT_IGNORABLE_F else "not marked ignorable"
             self._warn(f"{f.path}: skipping unknown event type {t} ({ev.name}, {ignorable}) at position {ev.start}")
+        return None
 
     def _close(self, f: BinlogFile, g: _Group, default_kind: TrxKind) -> Transaction:
         assert f.fde is not None

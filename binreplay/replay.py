@@ -25,7 +25,7 @@ from binreplay.bounds import Bounds, Selector, Verdict, parse_datetime, validate
 from binreplay.checkpoint import PositionTracker, ProgressStore
 from binreplay.errors import BadInputError, Interrupted, UnsupportedError, UsageError
 from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
-from binreplay.model import TrxKind
+from binreplay.model import MariadbGtid, TrxKind
 from binreplay.progress import Reporter, Summary
 from binreplay.reader import BinlogReader
 from binreplay.target import (EngineWatch, TargetConfig, check_privilege, connect, load_collations,
@@ -174,26 +174,54 @@ def _check_end(selector: Selector, bounds: Bounds, reader: BinlogReader) -> None
         raise BadInputError("; ".join(problems))
 
 
+def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> int | None:
+    """Validate the input before the target is touched, in one fast pass (no grouping): a corrupt,
+    truncated or misordered file, a bad start position, an event binreplay refuses, or a stop
+    GTID that is not in the files stops the run here, with nothing applied. Returns the number of
+    transactions (for the ETA)."""
+    # Its warnings (a truncated last file) are left to the applying pass, which says them once.
+    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
+                          on_warning=lambda m: None)
+    m = bounds.mariadb
+    reached: set[int] = set()
+
+    def on_gtid(g) -> None:
+        if m is not None and isinstance(g, MariadbGtid) and m.stop_reached(g):
+            reached.add(g.domain_id)
+
+    count = reader.validate(on_gtid if m is not None and m.has_stop else None)
+    if count is None:  # no GTID events to count or check: the full reader does both
+        return _scan(bounds, files, reporter, summary)[0]
+    problems = []
+    if m is not None and m.has_stop and not m.all_stops_reached(reached):
+        problems.append("stop GTID " + ",".join(map(str, m.unreached_stops(reached))) + " is not in the binlogs given")
+    last = reader.files[-1]
+    if bounds.stop_position is not None and last.tail is not None and bounds.stop_position > last.tail.clean_end:
+        problems.append(f"--stop-position {bounds.stop_position} is beyond the end of {last.name} "
+                        f"(it ends at {last.tail.clean_end})")
+    if problems:
+        raise BadInputError("; ".join(problems))
+    return count
+
+
 def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     summary = Summary()
     t0 = time.monotonic()
     bounds, files = _bounds(opts)
     total = None
-    if opts.preflight or opts.dry_run:
+    if opts.dry_run:
         total, scan = _scan(bounds, files, reporter, summary)
         summary.bytes_read = scan["stats"].bytes
-        if opts.dry_run:
-            summary.outcome = "dry-run"
-            summary.skipped = scan["stats"].transactions - total
-            summary.stop_reason = scan["stop_reason"]
-            summary.elapsed_s = time.monotonic() - t0
-            reporter.stream.write(f"binreplay: dry run: {total} transactions would be applied "
-                                  f"({', '.join(f'{k}: {v}' for k, v in sorted(scan['kinds'].items())) or 'none'})"
-                                  f"; {len(files)} file(s), {scan['stats'].events} events\n")
-            return summary
-        if scan["has_payload"]:
-            raise UnsupportedError("the binlogs contain compressed MySQL transactions (TRANSACTION_PAYLOAD); "
-                                   "applying them is not supported yet; nothing was applied")
+        summary.outcome = "dry-run"
+        summary.skipped = scan["stats"].transactions - total
+        summary.stop_reason = scan["stop_reason"]
+        summary.elapsed_s = time.monotonic() - t0
+        reporter.stream.write(f"binreplay: dry run: {total} transactions would be applied "
+                              f"({', '.join(f'{k}: {v}' for k, v in sorted(scan['kinds'].items())) or 'none'})"
+                              f"; {len(files)} file(s), {scan['stats'].events} events\n")
+        return summary
+    if opts.preflight:
+        total = _preflight(bounds, files, reporter, summary)
     run = _Run(opts, bounds, files, reporter, summary)
     try:
         run.prepare_target()

@@ -7,6 +7,7 @@ It does not group events into transactions (that is `binreplay.reader`).
 from __future__ import annotations
 
 import io
+import mmap
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from binreplay.binlog import constants as C
-from binreplay.binlog.events import parse_format_description
+from binreplay.binlog.events import parse_format_description, parse_rotate
 from binreplay.errors import BadInputError, ChecksumError, PositionError, TruncatedError, UnsupportedError
 from binreplay.model import Event, FormatDescription
 
@@ -91,58 +92,53 @@ class BinlogFile:
         the events before that offset are skipped without being checksummed;
         the offset must be an event boundary (else PositionError).
         """
-        with self.open() as f:
+        with self.open() as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            # This loop runs once per event of every binlog: keep it lean (mmap slices,
+            # no per-event string formatting; messages are built only on error).
+            size = len(mm)
+            unpack = _HEADER.unpack_from
+            crc32 = zlib.crc32
             pos = 4
             first = True
+            has_crc = False
             while True:
-                header = f.read(C.HEADER_LEN)
-                if not header:
-                    self.tail = FileTail(self._size, pos, rotate_to=self.tail.rotate_to if self.tail else None,
-                                         stopped=self.tail.stopped if self.tail else False)
+                if pos >= size:
+                    prev = self.tail
+                    self.tail = FileTail(size, pos, rotate_to=prev.rotate_to if prev else None,
+                                         stopped=prev.stopped if prev else False)
                     break
-                if len(header) < C.HEADER_LEN:
+                if pos + C.HEADER_LEN > size:
                     self._mark_partial(pos)
                     break
-                ts, type_code, server_id, size, _log_pos, flags = _HEADER.unpack(header)
-                if size < C.HEADER_LEN or size > _MAX_EVENT_SIZE:
-                    raise BadInputError(f"{self.path}: corrupt event header at position {pos} (event size {size})")
-                end = pos + size
-                skipping = (not first) and skip_until is not None and pos < skip_until
-                if skipping and end <= skip_until and type_code not in (C.FORMAT_DESCRIPTION_EVENT,):
-                    if end > self._size:
-                        self._mark_partial(pos)
-                        break
-                    f.seek(end)
-                    pos = end
-                    continue
-                if skipping and end > skip_until:
-                    raise PositionError(
-                        f"{self.path}: start position {skip_until} is inside an event "
-                        f"(the event at {pos} ends at {end})")
-                body = f.read(size - C.HEADER_LEN)
-                if len(body) < size - C.HEADER_LEN:
+                ts, type_code, server_id, ev_size, _log_pos, flags = unpack(mm, pos)
+                if ev_size < C.HEADER_LEN or ev_size > _MAX_EVENT_SIZE:
+                    raise BadInputError(f"{self.path}: corrupt event header at position {pos} (event size {ev_size})")
+                end = pos + ev_size
+                if end > size:
                     self._mark_partial(pos)
                     break
-                raw = header + body
+                if skip_until is not None and not first and pos < skip_until:
+                    if end > skip_until:
+                        raise PositionError(f"{self.path}: start position {skip_until} is inside an event "
+                                            f"(the event at {pos} ends at {end})")
+                    if type_code != C.FORMAT_DESCRIPTION_EVENT:
+                        pos = end
+                        continue
+                raw = mm[pos:end]
                 event = Event(type_code, ts, server_id, flags, pos, end, raw)
-                where = f"{self.path}: {event.name} event at position {pos}"
-                if first:
-                    self._read_fde(event, where)
-                    first = False
-                elif type_code == C.FORMAT_DESCRIPTION_EVENT:
+                if first or type_code == C.FORMAT_DESCRIPTION_EVENT:
                     # relay logs carry the source's FDE again mid-file; it governs what follows
-                    self._read_fde(event, where)
-                elif self.fde is not None and self.fde.has_crc32:
-                    verify_crc(raw, where)
+                    self._read_fde(event)
+                    has_crc = self.fde is not None and self.fde.has_crc32
+                    first = False
+                elif has_crc and crc32(memoryview(raw)[:-C.CRC_LEN]) != int.from_bytes(raw[-C.CRC_LEN:], "little"):
+                    raise ChecksumError(f"{self.path}: {event.name} event at position {pos}: CRC32 checksum "
+                                        "mismatch (corrupt binlog)")
                 if type_code == C.ROTATE_EVENT and not flags & C.LOG_EVENT_ARTIFICIAL_F:
-                    from binreplay.binlog.events import parse_rotate
-
-                    self.tail = FileTail(self._size, end, rotate_to=parse_rotate(self.payload(event))[1])
+                    self.tail = FileTail(size, end, rotate_to=parse_rotate(self.payload(event))[1])
                 elif type_code == C.STOP_EVENT:
-                    self.tail = FileTail(self._size, end, stopped=True)
+                    self.tail = FileTail(size, end, stopped=True)
                 pos = end
-                if skipping:
-                    continue
                 yield event
             if skip_until is not None and skip_until > pos:
                 raise PositionError(f"{self.path}: start position {skip_until} is beyond the end of the file ({pos})")
@@ -152,7 +148,8 @@ class BinlogFile:
         self.tail = FileTail(self._size, pos, partial_event_at=pos,
                              rotate_to=prev.rotate_to if prev else None)
 
-    def _read_fde(self, event: Event, where: str) -> None:
+    def _read_fde(self, event: Event) -> None:
+        where = f"{self.path}: {event.name} event at position {event.start}"
         if event.type_code != C.FORMAT_DESCRIPTION_EVENT:
             raise UnsupportedError(f"{self.path}: first event is {event.name}, not FORMAT_DESCRIPTION "
                                    "(binlog format before MySQL 5.0 is not supported)")
