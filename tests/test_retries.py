@@ -48,3 +48,46 @@ def test_retries_exhausted_stop_resumably(clean_servers) -> None:
     result = replay_into(source, target, start)
     assert result.returncode == 0, result.stderr
     assert_same_content(source, target)
+
+
+def test_worker_connections_killed_mid_transaction(clean_servers) -> None:
+    """KILL CONNECTION of workers while they apply or commit: nothing lost, nothing applied twice."""
+    import threading
+
+    from binreplay.workload import create_base, run_workload
+    from test_replay_e2e import setup_backup as _setup
+
+    source, target = clean_servers
+    with source.connect() as conn:
+        create_base(conn, customers=300, products=100)
+    start = _setup(source, target, schemas=("shop",))
+    with source.connect() as conn:
+        run_workload(conn, 4000)
+    files = binlogs_from(source, start[0])
+    killed = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        with target.connect() as conn:
+            cur = conn.cursor()
+            while not stop.is_set():
+                cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND "
+                            "(INFO LIKE 'BINLOG%%' OR INFO LIKE 'INSERT INTO `binreplay`%%' OR INFO LIKE 'COMMIT%%')")
+                for (thread_id,) in cur.fetchall():
+                    try:
+                        cur.execute(f"KILL CONNECTION {int(thread_id)}")
+                        killed.append(thread_id)
+                    except Exception:  # noqa: BLE001 - it may have finished meanwhile
+                        pass
+                time.sleep(0.05)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        result = replay_into(source, target, start, "--workers", "4", "--group-max-trx", "20", "--retries", "50")
+    finally:
+        stop.set()
+        t.join()
+    assert result.returncode == 0, result.stderr
+    assert killed, "the test killed no connection"
+    assert_same_content(source, target)
