@@ -15,7 +15,7 @@ import click
 from binreplay import __version__
 from binreplay.errors import BinreplayError, ExitCode
 from binreplay.progress import make_reporter
-from binreplay.replay import ReplayOptions, run_replay
+from binreplay.replay import ReplayOptions, default_workers, run_replay
 from binreplay.target import TargetConfig
 
 
@@ -82,8 +82,8 @@ def main() -> None:
               help="Take the start point from backup metadata (xtrabackup_binlog_info, mysqldump/mariadb-dump "
                    "--master-data output, mydumper metadata).")
 @click.option("--preserve-gtids", is_flag=True, help="Commit each transaction on the target with its source GTID.")
-@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True,
-              help="Parallel apply connections to the target.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Parallel apply connections to the target  [default: CPU cores, at most 8].")
 @click.option("--dependency", type=click.Choice(["row", "table", "commit-order"]), default="row", show_default=True,
               help="What makes transactions conflict: row keys (primary/unique), whole tables, or the source's "
                    "group commit.")
@@ -122,7 +122,7 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
         start_position=start_position, stop_position=stop_position, start_datetime=start_datetime,
         stop_datetime=stop_datetime, start_gtid=start_gtid, stop_gtid=stop_gtid, include_gtids=include_gtids,
         exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,
-        restart=restart, workers=workers, dependency=dependency, group_commit=group_commit,
+        restart=restart, workers=workers or default_workers(), dependency=dependency, group_commit=group_commit,
         group_max_trx=group_max_trx, group_max_bytes=group_max_bytes, preserve_commit_order=preserve_commit_order,
         retries=retries, progress_schema=progress_schema,
         preflight=not no_preflight,

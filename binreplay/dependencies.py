@@ -49,11 +49,14 @@ class CommitOrder:
 
 
 class Dependencies:
-    def __init__(self, mode: str, schema) -> None:
+    def __init__(self, mode: str, schema, *, serial: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(mode)
         self.mode = mode
         self.schema = schema
+        # One worker applies everything in source order anyway: computing keys would only
+        # cost time (the main thread's CPU is the bottleneck on small machines).
+        self.serial = serial
         self.commit_order = CommitOrder()
 
     def of(self, trx: Transaction) -> tuple[KeySet, int | None]:
@@ -61,6 +64,8 @@ class Dependencies:
         if trx.is_barrier:
             if self.mode == "commit-order":
                 self.commit_order.after(trx)  # keep the file/group bookkeeping in step
+            return {}, None
+        if self.serial:
             return {}, None
         if self.mode == "commit-order":
             return {}, self.commit_order.after(trx)

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
 
 
+def default_workers() -> int:
+    """One connection per core, at most 8 (measured: more threads than cores only add contention)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
 @dataclass
 class ReplayOptions:
     binlogs: list[Path]
@@ -55,7 +60,7 @@ class ReplayOptions:
     preserve_gtids: bool = False
     dry_run: bool = False
     restart: bool = False
-    workers: int = 4
+    workers: int = field(default_factory=lambda: default_workers())
     dependency: str = "row"
     group_commit: bool = True
     group_max_trx: int = 100
@@ -277,11 +282,11 @@ class _Run:
                              preserve_commit_order=opts.preserve_commit_order)
         self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
         schema = None
-        if opts.dependency != "commit-order":
+        if opts.dependency != "commit-order" and opts.workers > 1:
             from binreplay.schema import SchemaCache
 
             schema = SchemaCache(control)
-        self.deps = Dependencies(opts.dependency, schema)
+        self.deps = Dependencies(opts.dependency, schema, serial=opts.workers == 1)
         self.engines = EngineWatch(control)
 
     def _on_done(self, trxs: list) -> None:
