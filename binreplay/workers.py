@@ -33,7 +33,7 @@ class GroupLimits:
 class WorkerPool:
     def __init__(self, appliers: list[Applier], limits: GroupLimits, *,
                  on_done: Callable[[list[Transaction]], None], max_in_flight: int = 5000,
-                 max_in_flight_bytes: int = 256 << 20) -> None:
+                 max_in_flight_bytes: int = 64 << 20) -> None:
         self.appliers = appliers
         self.limits = limits
         self.on_done = on_done                 # called under the pool's lock

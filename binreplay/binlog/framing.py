@@ -21,6 +21,7 @@ from binreplay.model import Event, FormatDescription
 
 _HEADER = struct.Struct("<IBIIIH")
 _MAX_EVENT_SIZE = 1 << 30  # the server's hard limit (max_allowed_packet) is 1 GiB
+_RELEASE_EVERY = 16 << 20  # give mapped pages back to the kernel every 16 MiB read
 
 
 @dataclass
@@ -101,7 +102,14 @@ class BinlogFile:
             pos = 4
             first = True
             has_crc = False
+            released = 0
             while True:
+                if pos - released >= _RELEASE_EVERY:
+                    # Events are copied out of the map, so pages behind us can go: RSS stays flat
+                    # however large the file is.
+                    upto = pos - pos % mmap.PAGESIZE
+                    mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                    released = upto
                 if pos >= size:
                     prev = self.tail
                     self.tail = FileTail(size, pos, rotate_to=prev.rotate_to if prev else None,
