@@ -68,6 +68,13 @@ class _Unkeyable(Exception):
     """The table can only be keyed as a whole."""
 
 
+# A transaction that changes this many row events' worth of one table (about 8 KiB each)
+# takes the table's exclusive key instead of one key per row: coarser, so still safe, and
+# bulk transactions would otherwise spend more time in key extraction than the target
+# spends applying them, for parallelism they rarely have.
+BULK_ROWS_EVENTS = 16
+
+
 def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -> KeySet:
     """The conflict keys of a transaction: key -> exclusive. Empty without row events."""
     if mode not in MODES:
@@ -76,12 +83,20 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
     plans: dict[int, _TablePlan | None] = {}   # table id -> plan; None: keyed as a whole already
     fde = trx.fde
     has_rows = False
+    rows_per_table: dict[int, int] = {}
     for ev in trx.events:
         if ev.type_code == C.TABLE_MAP_EVENT:
             table_id, plan = _map_table(ev, fde, schema, mode, keys)
             plans[table_id] = plan
         elif ev.type_code in C.ROWS_EVENTS:
             has_rows = True
+            table_id = R.rows_table_id(_body(ev, fde), _post_header_len(fde, ev.type_code))
+            seen = rows_per_table[table_id] = rows_per_table.get(table_id, 0) + 1
+            plan = plans.get(table_id)
+            if seen == BULK_ROWS_EVENTS and plan is not None:
+                keys[plan.table_key] = True
+                plans[table_id] = None
+                continue
             _rows_keys(ev, fde, plans, keys)
     return keys if has_rows else {}
 

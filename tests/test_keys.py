@@ -426,7 +426,10 @@ def test_mariadb_old_fractional_temporal_format(clean_servers, schema) -> None:
 
 # ---- speed ---------------------------------------------------------------------------
 
-def test_benchmark_100k_row_transaction(clean_servers, schema) -> None:
+def test_benchmark_100k_row_transaction(clean_servers, schema, monkeypatch) -> None:
+    import binreplay.keys
+
+    monkeypatch.setattr(binreplay.keys, "BULK_ROWS_EVENTS", 10 ** 9)  # measure the per-row walker itself
     source, target = clean_servers
     create(source, target, f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, name VARCHAR(50), qty INT, "
                            "ts DATETIME, note VARCHAR(20) UNIQUE)")
@@ -443,3 +446,17 @@ def test_benchmark_100k_row_transaction(clean_servers, schema) -> None:
         rate = 100_000 / elapsed
         print(f"\nkeys of a 100k-row {label} ({images} row images): {elapsed:.3f}s = {rate:,.0f} rows/s")
         assert rate > 50_000   # the target is well above 100k; leave room for a loaded machine
+
+
+def test_bulk_transaction_takes_the_table_key(clean_servers, schema) -> None:
+    """Past BULK_ROWS_EVENTS row events of one table, the table's exclusive key replaces row keys."""
+    source, target = clean_servers
+    create(source, target, f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, pad VARCHAR(200))",
+           f"CREATE TABLE {DB}.s (id INT PRIMARY KEY)")
+    run(source, "INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_1_to_20000", "INSERT INTO s VALUES (1)")
+    bulk, small = row_trxs(source)
+    keys = transaction_keys(bulk, schema)
+    assert keys.get(("tbl", DB, "t")) is True
+    assert len(rows(keys)) < 20_000
+    small_keys = transaction_keys(small, schema)
+    assert small_keys.get(("tbl", DB, "s")) is False and len(rows(small_keys, table="s")) == 1
