@@ -24,7 +24,8 @@ test: install
 	$(PYTHON) -m pytest -q
 
 bench: install
-	$(PYTHON) benchmarks/run.py
+	$(PYTHON) -m pip install -q -e '.[bench]'
+	$(PYTHON) benchmarks/run.py --quick --out benchmarks/RESULTS.md --chart benchmarks/results.png
 
 clean:
 	rm -rf build *.egg-info .pytest_cache
