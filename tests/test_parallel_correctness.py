@@ -54,7 +54,7 @@ def _restore(target, dump: Path) -> None:
 
 
 def replay_all_ways(source, target, tmp_path: Path, setup: list[str], workload, *, schemas=("app",),
-                    modes=MODES, workers=WORKERS) -> None:
+                    modes=MODES, workers=WORKERS, **options) -> None:
     for sql in setup:
         source.execute(sql)
     dump = tmp_path / "backup.sql"
@@ -65,7 +65,7 @@ def replay_all_ways(source, target, tmp_path: Path, setup: list[str], workload, 
         for n in workers:
             _restore(target, dump)
             opts = ReplayOptions(binlogs=files, target=TargetConfig(socket=str(target.socket), user="root"),
-                                 start_position=start[1], workers=n, dependency=mode, restart=True)
+                                 start_position=start[1], workers=n, dependency=mode, restart=True, **options)
             summary = run_replay(opts, _Quiet())
             assert summary.outcome == "complete"
             try:
@@ -102,7 +102,7 @@ def test_hot_row_skew(clean_servers, tmp_path) -> None:
     replay_all_ways(source, target, tmp_path, setup, in_sessions(trxs))
 
 
-def test_unique_key_swaps_and_reinserts(clean_servers, tmp_path) -> None:
+def _unique_key_swaps(clean_servers, tmp_path, **options) -> None:
     source, target = clean_servers
     setup = ["CREATE DATABASE app",
              "CREATE TABLE app.u (id INT PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE, n INT) "
@@ -121,7 +121,16 @@ def test_unique_key_swaps_and_reinserts(clean_servers, tmp_path) -> None:
         # delete then re-insert the same unique value under another primary key, in separate transactions
         trxs.append([f"DELETE FROM u WHERE code = 'same{r % 3}'"])
         trxs.append([f"INSERT INTO u VALUES ({100 + r}, 'same{r % 3}', {r})"])
-    replay_all_ways(source, target, tmp_path, setup, in_sessions(trxs))
+    replay_all_ways(source, target, tmp_path, setup, in_sessions(trxs), **options)
+
+
+def test_unique_key_swaps_and_reinserts(clean_servers, tmp_path) -> None:
+    _unique_key_swaps(clean_servers, tmp_path)
+
+
+def test_preserve_commit_order(clean_servers, tmp_path) -> None:
+    _unique_key_swaps(clean_servers, tmp_path, modes=("row",), workers=(4, 16), preserve_commit_order=True,
+                      group_max_trx=3)
 
 
 def test_collation_variants_of_string_keys(clean_servers, tmp_path) -> None:

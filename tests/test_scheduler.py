@@ -160,3 +160,16 @@ def test_model_no_conflicting_overlap_and_always_progress(data) -> None:
                 assert group == [t]
         running.append(group)
     assert s.idle() and s.low_water == n and s.tracked_keys() == 0
+
+
+def test_contiguous_claims_never_overtake() -> None:
+    """--preserve-commit-order: a group is a contiguous run; it stops at the first one not ready."""
+    s = Scheduler()
+    s.add(0, X("a"))
+    s.add(1, X("a"))
+    s.add(2, X("b"))
+    assert s.claim(max_count=1) == [0]
+    assert s.claim(max_count=5, contiguous=True) == []      # 1 waits for 0; 2 must not overtake it
+    assert s.claim(max_count=5) == [2]                      # without the flag it may
+    s.finish([0])
+    assert s.claim(max_count=5, contiguous=True) == [1]
