@@ -59,9 +59,9 @@ def _shop_after_backup(clean_servers, transactions: int, **workload):
     return source, target, start, binlogs_from(source, start[0])
 
 
-def _start_replay(files, target, start) -> subprocess.Popen:
+def _start_replay(files, target, start, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                             "--start-position", str(start[1]), "--progress", "none"],
+                             "--start-position", str(start[1]), "--progress", "none", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -71,8 +71,9 @@ def test_random_kill_9_during_replay(clean_servers) -> None:
     rnd = random.Random(7)
     kills = 0
     for attempt in range(8):
-        proc = _start_replay(files, target, start)
-        time.sleep(rnd.uniform(0.5, 1.0))
+        # Parallel workers with small groups: many commits in flight when the kill lands.
+        proc = _start_replay(files, target, start, "--workers", "4", "--group-max-trx", "5")
+        time.sleep(rnd.uniform(0.4, 0.9))
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read()
             break
