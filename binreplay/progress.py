@@ -87,6 +87,7 @@ class BarReporter(Reporter):
 
     def finish(self, summary: Summary) -> None:
         if hasattr(self, "bar"):
+            self.update(summary, summary.last_applied or "")  # the last half second is not shown otherwise
             self.bar.close()
         super().finish(summary)
 
