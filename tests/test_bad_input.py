@@ -131,3 +131,19 @@ def test_usage_errors_exit_2(clean_servers) -> None:
     assert r.returncode == ExitCode.USAGE
     r = run_binreplay("replay", "x.000001", "--start-datetime", "yesterday-ish")
     assert r.returncode == ExitCode.USAGE
+
+
+def test_compressed_mysql_transaction_is_refused_not_skipped(clean_servers) -> None:
+    from test_reader_fixtures import FIXTURES
+
+    source, target = clean_servers
+    fixture = FIXTURES / "mysql/mc-8.0.32-transaction-compression.000001"
+    if not fixture.is_file():
+        import pytest
+
+        pytest.skip("shared fixtures not present")
+    r = run_binreplay("replay", str(fixture), *target.connection_flags(), "--progress", "none")
+    one_line_error(r, ExitCode.UNSUPPORTED, "TRANSACTION_PAYLOAD", "nothing was applied")
+    assert not target.execute("SHOW DATABASES LIKE 'binreplay'")
+    dry = run_binreplay("replay", str(fixture), "--dry-run")
+    assert dry.returncode == 0 and "1 transactions would be applied" in dry.stderr
