@@ -30,6 +30,31 @@ def _read_index(path: Path) -> list[Path]:
     return out
 
 
+def hide_password_from_process_list(argv: list[str]) -> None:
+    """Rewrite the process title with any password masked, as the mysql client does, so it is
+    not readable from `ps` or /proc/<pid>/cmdline while the replay runs."""
+    masked, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            masked.append("xxxxx")
+            hide_next = False
+        elif arg in ("-p", "--password"):
+            masked.append(arg)
+            hide_next = True
+        elif arg.startswith("--password="):
+            masked.append("--password=xxxxx")
+        elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
+            masked.append("-pxxxxx")
+        else:
+            masked.append(arg)
+    if masked != argv:
+        try:
+            import setproctitle
+        except ImportError:  # pragma: no cover - a declared dependency
+            return
+        setproctitle.setproctitle(" ".join(masked))
+
+
 def expand_binlogs(args: tuple[str, ...]) -> list[Path]:
     files: list[Path] = []
     for a in args:
@@ -112,6 +137,7 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
                dry_run, restart, progress_schema, progress_mode,
                no_preflight, verbose, quiet) -> None:
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
+    hide_password_from_process_list(sys.argv)
     logging.basicConfig(level=logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
                         logging.INFO if verbose else logging.WARNING,
                         format="binreplay: %(levelname)s: %(message)s", stream=sys.stderr)

@@ -147,3 +147,30 @@ def test_compressed_mysql_transaction_is_refused_not_skipped(clean_servers) -> N
     assert not target.execute("SHOW DATABASES LIKE 'binreplay'")
     dry = run_binreplay("replay", str(fixture), "--dry-run")
     assert dry.returncode == 0 and "1 transactions would be applied" in dry.stderr
+
+
+def test_password_is_not_in_the_process_list(clean_servers) -> None:
+    import subprocess
+    import sys
+    import time
+
+    source, target, start, files = _prepared(clean_servers, n=5)
+    target.execute("CREATE USER 'pwuser'@'localhost' IDENTIFIED BY 'Sup3r-Secret'")
+    target.execute("GRANT ALL ON *.* TO 'pwuser'@'localhost'")
+    target.execute("SET GLOBAL innodb_lock_wait_timeout = 5")
+    holder = target.connect()
+    holder.cursor().execute("BEGIN")
+    holder.cursor().execute("SELECT * FROM app.users FOR UPDATE")  # keeps the replay running a while
+    proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, "-S", str(target.socket), "-u",
+                             "pwuser", "-p", "Sup3r-Secret", "--start-position", str(start[1]), "--progress", "none"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "binreplay" in cmdline and "Sup3r-Secret" not in cmdline, cmdline
+    finally:
+        holder.rollback()
+        holder.close()
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Sup3r-Secret" not in err
