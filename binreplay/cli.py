@@ -95,6 +95,12 @@ def main() -> None:
 @click.option("-p", "--password", help="Target password; prefer MYSQL_PWD or --defaults-file (never logged).")
 @click.option("-S", "--socket", help="Target Unix socket.")
 @click.option("--defaults-file", type=click.Path(), help="Read [client] connection options from this file.")
+@click.option("--ssl-mode", type=click.Choice(["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"],
+                                              case_sensitive=False),
+              help="TLS to the target, as in the mysql client  [default: PREFERRED over TCP, DISABLED on a socket].")
+@click.option("--ssl-ca", type=click.Path(), help="CA certificate file (for VERIFY_CA / VERIFY_IDENTITY).")
+@click.option("--ssl-cert", type=click.Path(), help="Client certificate file.")
+@click.option("--ssl-key", type=click.Path(), help="Client private key file.")
 @click.option("--start-position", type=int, help="Start at this position of the first binlog (a transaction boundary).")
 @click.option("--stop-position", type=int, help="Stop before the first transaction ending after this position of the last binlog.")
 @click.option("--start-datetime", help="Skip transactions before this local time ('YYYY-MM-DD HH:MM:SS').")
@@ -131,7 +137,8 @@ def main() -> None:
 @click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, start_position,
+def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, ssl_mode, ssl_ca,
+               ssl_cert, ssl_key, start_position,
                stop_position, start_datetime, stop_datetime, start_gtid, stop_gtid, include_gtids, exclude_gtids,
                from_backup, preserve_gtids, workers, dependency, group_commit, group_max_trx, group_max_bytes, preserve_commit_order, retries,
                dry_run, restart, progress_schema, progress_mode,
@@ -144,7 +151,8 @@ def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, def
     opts = ReplayOptions(
         binlogs=expand_binlogs(binlogs),
         target=TargetConfig(host=host, port=port, user=user, password=password, socket=socket,
-                            defaults_file=defaults_file),
+                            defaults_file=defaults_file, ssl_mode=ssl_mode, ssl_ca=ssl_ca, ssl_cert=ssl_cert,
+                            ssl_key=ssl_key),
         start_position=start_position, stop_position=stop_position, start_datetime=start_datetime,
         stop_datetime=stop_datetime, start_gtid=start_gtid, stop_gtid=stop_gtid, include_gtids=include_gtids,
         exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,

@@ -29,6 +29,10 @@ class TargetConfig:
     socket: str | None = None
     defaults_file: str | None = None
     connect_timeout: int = 10
+    ssl_mode: str | None = None    # DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (like the mysql client)
+    ssl_ca: str | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
 
     @property
     def where(self) -> str:
@@ -75,12 +79,13 @@ def connect(cfg: TargetConfig, *, multi_statements: bool = True) -> pymysql.conn
         client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
         local_infile=False,
     )
-    if cfg.socket or not cfg.host or cfg.host == "localhost":
+    on_socket = bool(cfg.socket or not cfg.host or cfg.host == "localhost")
+    if on_socket:
         kwargs["unix_socket"] = cfg.socket or "/run/mysqld/mysqld.sock"
-        kwargs["ssl_disabled"] = True  # pymysql would otherwise build a TLS context per connection (16 ms)
     else:
         kwargs["host"] = cfg.host
         kwargs["port"] = cfg.port
+    kwargs.update(tls_options(cfg, on_socket))
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
@@ -89,6 +94,33 @@ def connect(cfg: TargetConfig, *, multi_statements: bool = True) -> pymysql.conn
             raise TargetError(f"target {cfg.where}: access denied for user '{kwargs['user']}' "
                               "(wrong user or password)") from None
         raise TargetError(f"cannot connect to target {cfg.where}: {_first_line(exc)}") from None
+
+
+SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+
+
+def tls_options(cfg: TargetConfig, on_socket: bool) -> dict:
+    """pymysql options for --ssl-mode with the mysql client's meanings.
+
+    Default: PREFERRED over TCP; DISABLED on a Unix socket (nothing to protect, and pymysql
+    would build a TLS context per connection: 16 ms each)."""
+    mode = (cfg.ssl_mode or ("DISABLED" if on_socket else "PREFERRED")).upper()
+    if mode not in SSL_MODES:
+        raise UsageError(f"--ssl-mode must be one of {', '.join(SSL_MODES)}")
+    if mode == "DISABLED":
+        return {"ssl_disabled": True}
+    if mode == "PREFERRED" and not (cfg.ssl_ca or cfg.ssl_cert):
+        return {}
+    if mode in ("VERIFY_CA", "VERIFY_IDENTITY") and not cfg.ssl_ca:
+        raise UsageError(f"--ssl-mode {mode} needs --ssl-ca")
+    ssl: dict = {"verify_mode": mode in ("VERIFY_CA", "VERIFY_IDENTITY"),
+                 "check_hostname": mode == "VERIFY_IDENTITY"}
+    for key, value in (("ca", cfg.ssl_ca), ("cert", cfg.ssl_cert), ("key", cfg.ssl_key)):
+        if value:
+            if not Path(value).is_file():
+                raise UsageError(f"--ssl-{key} file not found: {value}")
+            ssl[key] = value
+    return {"ssl": ssl}
 
 
 def _first_line(exc: BaseException) -> str:
