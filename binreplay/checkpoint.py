@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import pymysql
 
 from binreplay.faults import crash_point
-from binreplay.errors import StateConflictError, TargetError
+from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.statements import quote_ident, quote_string
-from binreplay.target import ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED, check_privilege, describe_sql_error
+from binreplay.target import check_privilege
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 

@@ -20,7 +20,7 @@ from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.framing import BinlogFile
 from binreplay.errors import BadInputError, PositionError, TruncatedError, UnsupportedError
-from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
+from binreplay.model import Event, Transaction, TrxKind
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,6 @@ class BinlogReader:
         starts = ev.type_code in C.GTID_EVENTS or ev.type_code in C.STATEMENT_CONTEXT_EVENTS
         if ev.type_code == C.QUERY_EVENT:
             assert f.fde is not None
-            q = E.parse_query(f.payload(ev), f.fde.post_header_lengths[C.QUERY_EVENT - 1])
             uses_gtids = f.fde.flavor == "mariadb" or E._version_tuple(f.fde.server_version) >= (5, 7, 6)
             starts = not uses_gtids
         if not starts:

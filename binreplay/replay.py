@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from binreplay.applier import Applier

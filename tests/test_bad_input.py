@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from binreplay.errors import ExitCode
-from helpers import assert_same_content, binlogs_from, run_binreplay, snapshot_to_target
+from helpers import assert_same_content, binlogs_from, run_binreplay
 from test_replay_e2e import BASE, run_on, setup_backup
 
 

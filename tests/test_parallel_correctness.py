@@ -11,14 +11,13 @@ import random
 import subprocess
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binreplay.progress import Reporter
 from binreplay.replay import ReplayOptions, run_replay
 from binreplay.target import TargetConfig
-from helpers import assert_same_content, binlogs_from, reset_server, snapshot_to_target
+from helpers import assert_same_content, binlogs_from, reset_server
 
 MODES = ("row", "table", "commit-order")
 WORKERS = (1, 4, 16)
@@ -113,10 +112,12 @@ def _unique_key_swaps(clean_servers, tmp_path, **options) -> None:
         a, b = 1 + r % 20, 1 + (r * 7 + 3) % 20
         if a == b:
             continue
-        trxs.append([f"UPDATE u SET code = 'tmp' WHERE id = {a}",
-                     f"UPDATE u SET code = (SELECT c FROM (SELECT code c FROM u WHERE id = {a}) x) WHERE id = {b}"
-                     if False else f"UPDATE u SET code = CONCAT('s', {r}, '_', id) WHERE id = {b}",
-                     f"UPDATE u SET code = CONCAT('t', {r}, '_', id) WHERE id = {a}"])
+        # swap the unique values of rows a and b through a temporary value
+        trxs.append([f"SELECT code INTO @ca FROM u WHERE id = {a}",
+                     f"SELECT code INTO @cb FROM u WHERE id = {b}",
+                     f"UPDATE u SET code = 'tmp' WHERE id = {a}",
+                     f"UPDATE u SET code = @ca WHERE id = {b}",
+                     f"UPDATE u SET code = @cb WHERE id = {a}"])
     for r in range(40):
         # delete then re-insert the same unique value under another primary key, in separate transactions
         trxs.append([f"DELETE FROM u WHERE code = 'same{r % 3}'"])
@@ -243,7 +244,6 @@ def test_one_transaction_of_100k_rows(clean_servers, tmp_path) -> None:
 
 def test_a_thousand_small_tables(clean_servers, tmp_path) -> None:
     source, target = clean_servers
-    setup = ["CREATE DATABASE app"]
     source.execute("CREATE DATABASE app")
     with source.connect("app") as conn:
         with conn.cursor() as cur:

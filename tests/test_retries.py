@@ -63,7 +63,6 @@ def test_worker_connections_killed_mid_transaction(clean_servers) -> None:
     start = _setup(source, target, schemas=("shop",))
     with source.connect() as conn:
         run_workload(conn, 4000)
-    files = binlogs_from(source, start[0])
     killed = []
     stop = threading.Event()
 

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_format_description, parse_rotate
-from binreplay.errors import BadInputError, ChecksumError, PositionError, TruncatedError, UnsupportedError
+from binreplay.errors import BadInputError, ChecksumError, PositionError, UnsupportedError
 from binreplay.model import Event, FormatDescription
 
 _HEADER = struct.Struct("<IBIIIH")
@@ -172,21 +172,3 @@ class BinlogFile:
         assert self.fde is not None
         end = len(event.raw) - (C.CRC_LEN if self.fde.has_crc32 and event.type_code != C.FORMAT_DESCRIPTION_EVENT else 0)
         return event.raw[C.HEADER_LEN:end]
-
-
-def scan_boundaries(path: Path) -> list[int]:
-    """Every event start offset in a file (for error messages suggesting a valid position)."""
-    out = []
-    with open(path, "rb") as f:
-        f.seek(4)
-        pos = 4
-        while True:
-            header = f.read(C.HEADER_LEN)
-            if len(header) < C.HEADER_LEN:
-                return out
-            size = _HEADER.unpack(header)[3]
-            if size < C.HEADER_LEN:
-                return out
-            out.append(pos)
-            pos += size
-            f.seek(pos)
