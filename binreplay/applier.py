@@ -52,7 +52,6 @@ class Applier:
         self.state = SessionState()
         self.builder = StatementBuilder(self.state, collations, flavor=server.flavor)
         self.conn: pymysql.connections.Connection | None = None
-        self.retries = 0
         # Called before COMMIT with the group; False = not our turn in time (--preserve-commit-order).
         self.commit_gate: Callable[[list[Transaction]], bool] | None = None
 
@@ -83,9 +82,6 @@ class Applier:
 
     # -- applying ----------------------------------------------------------------
 
-    def apply(self, trx: Transaction) -> None:
-        self.apply_group([trx])
-
     def apply_group(self, trxs: list[Transaction]) -> None:
         """Apply consecutive source transactions in one target commit (DDL: alone, journaled)."""
         for attempt in range(self.max_retries + 1):
@@ -100,7 +96,6 @@ class Applier:
                     self._apply_transactional(trxs)
                 return
             except _Retry as exc:
-                self.retries += 1
                 if attempt == self.max_retries:
                     raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
                                       f"({exc.reason}); rerun the same command to resume") from None

@@ -64,6 +64,11 @@ class ReaderStats:
     incomplete: list[str] = field(default_factory=list)   # transactions cut off by a file's end
 
 
+def _writes_gtids(fde) -> bool:
+    """Every transaction starts with a GTID event (MariaDB 10+, MySQL 5.7.6+ anonymous ones)."""
+    return fde.flavor == "mariadb" or E._version_tuple(fde.server_version) >= (5, 7, 6)
+
+
 def _sequence_number(name: str) -> tuple[str, int] | None:
     m = _BINLOG_NAME.match(name)
     return (m.group(1), int(m.group(2))) if m else None
@@ -130,9 +135,15 @@ class BinlogReader:
 
     def transactions(self) -> Iterator[Transaction]:
         for f in self.files[self.start_file_index:]:
-            skip = self.start_pos if f.index == self.start_file_index and self.start_pos and self.start_pos > 4 else None
+            skip = self._skip_for(f)
             yield from self._file_transactions(f, skip)
             self._check_rotation(f)
+
+    def _skip_for(self, f: BinlogFile) -> int | None:
+        """The start position, for the first file read (4 is the first event anyway)."""
+        if f.index == self.start_file_index and self.start_pos and self.start_pos > 4:
+            return self.start_pos
+        return None
 
     def validate(self, on_gtid: Callable[[object], None] | None = None) -> int | None:
         """A fast pass over the same events without grouping them: framing, checksums, file
@@ -141,13 +152,13 @@ class BinlogReader:
         binlogs without GTID events (pre-5.7 MySQL), which only the full reader can count."""
         count = 0
         for f in self.files[self.start_file_index:]:
-            skip = self.start_pos if f.index == self.start_file_index and self.start_pos and self.start_pos > 4 else None
+            skip = self._skip_for(f)
             first_after_skip = skip is not None
             gtid_era = None
             for ev in f.events(skip_until=skip):
                 t = ev.type_code
                 if gtid_era is None and f.fde is not None:
-                    gtid_era = f.fde.flavor == "mariadb" or E._version_tuple(f.fde.server_version) >= (5, 7, 6)
+                    gtid_era = _writes_gtids(f.fde)
                 if t in _REFUSED:
                     _refuse(f, ev)
                 if t in _NOT_APPLIED:
@@ -207,8 +218,7 @@ class BinlogReader:
         starts = ev.type_code in C.GTID_EVENTS or ev.type_code in C.STATEMENT_CONTEXT_EVENTS
         if ev.type_code == C.QUERY_EVENT:
             assert f.fde is not None
-            uses_gtids = f.fde.flavor == "mariadb" or E._version_tuple(f.fde.server_version) >= (5, 7, 6)
-            starts = not uses_gtids
+            starts = not _writes_gtids(f.fde)
         if not starts:
             raise PositionError(f"{f.path}: start position {skip} is inside a transaction (it points at a "
                                 f"{ev.name} event); give the position of the transaction's first event")

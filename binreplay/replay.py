@@ -170,13 +170,18 @@ def _scan(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summar
 
 def _check_end(selector: Selector, bounds: Bounds, reader: BinlogReader) -> None:
     problems = selector.problems_at_end()
-    last = reader.files[-1]
-    if (selector.stop_reason is None and bounds.stop_position is not None and last.tail is not None
-            and bounds.stop_position > last.tail.clean_end):
-        problems.append(f"--stop-position {bounds.stop_position} is beyond the end of {last.name} "
-                        f"(it ends at {last.tail.clean_end})")
+    if selector.stop_reason is None:
+        problems += _stop_position_beyond_end(bounds, reader)
     if problems:
         raise BadInputError("; ".join(problems))
+
+
+def _stop_position_beyond_end(bounds: Bounds, reader: BinlogReader) -> list[str]:
+    last = reader.files[-1]
+    if bounds.stop_position is not None and last.tail is not None and bounds.stop_position > last.tail.clean_end:
+        return [f"--stop-position {bounds.stop_position} is beyond the end of {last.name} "
+                f"(it ends at {last.tail.clean_end})"]
+    return []
 
 
 def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> int | None:
@@ -200,10 +205,7 @@ def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: S
     problems = []
     if m is not None and m.has_stop and not m.all_stops_reached(reached):
         problems.append("stop GTID " + ",".join(map(str, m.unreached_stops(reached))) + " is not in the binlogs given")
-    last = reader.files[-1]
-    if bounds.stop_position is not None and last.tail is not None and bounds.stop_position > last.tail.clean_end:
-        problems.append(f"--stop-position {bounds.stop_position} is beyond the end of {last.name} "
-                        f"(it ends at {last.tail.clean_end})")
+    problems += _stop_position_beyond_end(bounds, reader)
     if problems:
         raise BadInputError("; ".join(problems))
     return count

@@ -34,7 +34,6 @@ class _Node:
     barrier: bool
     after: int | None
     size: int
-    claimed: bool = False
     dependents: list[int] = field(default_factory=list)
 
 
@@ -124,7 +123,6 @@ class Scheduler:
                 break
         for seq in group:
             del self._pending[seq]
-            self._nodes[seq].claimed = True
         return group
 
     # -- finishing ---------------------------------------------------------------
@@ -149,18 +147,7 @@ class Scheduler:
                             del self._shared_since[key]
         self._next_low = next(iter(self._nodes), self._last_seq + 1)
 
-    def release(self, seqs: Iterable[int]) -> None:
-        """Give a claimed group back unapplied (e.g. a worker stopping); it can be claimed again."""
-        for seq in sorted(seqs):
-            self._nodes[seq].claimed = False
-            self._pending[seq] = None
-        self._pending = dict(sorted(self._pending.items()))
-
     # -- state ---------------------------------------------------------------------
-
-    @property
-    def unfinished(self) -> int:
-        return len(self._nodes)
 
     @property
     def low_water(self) -> int:

@@ -45,7 +45,6 @@ class WorkerPool:
         self._bytes = 0
         self._stopping = False
         self.error: BaseException | None = None
-        self.groups = 0
         self._threads = [threading.Thread(target=self._work, args=(i,), name=a.name, daemon=True)
                          for i, a in enumerate(appliers)]
         if limits.preserve_commit_order:
@@ -105,10 +104,6 @@ class WorkerPool:
         if self.error is not None:
             raise self.error
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._trx)
-
     # -- worker side -------------------------------------------------------------------
 
     def _work(self, index: int) -> None:
@@ -145,6 +140,5 @@ class WorkerPool:
                 self.scheduler.finish(group)
                 for s in group:
                     self._bytes -= self._trx.pop(s).size
-                self.groups += 1
                 self.on_done(trxs)
                 self.lock.notify_all()
