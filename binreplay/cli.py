@@ -63,6 +63,57 @@ def expand_binlogs(args: tuple[str, ...]) -> list[Path]:
     return files
 
 
+_SSL_MODES = ["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"]
+_CONNECTION_FIELDS = ("host", "port", "user", "password", "socket", "defaults_file", "ssl_mode", "ssl_ca",
+                      "ssl_cert", "ssl_key")
+
+
+def connection_options(prefix: str = "", what: str = "Target"):
+    """The mysql client's connection flags, for the target (no prefix, with -h/-P/-u/-p/-S) or for
+    another server (`prefix="reference-"` gives --reference-host ... and parameters reference_host ...).
+    `connection_from(kwargs, prefix)` turns them back into a TargetConfig."""
+    short = not prefix
+    var = prefix.replace("-", "_")
+
+    def opt(name: str, letter: str | None, **kw):
+        decls = ([f"-{letter}"] if short and letter else []) + [f"--{prefix}{name}", f"{var}{name.replace('-', '_')}"]
+        return click.option(*decls, **kw)
+
+    options = [
+        opt("host", "h", help=f"{what} host (default: the local socket)."),
+        opt("port", "P", type=int, default=3306, show_default=True, help=f"{what} TCP port."),
+        opt("user", "u", help=f"{what} user (default: your login name)."),
+        opt("password", "p", help=f"{what} password; prefer MYSQL_PWD or --{prefix}defaults-file (never logged)."),
+        opt("socket", "S", help=f"{what} Unix socket."),
+        opt("defaults-file", None, type=click.Path(), help="Read [client] connection options from this file."),
+        opt("ssl-mode", None, type=click.Choice(_SSL_MODES, case_sensitive=False),
+            help=f"TLS to the {what.lower()}, as in the mysql client  "
+                 "[default: PREFERRED over TCP, DISABLED on a socket]."),
+        opt("ssl-ca", None, type=click.Path(), help="CA certificate file (for VERIFY_CA / VERIFY_IDENTITY)."),
+        opt("ssl-cert", None, type=click.Path(), help="Client certificate file."),
+        opt("ssl-key", None, type=click.Path(), help="Client private key file."),
+    ]
+
+    def decorate(fn):
+        for o in reversed(options):
+            fn = o(fn)
+        return fn
+
+    return decorate
+
+
+def connection_from(kwargs: dict, prefix: str = "") -> TargetConfig:
+    """Pop one server's connection flags out of a command's kwargs."""
+    var = prefix.replace("-", "_")
+    return TargetConfig(**{f: kwargs.pop(var + f) for f in _CONNECTION_FIELDS})
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
+                        logging.INFO if verbose else logging.WARNING,
+                        format="binreplay: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
 class _CleanGroup(click.Group):
     def main(self, *args, **kwargs):  # type: ignore[override]
         try:
@@ -89,18 +140,7 @@ def main() -> None:
 
 @main.command("replay")
 @click.argument("binlogs", nargs=-1, required=True)
-@click.option("-h", "--host", help="Target host (default: the local socket).")
-@click.option("-P", "--port", type=int, default=3306, show_default=True, help="Target TCP port.")
-@click.option("-u", "--user", help="Target user (default: your login name).")
-@click.option("-p", "--password", help="Target password; prefer MYSQL_PWD or --defaults-file (never logged).")
-@click.option("-S", "--socket", help="Target Unix socket.")
-@click.option("--defaults-file", type=click.Path(), help="Read [client] connection options from this file.")
-@click.option("--ssl-mode", type=click.Choice(["DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"],
-                                              case_sensitive=False),
-              help="TLS to the target, as in the mysql client  [default: PREFERRED over TCP, DISABLED on a socket].")
-@click.option("--ssl-ca", type=click.Path(), help="CA certificate file (for VERIFY_CA / VERIFY_IDENTITY).")
-@click.option("--ssl-cert", type=click.Path(), help="Client certificate file.")
-@click.option("--ssl-key", type=click.Path(), help="Client private key file.")
+@connection_options()
 @click.option("--start-position", type=int, help="Start at this position of the first binlog (a transaction boundary).")
 @click.option("--stop-position", type=int, help="Stop before the first transaction ending after this position of the last binlog.")
 @click.option("--start-datetime", help="Skip transactions before this local time ('YYYY-MM-DD HH:MM:SS').")
@@ -137,30 +177,13 @@ def main() -> None:
 @click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def replay_cmd(binlogs: tuple[str, ...], host, port, user, password, socket, defaults_file, ssl_mode, ssl_ca,
-               ssl_cert, ssl_key, start_position,
-               stop_position, start_datetime, stop_datetime, start_gtid, stop_gtid, include_gtids, exclude_gtids,
-               from_backup, preserve_gtids, workers, dependency, group_commit, group_max_trx, group_max_bytes, preserve_commit_order, retries,
-               dry_run, restart, progress_schema, progress_mode,
-               no_preflight, verbose, quiet) -> None:
+def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, progress_mode, **kw) -> None:
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
     hide_password_from_process_list(sys.argv)
-    logging.basicConfig(level=logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
-                        logging.INFO if verbose else logging.WARNING,
-                        format="binreplay: %(levelname)s: %(message)s", stream=sys.stderr)
-    opts = ReplayOptions(
-        binlogs=expand_binlogs(binlogs),
-        target=TargetConfig(host=host, port=port, user=user, password=password, socket=socket,
-                            defaults_file=defaults_file, ssl_mode=ssl_mode, ssl_ca=ssl_ca, ssl_cert=ssl_cert,
-                            ssl_key=ssl_key),
-        start_position=start_position, stop_position=stop_position, start_datetime=start_datetime,
-        stop_datetime=stop_datetime, start_gtid=start_gtid, stop_gtid=stop_gtid, include_gtids=include_gtids,
-        exclude_gtids=exclude_gtids, from_backup=from_backup, preserve_gtids=preserve_gtids, dry_run=dry_run,
-        restart=restart, workers=workers or default_workers(), dependency=dependency, group_commit=group_commit,
-        group_max_trx=group_max_trx, group_max_bytes=group_max_bytes, preserve_commit_order=preserve_commit_order,
-        retries=retries, progress_schema=progress_schema,
-        preflight=not no_preflight,
-    )
+    setup_logging(verbose, quiet)
+    target = connection_from(kw)
+    opts = ReplayOptions(binlogs=expand_binlogs(binlogs), target=target, workers=workers or default_workers(),
+                         preflight=not no_preflight, **kw)
     reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)
     summary = run_replay(opts, reporter)
     reporter.finish(summary)
