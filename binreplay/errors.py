@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     PRIVILEGE = 5         # the target user lacks a privilege binreplay needs
     STATE_CONFLICT = 6    # the target's progress records disagree with this run (use --restart)
     UNSUPPORTED = 7       # valid input that binreplay cannot apply exactly (yet)
+    DIFFERENT = 8         # verify: the target's content differs from the reference server
     INTERRUPTED = 130     # stopped by a signal; rerun the same command to resume
 
 
@@ -61,6 +62,10 @@ class StateConflictError(BinreplayError):
 
 class UnsupportedError(BinreplayError):
     exit_code = ExitCode.UNSUPPORTED
+
+
+class DifferenceFound(BinreplayError):
+    exit_code = ExitCode.DIFFERENT
 
 
 class Interrupted(BinreplayError):
