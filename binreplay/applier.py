@@ -41,7 +41,7 @@ class _Retry(Exception):
 class Applier:
     def __init__(self, cfg: TargetConfig, store: ProgressStore, server: ServerInfo,
                  collations: dict[int, tuple[str, str]], *, preserve_gtids: bool = False,
-                 name: str = "worker-0", max_retries: int = 10) -> None:
+                 name: str = "worker-0", max_retries: int = 10, sql_apply=None) -> None:
         self.cfg = cfg
         self.base_store = store
         self.store = store
@@ -49,8 +49,16 @@ class Applier:
         self.preserve_gtids = preserve_gtids
         self.name = name
         self.max_retries = max_retries
+        self.retries = 0                      # retried groups (deadlocks, lock waits, lost connections)
+        self.busy_s = 0.0                     # time spent applying, for the parallelism figure
         self.state = SessionState()
-        self.builder = StatementBuilder(self.state, collations, flavor=server.flavor)
+        # --apply sql (`sql_apply` is the workers' shared sql_apply.SqlApplyShared): rows become plain SQL.
+        translator = None
+        if sql_apply is not None:
+            from binreplay.sql_apply import SqlTranslator
+
+            translator = SqlTranslator(sql_apply, lambda: self.conn)
+        self.builder = StatementBuilder(self.state, collations, flavor=server.flavor, sql=translator)
         self.conn: pymysql.connections.Connection | None = None
         # Called before COMMIT with the group; False = not our turn in time (--preserve-commit-order).
         self.commit_gate: Callable[[list[Transaction]], bool] | None = None
@@ -96,6 +104,7 @@ class Applier:
                     self._apply_transactional(trxs)
                 return
             except _Retry as exc:
+                self.retries += 1  # read by the reporter (an int: no lock needed)
                 if attempt == self.max_retries:
                     raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
                                       f"({exc.reason}); rerun the same command to resume") from None

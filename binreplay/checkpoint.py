@@ -125,6 +125,9 @@ class ProgressStore:
             check_privilege(self.conn, ddl, f"CREATE on {self.q}.* (for the progress tables)")
         check_privilege(self.conn, f"SELECT run_id FROM {self.q}.runs LIMIT 0",
                         f"SELECT, INSERT, UPDATE, DELETE on {self.q}.*")
+        self.prepare_session()
+
+    def prepare_session(self) -> None:
         # Pruning must not take gap locks that would block the workers' inserts.
         self._exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
 

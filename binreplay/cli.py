@@ -14,6 +14,7 @@ import click
 
 from binreplay import __version__
 from binreplay.errors import BinreplayError, ExitCode
+from binreplay.filters import Filters
 from binreplay.progress import make_reporter
 from binreplay.replay import ReplayOptions, default_workers, run_replay
 from binreplay.target import TargetConfig
@@ -38,11 +39,11 @@ def hide_password_from_process_list(argv: list[str]) -> None:
         if hide_next:
             masked.append("xxxxx")
             hide_next = False
-        elif arg in ("-p", "--password"):
+        elif arg in ("-p", "--password") or (arg.startswith("--") and arg.endswith("-password")):
             masked.append(arg)
             hide_next = True
-        elif arg.startswith("--password="):
-            masked.append("--password=xxxxx")
+        elif arg.startswith("--") and "=" in arg and arg.split("=", 1)[0].endswith("password"):
+            masked.append(arg.split("=", 1)[0] + "=xxxxx")
         elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
             masked.append("-pxxxxx")
         else:
@@ -139,8 +140,18 @@ def main() -> None:
 
 
 @main.command("replay")
-@click.argument("binlogs", nargs=-1, required=True)
+@click.argument("binlogs", nargs=-1)
 @connection_options()
+@connection_options("source-", "Source")
+@click.option("--source-binlog", metavar="NAME",
+              help="With --source-host: the source binlog to start in (--start-position is in it).")
+@click.option("--source-server-id", type=click.IntRange(1, (1 << 32) - 1),
+              help="server_id this replication client uses on the source  [default: a random large one].")
+@click.option("--spool-dir", type=click.Path(path_type=Path),
+              help="Where binlogs streamed from the source are kept  [default: ./binreplay-spool/<source>].")
+@click.option("--follow", is_flag=True,
+              help="With --source-host: keep streaming and applying new transactions like a replica, until "
+                   "SIGINT/SIGTERM or a stop condition.")
 @click.option("--start-position", type=int, help="Start at this position of the first binlog (a transaction boundary).")
 @click.option("--stop-position", type=int, help="Stop before the first transaction ending after this position of the last binlog.")
 @click.option("--start-datetime", help="Skip transactions before this local time ('YYYY-MM-DD HH:MM:SS').")
@@ -175,6 +186,15 @@ def main() -> None:
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
               default="auto", show_default=True, help="Progress display: tqdm bar, JSON lines on stderr, or none.")
 @click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
+@click.option("--apply", "apply_mode", type=click.Choice(["binlog", "sql"]), default="binlog", show_default=True,
+              help="Row events as exact BINLOG statements, or decoded to plain SQL (other flavour/version, no "
+                   "BINLOG privilege, renamed database).")
+@click.option("--allow-triggers", is_flag=True, help="With --apply sql: replay although target tables have triggers.")
+@click.option("--database", "databases", multiple=True, metavar="PATTERN", help="Apply only these databases (* ? wildcards).")
+@click.option("--ignore-database", "ignore_databases", multiple=True, metavar="PATTERN", help="Skip these databases.")
+@click.option("--table", "tables", multiple=True, metavar="DB.TABLE", help="Apply only these tables (* ? wildcards).")
+@click.option("--ignore-table", "ignore_tables", multiple=True, metavar="DB.TABLE", help="Skip these tables.")
+@click.option("--rewrite-db", multiple=True, metavar="FROM->TO", help="Apply database FROM's changes to database TO.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, progress_mode, **kw) -> None:
@@ -182,11 +202,143 @@ def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, 
     hide_password_from_process_list(sys.argv)
     setup_logging(verbose, quiet)
     target = connection_from(kw)
+    source = connection_from(kw, "source-")
+    live = {k: kw.pop(k) for k in ("source_binlog", "source_server_id", "spool_dir", "follow")}
+    kw["filters"] = Filters.from_options(*(kw.pop(k) for k in ("databases", "ignore_databases", "tables",
+                                                               "ignore_tables", "rewrite_db")))
+    if not binlogs and not (source.host or source.socket or source.defaults_file):
+        raise click.UsageError("Missing argument 'BINLOGS...' (or stream them with --source-host)")
     opts = ReplayOptions(binlogs=expand_binlogs(binlogs), target=target, workers=workers or default_workers(),
                          preflight=not no_preflight, **kw)
     reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)
-    summary = run_replay(opts, reporter)
+    if binlogs and not (source.host or source.socket or source.defaults_file):
+        summary = run_replay(opts, reporter)
+    else:
+        from binreplay.live_source import LiveSource, run_live_replay
+
+        summary, _fetched = run_live_replay(opts, LiveSource(source, start_file=live["source_binlog"],
+                                                             spool_dir=live["spool_dir"], follow=live["follow"],
+                                                             server_id=live["source_server_id"]), reporter)
     reporter.finish(summary)
+
+
+@main.command("verify")
+@connection_options()
+@connection_options("reference-", "Reference")
+@click.option("--database", "databases", multiple=True,
+              help="Compare only this database (repeatable)  [default: every user database on either server].")
+@click.option("--chunk-size", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True,
+              help="Rows per checksum chunk, walked along the primary key.")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Tables compared at once (one connection to each server per thread).")
+@click.option("--progress-schema", default="binreplay", show_default=True,
+              help="binreplay's progress schema, left out of the comparison.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Final report as text or as one JSON document on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def verify_cmd(databases, chunk_size, threads, progress_schema, output_format, quiet, **kw) -> None:
+    """Compare the target's data with a reference server (the source, or a serial replay), table by table."""
+    import json
+
+    from binreplay.errors import DifferenceFound
+    from binreplay.verify import VerifyOptions, human_report, json_report, verdict, verify
+
+    hide_password_from_process_list(sys.argv)
+    setup_logging(0, quiet)
+    reference = connection_from(kw, "reference-")
+    opts = VerifyOptions(target=connection_from(kw), reference=reference, databases=tuple(databases),
+                         chunk_size=chunk_size, threads=threads, progress_schema=progress_schema,
+                         progress=not quiet)
+    report = verify(opts)
+    if output_format == "json":
+        click.echo(json.dumps(json_report(report), indent=2))
+    elif report.differences:
+        click.echo(human_report(report))
+    if report.differences:
+        raise DifferenceFound(verdict(report))
+    if output_format == "text":
+        click.echo(f"binreplay: {verdict(report)}")
+
+
+@main.command("status")
+@click.argument("binlogs", nargs=-1)
+@connection_options()
+@click.option("--progress-schema", default="binreplay", show_default=True, help="Schema of the progress tables.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Report as text or as one JSON document.")
+def status_cmd(binlogs: tuple[str, ...], progress_schema, output_format, **kw) -> None:
+    """Where the last replay into the target stands, and how to resume it.
+
+    BINLOGS (optional: files or a server's .index) let it name the GTID and source time at the
+    low-water mark and put their paths in the resume command."""
+    import json
+
+    from binreplay.status import human_status, json_status, read_status
+
+    hide_password_from_process_list(sys.argv)
+    st = read_status(connection_from(kw), progress_schema, expand_binlogs(binlogs))
+    click.echo(json.dumps(json_status(st), indent=2, default=str) if output_format == "json" else human_status(st))
+
+
+@main.command("fetch")
+@connection_options("source-", "Source")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Directory for the binlog files (a rerun resumes what is there).")
+@click.option("--start-file", metavar="NAME", help="First binlog to fetch  [default: the source's oldest].")
+@click.option("--start-gtid", help="MariaDB: start with the binlog holding this GTID position.")
+@click.option("--stop-file", metavar="NAME", help="Stop once this binlog is complete.")
+@click.option("--stop-never", is_flag=True, help="Keep waiting for new events like a replica (until SIGINT/SIGTERM).")
+@click.option("--source-server-id", type=click.IntRange(1, (1 << 32) - 1),
+              help="server_id this replication client uses on the source  [default: a random large one].")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def fetch_cmd(out, start_file, start_gtid, stop_file, stop_never, source_server_id, verbose, quiet, **kw) -> None:
+    """Download binlogs from a server into files identical to its own (like mysqlbinlog --raw), resumably."""
+    from binreplay.fetch import FetchOptions, check_fetch_options, fetch_until_signalled, random_server_id
+
+    hide_password_from_process_list(sys.argv)
+    setup_logging(verbose, quiet)
+    opts = FetchOptions(source=connection_from(kw, "source-"), out=out, start_file=start_file,
+                        start_gtid=start_gtid, stop_file=stop_file, follow=stop_never,
+                        server_id=source_server_id or random_server_id())
+    check_fetch_options(opts)
+    stats = fetch_until_signalled(opts)
+    if not quiet:
+        end = f"{stats.position[0]}:{stats.position[1]}" if stats.position else "nothing new"
+        click.echo(f"binreplay: fetched {stats.events} events ({stats.bytes} bytes) into {out}; "
+                   f"up to {end}; {stats.reconnects} reconnect(s)"
+                   f"{f'; {stats.stop_reason}' if stats.stop_reason else ''}", err=True)
+
+
+@main.command("plan")
+@click.argument("binlogs", nargs=-1, required=True)
+@click.option("--top", type=click.IntRange(1, 100_000), default=10, show_default=True,
+              help="Databases, tables, DDL statements and transactions listed in the text report.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Report as aligned text or as one JSON document (every table, every DDL).")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def plan_cmd(binlogs: tuple[str, ...], top: int, output_format: str, verbose: int, quiet: bool, **kw) -> None:
+    """Survey BINLOGS without touching any server: volume per database and table, DDL and barriers,
+    the largest transactions, the parallelism each --dependency mode would find, and the
+    --workers/--dependency to use. Takes replay's start/stop flags."""
+    from binreplay.plan import make_plan
+    from binreplay.plan_report import to_json, to_text
+
+    setup_logging(verbose, quiet)
+    plan = make_plan(ReplayOptions(binlogs=expand_binlogs(binlogs), **kw), top)
+    click.echo(to_json(plan) if output_format == "json" else to_text(plan, top), nl=False)
+
+
+# The plan selects transactions exactly as replay does: the same flags, shared rather than copied.
+plan_cmd.params[1:1] = [p for p in replay_cmd.params if p.name in (
+    "start_position", "stop_position", "start_datetime", "stop_datetime", "start_gtid", "stop_gtid",
+    "include_gtids", "exclude_gtids", "from_backup")]
+
+
+from binreplay.sandbox_cli import sandbox_group  # noqa: E402  (the group lives in its own module)
+
+main.add_command(sandbox_group)
 
 
 @main.command("demo")

@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     STATE_CONFLICT = 6    # the target's progress records disagree with this run (use --restart)
     UNSUPPORTED = 7       # valid input that binreplay cannot apply exactly (yet)
     DIFFERENT = 8         # verify: the target's content differs from the reference server
+    SCHEMA_MISMATCH = 9   # the target's tables do not match the binlog's (not restored from the right backup?)
     INTERRUPTED = 130     # stopped by a signal; rerun the same command to resume
 
 
@@ -56,6 +57,13 @@ class PrivilegeError(TargetError):
     exit_code = ExitCode.PRIVILEGE
 
 
+class SourceError(BinreplayError):
+    """The live source (--source-host, fetch) is unreachable or was lost for too long: like the
+    target, exit 4, and rerunning resumes."""
+
+    exit_code = ExitCode.TARGET
+
+
 class StateConflictError(BinreplayError):
     exit_code = ExitCode.STATE_CONFLICT
 
@@ -66,6 +74,10 @@ class UnsupportedError(BinreplayError):
 
 class DifferenceFound(BinreplayError):
     exit_code = ExitCode.DIFFERENT
+
+
+class SchemaMismatchError(BinreplayError):
+    exit_code = ExitCode.SCHEMA_MISMATCH
 
 
 class Interrupted(BinreplayError):

@@ -44,7 +44,7 @@ from binreplay.binlog import rows as R
 from binreplay.binlog.events import decode_decimal, parse_table_map as parse_table_map_names
 from binreplay.errors import BadInputError
 from binreplay.model import Event, FormatDescription, TableMapInfo, Transaction
-from binreplay.schema import ColumnInfo, SchemaCache, TableInfo
+from binreplay.schema import ColumnInfo, SchemaCache, TableInfo, column_mismatch
 
 Key = tuple
 KeySet = dict[Key, bool]  # key -> exclusive?
@@ -90,7 +90,7 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
             plans[table_id] = plan
         elif ev.type_code in C.ROWS_EVENTS:
             has_rows = True
-            table_id = R.rows_table_id(_body(ev, fde), _post_header_len(fde, ev.type_code))
+            table_id = R.rows_table_id(event_body(ev, fde), post_header_len(fde, ev.type_code))
             seen = rows_per_table[table_id] = rows_per_table.get(table_id, 0) + 1
             plan = plans.get(table_id)
             if seen == BULK_ROWS_EVENTS and plan is not None:
@@ -103,12 +103,12 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
 
 # --- per event -------------------------------------------------------------------
 
-def _body(ev: Event, fde: FormatDescription) -> bytes:
+def event_body(ev: Event, fde: FormatDescription) -> bytes:
     end = len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)
     return ev.raw[C.HEADER_LEN:end]
 
 
-def _post_header_len(fde: FormatDescription, type_code: int) -> int:
+def post_header_len(fde: FormatDescription, type_code: int) -> int:
     if len(fde.post_header_lengths) >= type_code:
         return fde.post_header_lengths[type_code - 1]
     return _V2_POST_HEADER if type_code in _V2_TYPES else _V1_POST_HEADER
@@ -116,9 +116,9 @@ def _post_header_len(fde: FormatDescription, type_code: int) -> int:
 
 def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str,
                keys: KeySet) -> tuple[int, _TablePlan | None]:
-    body = _body(ev, fde)
-    post_header_len = _post_header_len(fde, C.TABLE_MAP_EVENT)
-    names = ev.info if isinstance(ev.info, TableMapInfo) else parse_table_map_names(body, post_header_len)
+    body = event_body(ev, fde)
+    phl = post_header_len(fde, C.TABLE_MAP_EVENT)
+    names = ev.info if isinstance(ev.info, TableMapInfo) else parse_table_map_names(body, phl)
     info = schema.table(names.schema, names.table)
     if info is not None and info.fk_group:
         keys[("grp", info.fk_group)] = True   # the group stands for the table: no row keys
@@ -128,7 +128,7 @@ def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str
         keys[table_key] = True
         return names.table_id, None
     try:
-        plan = _cached_plan(body, post_header_len, info, schema)
+        plan = _cached_plan(body, phl, info, schema)
     except (_Unkeyable, R.RowFormatError):
         keys[table_key] = True
         return names.table_id, None
@@ -137,9 +137,9 @@ def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str
 
 
 def _rows_keys(ev: Event, fde: FormatDescription, plans: dict[int, _TablePlan | None], keys: KeySet) -> None:
-    body = _body(ev, fde)
-    post_header_len = _post_header_len(fde, ev.type_code)
-    table_id = R.rows_table_id(body, post_header_len)
+    body = event_body(ev, fde)
+    phl = post_header_len(fde, ev.type_code)
+    table_id = R.rows_table_id(body, phl)
     if table_id not in plans:
         raise BadInputError(f"{ev.name} event at position {ev.start} refers to table id {table_id}, "
                             "which no TABLE_MAP event of its transaction maps")
@@ -147,7 +147,7 @@ def _rows_keys(ev: Event, fde: FormatDescription, plans: dict[int, _TablePlan | 
     if plan is None:
         return
     try:
-        rows = R.parse_rows_event(ev.type_code, body, post_header_len)
+        rows = R.parse_rows_event(ev.type_code, body, phl)
         images = plan.walker.images(rows, plan.wanted)
     except R.RowFormatError:
         keys[plan.table_key] = True
@@ -282,14 +282,9 @@ def _plan(tmap: R.TableMap, info: TableInfo, schema: SchemaCache) -> _TablePlan:
 
 
 def _check_column_count(tmap: R.TableMap, info: TableInfo) -> None:
-    """The binlog's columns must be the target's, plus only the hidden ones MariaDB appends."""
-    hidden = tmap.types[len(info.columns):]
-    hashes = (R.T_LONGLONG,) * info.hash_uniques
-    allowed = [hashes]
-    if info.system_versioned:  # implicit row_start, row_end (declared ones are ordinary columns)
-        allowed.append((R.T_TIMESTAMP2, R.T_TIMESTAMP2) + hashes)
-    if tmap.column_count < len(info.columns) or hidden not in allowed:
-        raise _Unkeyable(f"the binlog has {tmap.column_count} columns, the target {len(info.columns)}")
+    problem = column_mismatch(tmap, info)
+    if problem:
+        raise _Unkeyable(problem)
 
 
 # --- value normalization -------------------------------------------------------------

@@ -28,10 +28,28 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     run_id: int | None = None
     resumed_from: str | None = None
+    retries: int = 0                   # groups retried after a deadlock, lock wait or lost connection
+    busy_s: float = 0.0                # worker-seconds spent applying
+    workers: int = 0
+    workers_busy: int = 0              # applying a group right now
+    bytes_done: int = 0                # binlog bytes up to the low-water mark, of bytes_total
+    bytes_total: int = 0
+    low_water: str | None = None       # everything up to here is applied (the resume point)
+    source_time: int | None = None     # source commit time (epoch s) of the newest applied transaction
 
     @property
     def rate(self) -> float:
         return self.applied / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def parallelism(self) -> float:
+        """How many workers were applying at once on average: the speed-up over applying the
+        same groups one after another on one connection."""
+        return self.busy_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _source_time(ts: int | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
 
 
 class Reporter:
@@ -59,6 +77,8 @@ class Reporter:
             f"{f', {s.already_applied} already applied' if s.already_applied else ''}"
             f"{f', {s.skipped} outside the selection' if s.skipped else ''}"
             f" in {s.elapsed_s:.1f}s ({s.rate:.0f} trx/s)"
+            f"{f', {s.retries} retries' if s.retries else ''}"
+            f"{f'; {s.workers} workers, parallelism {s.parallelism:.1f}x' if s.workers > 1 else ''}"
             f"{f'; last applied {s.last_applied}' if s.last_applied else ''}"
             f"{f' ({s.last_gtid})' if s.last_gtid else ''}"
             f"{f'; {s.stop_reason}' if s.stop_reason else ''}\n")
@@ -69,13 +89,23 @@ class BarReporter(Reporter):
     def start(self, total_bytes: int, total_transactions: int | None) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total_transactions or None, unit="trx", file=self.stream, dynamic_ncols=True,
-                        desc="replay", smoothing=0.1, mininterval=0.5)
+        # Over binlog bytes (all files): transactions vary too much in size for an honest ETA.
+        self.bar = tqdm(total=total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream,
+                        dynamic_ncols=True, desc="replay", smoothing=0.1, mininterval=0.5)
 
     def update(self, summary: Summary, position: str) -> None:
-        n = summary.applied + summary.already_applied + summary.skipped
-        self.bar.update(n - self.bar.n)
-        self.bar.set_postfix_str(position, refresh=False)
+        self.bar.update(max(0, summary.bytes_done - self.bar.n))
+        elapsed = time.monotonic() - self.started
+        rate = summary.applied / elapsed if elapsed > 0 else 0.0
+        events = summary.row_events / elapsed if elapsed > 0 else 0.0
+        parts = [f"{rate:,.0f} trx/s", f"{events:,.0f} row ev/s", position]
+        if summary.source_time:
+            parts.append(f"src {_source_time(summary.source_time)}")
+        if summary.workers > 1:
+            parts.append(f"{summary.workers_busy}/{summary.workers} busy")
+        if summary.retries:
+            parts.append(f"{summary.retries} retries")
+        self.bar.set_postfix_str(" | ".join(parts), refresh=False)
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
@@ -119,7 +149,12 @@ class JsonReporter(Reporter):
         eta = (self.total - done) / rate if self.total and rate > 0 else None
         self._emit({"type": "progress", "transactions_done": done, "transactions_total": self.total,
                     "applied": summary.applied, "position": position, "elapsed_s": round(elapsed, 3),
-                    "trx_per_s": round(rate, 1), "eta_s": round(eta, 1) if eta is not None else None})
+                    "trx_per_s": round(rate, 1), "eta_s": round(eta, 1) if eta is not None else None,
+                    "low_water": summary.low_water, "bytes_done": summary.bytes_done,
+                    "bytes_total": summary.bytes_total, "row_events": summary.row_events,
+                    "row_events_per_s": round(summary.row_events / elapsed, 1) if elapsed > 0 else 0.0,
+                    "source_time": _source_time(summary.source_time), "workers": summary.workers,
+                    "workers_busy": summary.workers_busy, "retries": summary.retries, "ddl": summary.ddl})
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
@@ -129,6 +164,8 @@ class JsonReporter(Reporter):
     def finish(self, summary: Summary) -> None:
         d = asdict(summary)
         d["trx_per_s"] = round(summary.rate, 1)
+        d["parallelism"] = round(summary.parallelism, 2)
+        d["source_time"] = _source_time(summary.source_time)
         self._emit({"type": "summary", **d})
 
 

@@ -41,7 +41,8 @@ _UNSUPPORTED = {
 
 
 _REFUSED = frozenset(_UNSUPPORTED) | {C.INCIDENT_EVENT}
-# Refused when applying (the reader itself decompresses them for --dry-run and planning).
+# Refused when applying as BINLOG statements (the reader decompresses them; --apply sql applies
+# their inner row events, --dry-run and planning read them).
 _NOT_APPLIED = {C.TRANSACTION_PAYLOAD_EVENT: "compressed MySQL transactions (TRANSACTION_PAYLOAD)"}
 
 
@@ -114,6 +115,8 @@ class BinlogReader:
             raise BadInputError("no binlog files given")
         check_file_sequence(paths)
         self.files = [BinlogFile(p, i) for i, p in enumerate(paths)]
+        for f in self.files:
+            f.on_format = self._check_same_origin
         self.start_file_index = start_file_index
         self.start_pos = start_pos
         self.stats = ReaderStats()
@@ -145,11 +148,13 @@ class BinlogReader:
             return self.start_pos
         return None
 
-    def validate(self, on_gtid: Callable[[object], None] | None = None) -> int | None:
+    def validate(self, on_gtid: Callable[[object], None] | None = None, *,
+                 compressed_ok: bool = False) -> int | None:
         """A fast pass over the same events without grouping them: framing, checksums, file
         sequence, start position, events binreplay refuses. Calls `on_gtid` with each
         transaction's GTID and returns how many transactions there are, or None for
-        binlogs without GTID events (pre-5.7 MySQL), which only the full reader can count."""
+        binlogs without GTID events (pre-5.7 MySQL), which only the full reader can count.
+        `compressed_ok`: MySQL compressed transactions will be applied (--apply sql)."""
         count = 0
         for f in self.files[self.start_file_index:]:
             skip = self._skip_for(f)
@@ -161,9 +166,10 @@ class BinlogReader:
                     gtid_era = _writes_gtids(f.fde)
                 if t in _REFUSED:
                     _refuse(f, ev)
-                if t in _NOT_APPLIED:
+                if t in _NOT_APPLIED and not compressed_ok:
                     raise UnsupportedError(f"{f.path}: {ev.name} event at position {ev.start}: applying "
-                                           f"{_NOT_APPLIED[t]} is not supported yet; nothing was applied")
+                                           f"{_NOT_APPLIED[t]} as BINLOG statements is not supported; rerun "
+                                           "with --apply sql; nothing was applied")
                 if first_after_skip and t not in C.FILE_LEVEL_EVENTS and ev.start >= skip:
                     first_after_skip = False
                     self._check_starts_transaction(f, ev, skip)
@@ -177,6 +183,18 @@ class BinlogReader:
                 return None
             self._check_rotation(f)
         return count
+
+    def _check_same_origin(self, f: BinlogFile) -> None:
+        """Files of one sequence come from one server: a file from another server (a replica's, or
+        one restored from elsewhere) would replay the wrong history, so it is refused up front."""
+        prev = next((p for p in reversed(self.files[:f.index]) if p.fde is not None), None)
+        if prev is None or f.fde is None or prev.fde is None:
+            return
+        if f.fde.flavor != prev.fde.flavor or f.server_id != prev.server_id:
+            raise BadInputError(
+                f"{f.path} was written by {f.fde.flavor} server id {f.server_id} ({f.fde.server_version}), "
+                f"but {prev.name} by {prev.fde.flavor} server id {prev.server_id}: the files are not one "
+                "server's binlog sequence")
 
     def _check_rotation(self, f: BinlogFile) -> None:
         assert f.tail is not None

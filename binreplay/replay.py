@@ -23,12 +23,18 @@ from binreplay.backup_meta import read_backup_coordinates
 from binreplay.binlog.framing import BinlogFile
 from binreplay.bounds import Bounds, Selector, Verdict, parse_datetime, validate
 from binreplay.checkpoint import PositionTracker, ProgressStore
-from binreplay.errors import BadInputError, Interrupted, UnsupportedError, UsageError
+from binreplay.errors import (BadInputError, Interrupted, PrivilegeError, SchemaMismatchError, TargetError, UnsupportedError,
+                              UsageError)
 from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 from binreplay.model import MariadbGtid, TrxKind
 from binreplay.progress import Reporter, Summary
 from binreplay.reader import BinlogReader
-from binreplay.target import (EngineWatch, TargetConfig, check_privilege, connect, load_collations,
+from binreplay.faults import crash_point
+from binreplay.filters import Filters
+from binreplay.sql_apply import SqlApplyShared, check_triggers
+from binreplay.schema import SchemaCache
+from binreplay.table_check import TargetTables
+from binreplay.target import (TargetConfig, check_privilege, connect, connection_lost, load_collations,
                               server_info)
 from binreplay.statements import binlog_statement
 from binreplay.workers import GroupLimits, WorkerPool
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 
 # How often the low-water mark is advanced (the env var is for tests that crash inside it).
 CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
+# How long a lost control connection is retried (a target restart takes a few seconds).
+RECONNECT_WINDOW_S = float(os.environ.get("BINREPLAY_RECONNECT_WINDOW", "30"))
 
 
 def default_workers() -> int:
@@ -69,6 +77,9 @@ class ReplayOptions:
     retries: int = 10
     progress_schema: str = "binreplay"
     preflight: bool = True
+    apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (sql_apply.py)
+    allow_triggers: bool = False             # --apply sql: target triggers would fire on replayed rows
+    filters: Filters = field(default_factory=Filters)
 
     def fingerprint_fields(self) -> dict:
         """What identifies a replay for resuming: where it starts and what it selects.
@@ -80,6 +91,8 @@ class ReplayOptions:
             "exclude_gtids": self.exclude_gtids,
             "from_backup": str(self.from_backup) if self.from_backup else None,
             "preserve_gtids": self.preserve_gtids,
+            # What the filters select is part of the replay's identity (only when given: older runs resume).
+            **({"filters": repr(self.filters)} if self.filters.active else {}),
         }
 
 
@@ -184,7 +197,8 @@ def _stop_position_beyond_end(bounds: Bounds, reader: BinlogReader) -> list[str]
     return []
 
 
-def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> int | None:
+def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
+               compressed_ok: bool = False) -> int | None:
     """Validate the input before the target is touched, in one fast pass (no grouping): a corrupt,
     truncated or misordered file, a bad start position, an event binreplay refuses, or a stop
     GTID that is not in the files stops the run here, with nothing applied. Returns the number of
@@ -199,7 +213,7 @@ def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: S
         if m is not None and isinstance(g, MariadbGtid) and m.stop_reached(g):
             reached.add(g.domain_id)
 
-    count = reader.validate(on_gtid if m is not None and m.has_stop else None)
+    count = reader.validate(on_gtid if m is not None and m.has_stop else None, compressed_ok=compressed_ok)
     if count is None:  # no GTID events to count or check: the full reader does both
         return _scan(bounds, files, reporter, summary)[0]
     problems = []
@@ -228,7 +242,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                               f"; {len(files)} file(s), {scan['stats'].events} events\n")
         return summary
     if opts.preflight:
-        total = _preflight(bounds, files, reporter, summary)
+        total = _preflight(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
     run = _Run(opts, bounds, files, reporter, summary)
     try:
         run.prepare_target()
@@ -271,10 +285,20 @@ class _Run:
         self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart)
         self.summary.run_id = self.resume.run_id
         collations = load_collations(control)
+        sql_apply = None
+        if opts.apply_mode == "sql":
+            sql_apply = SqlApplyShared(server.flavor, collations)
+            for table in check_triggers(control, opts.filters, opts.progress_schema, opts.allow_triggers):
+                self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
+                                   self.summary)
         appliers = [Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
-                            max_retries=opts.retries) for i in range(opts.workers)]
+                            max_retries=opts.retries, sql_apply=sql_apply) for i in range(opts.workers)]
         appliers[0].open()
-        _check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
+        if sql_apply is None:
+            _check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
+        elif not _may_set_pseudo_thread(appliers[0]):
+            for a in appliers:
+                a.builder.pseudo_thread = False
         for a in appliers[1:]:
             a.open()
         self.tracker = PositionTracker(self.resume.low_water)
@@ -283,13 +307,10 @@ class _Run:
         limits = GroupLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes,
                              preserve_commit_order=opts.preserve_commit_order)
         self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
-        schema = None
-        if opts.dependency != "commit-order" and opts.workers > 1:
-            from binreplay.schema import SchemaCache
-
-            schema = SchemaCache(control)
-        self.deps = Dependencies(opts.dependency, schema, serial=opts.workers == 1)
-        self.engines = EngineWatch(control)
+        self.schema = SchemaCache(control)
+        keyed = opts.dependency != "commit-order" and opts.workers > 1
+        self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
+        self.tables = TargetTables(self.schema)
 
     def _on_done(self, trxs: list) -> None:
         """Called by a worker under the pool's lock once a group committed."""
@@ -302,6 +323,7 @@ class _Run:
         last = trxs[-1]
         if self._last_seq is None or last.seq > self._last_seq:
             self._last_seq = last.seq
+            s.source_time = last.timestamp
             s.last_applied = str(last.end)
             s.last_gtid = str(last.gtid) if last.gtid is not None else None
 
@@ -320,8 +342,13 @@ class _Run:
                               on_warning=lambda m: reporter.warn(m, summary))
         selector = Selector(self.bounds)
         self._last_seq: int | None = None
+        self._file_index: int | None = None
         self._next_tick = 0.0
         self._written = resume.low_water
+        self._sizes = _file_sizes(reader)
+        self._from = (start_index, start_pos or 0)
+        summary.bytes_total = reader.total_bytes
+        summary.workers = len(pool.appliers)
         reporter.start(reader.total_bytes, total)
         pool.start()
         try:
@@ -342,6 +369,7 @@ class _Run:
                     _check_end(selector, self.bounds, reader)
             summary.stop_reason = selector.stop_reason
             summary.outcome = "complete"
+            self._refresh_summary()
             self._checkpoint()
             self.store.finish("complete")
         except KeyboardInterrupt:
@@ -351,6 +379,12 @@ class _Run:
             summary.outcome = "interrupted"
             self._stop_safely("interrupted", str(exc))
             raise
+        except TargetError as exc:
+            summary.outcome = "failed"
+            self._stop_safely("failed", str(exc))
+            if "resume" in str(exc):
+                raise
+            raise type(exc)(f"{exc}; what was applied is recorded: rerun the same command to resume") from None
         except Exception as exc:
             summary.outcome = "failed"
             self._stop_safely("failed", str(exc))
@@ -371,18 +405,32 @@ class _Run:
             selector.after_applied()
         if not apply:
             return
-        if trx.from_payload:
-            raise UnsupportedError(f"compressed MySQL transaction at {trx.start} cannot be applied yet")
-        for schema, table, engine in self.engines.non_transactional(trx.tables):
+        trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, summary))
+        if trx.from_payload and self.opts.apply_mode != "sql":
+            # Its inner events would have to be re-framed as uncompressed events for BINLOG; --apply sql
+            # turns them into SQL like any other row events.
+            raise UnsupportedError(f"compressed MySQL transaction (TRANSACTION_PAYLOAD) at {trx.start} cannot be "
+                                   "applied as BINLOG statements; rerun with --apply sql")
+        if trx.file_index != self._file_index:
+            if self._file_index is not None:
+                crash_point("file-rotation")
+            self._file_index = trx.file_index
+        try:
+            non_transactional = self._on_control(lambda: self.tables.check(trx))
+        except SchemaMismatchError:
+            # Leave the target exactly before this transaction: everything earlier applied and recorded.
+            pool.drain(on_wait=lambda: self._tick(str(trx.start)))
+            raise
+        for schema, table, engine in non_transactional:
             self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
                                "replay is interrupted, changes to it may be applied twice", summary)
-        keys, after = self.deps.of(trx)
+        keys, after = self._on_control(lambda: self.deps.of(trx))
         pool.submit(trx, keys, after=after)
         if trx.is_barrier:
-            # Keys of later transactions must be computed against the schema this barrier leaves.
+            # Checks and keys of later transactions must see the schema this barrier leaves.
             pool.drain(on_wait=lambda: self._tick(str(trx.start)))
             if trx.kind is TrxKind.DDL:
-                self.deps.schema_changed()
+                self.schema.invalidate()
 
     def _tick(self, position: str) -> None:
         """Progress display, checkpoint, and signals: called often, does work about once a second."""
@@ -391,22 +439,71 @@ class _Run:
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + min(CHECKPOINT_INTERVAL_S, 0.5)
+            self._refresh_summary()
             self.reporter.update(self.summary, position)
             self._checkpoint()
+
+    def _refresh_summary(self) -> None:
+        pool, s = self.pool, self.summary
+        assert pool is not None
+        with pool.lock:
+            mark, s.workers_busy = self.tracker.position, pool.busy
+        s.retries, s.busy_s = pool.retries, pool.busy_s
+        s.elapsed_s = time.monotonic() - self.reporter.started
+        if mark is not None:
+            s.low_water = str(mark)
+            first, offset = self._from
+            if mark.file_index >= first:
+                s.bytes_done = sum(self._sizes[first:mark.file_index]) + mark.pos - offset
 
     def _checkpoint(self) -> None:
         assert self.pool is not None
         with self.pool.lock:
             position, count = self.tracker.position, self.tracker.count
         if position is not None and position != self._written:
-            self.store.advance(position, count)
+            # Idempotent (insert-ignore and prunes), so it is safe to redo after a reconnect.
+            self._on_control(lambda: self.store.advance(position, count))
             self._written = position
+
+    def _on_control(self, operation):
+        """Run `operation` on the control connection; if that connection was lost (killed, a network
+        blip, the target restarted), reconnect, take the run's lock again and redo it once."""
+        try:
+            return operation()
+        except Exception as exc:  # noqa: BLE001 - only a lost connection is handled here
+            if not connection_lost(exc):
+                raise
+            log.warning("lost the control connection (%s); reconnecting", exc)
+        self._reconnect_control()
+        return operation()
+
+    def _reconnect_control(self) -> None:
+        try:
+            self.control.close()
+        except Exception:  # noqa: BLE001 - it is gone already
+            pass
+        deadline = time.monotonic() + RECONNECT_WINDOW_S
+        while True:
+            try:
+                control = connect(self.cfg)
+                break
+            except TargetError:
+                if time.monotonic() > deadline:
+                    raise TargetError(f"lost the control connection to the target and could not reconnect within "
+                                      f"{RECONNECT_WINDOW_S:.0f} s; rerun the same command to resume") from None
+                time.sleep(1.0)
+        self.control = control
+        # The named lock went with the old session: take it again, or stop if another process has it.
+        self.store.conn = self.schema.conn = control
+        self.store.prepare_session()
+        self.store.lock()
 
     def _stop_safely(self, state: str, error: str) -> None:
         """Stop the workers (each finishes its group), then record where we are."""
         try:
             if self.pool is not None:
                 self.pool.stop()
+                self._refresh_summary()
             self._checkpoint()
             self.store.finish(state, error[:2000])
         except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
@@ -422,6 +519,16 @@ class _Run:
                 pass
 
 
+def _file_sizes(reader: BinlogReader) -> list[int]:
+    sizes = []
+    for f in reader.files:
+        try:
+            sizes.append(f.path.stat().st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes
+
+
 def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
     """Fail before applying anything if the user cannot run BINLOG or set the replay session context."""
     fde_event = next(BinlogFile(first_file).events())
@@ -431,6 +538,17 @@ def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
     applier.state.fde_raw = fde_event.raw
     check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id",
                     f"{server.binlog_replay_privilege}, needed to set the session context of replayed statements")
+
+
+def _may_set_pseudo_thread(applier: Applier) -> bool:
+    """--apply sql needs no BINLOG privilege; without it, replayed statements run without
+    pseudo_thread_id (which only names temporary tables in the target's own binlog)."""
+    try:
+        check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id", "")
+        return True
+    except PrivilegeError:
+        log.info("the target user may not set pseudo_thread_id; replayed statements run without it")
+        return False
 
 
 from binreplay.binlog.constants import ROWS_EVENTS as _ROWS  # noqa: E402

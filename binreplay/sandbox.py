@@ -336,6 +336,12 @@ class Sandbox:
         pid = self._foreign_pid()
         return pid is not None
 
+    def server_pid(self) -> int | None:
+        """Pid of the running server, whichever process started it; None when it is not running."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc.pid
+        return self._foreign_pid()
+
     def _foreign_pid(self) -> int | None:
         """Pid of a server on our datadir started by someone else (another process)."""
         try:

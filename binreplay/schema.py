@@ -72,7 +72,7 @@ class SchemaCache:
     """Table definitions of the target, loaded per schema on first use."""
 
     def __init__(self, conn: Any) -> None:
-        self._conn = conn
+        self.conn = conn
         self._schemas: dict[str, dict[str, TableInfo]] = {}
         self._fk_groups: dict[tuple[str, str], str] | None = None
         self._folding: dict[tuple[str, str], bool] = {}
@@ -99,7 +99,7 @@ class SchemaCache:
     # -- loading ---------------------------------------------------------------
 
     def _query(self, sql: str, *args: Any) -> list[tuple]:
-        with self._conn.cursor() as cur:
+        with self.conn.cursor() as cur:
             cur.execute(sql, args or None)
             return list(cur.fetchall())
 
@@ -260,6 +260,23 @@ def _table_info(schema: str, name: str, columns: tuple[ColumnInfo, ...], indexes
     return TableInfo(schema, name, columns, primary, tuple(uniques), group,
                      str(engine) if engine is not None else None, tuple(prefixes), tuple(opaque),
                      hash_uniques, table_type.upper() == "SYSTEM VERSIONED")
+
+
+def column_mismatch(tmap: Any, info: TableInfo) -> str | None:
+    """Why a TABLE_MAP (binlog/rows.TableMap) does not fit the target's table, or None.
+
+    The binlog's columns must be the target's, plus only the hidden ones MariaDB appends
+    (implicit row_start/row_end of a system-versioned table, a BIGINT per long UNIQUE)."""
+    from binreplay.binlog import rows as R
+
+    hidden = tuple(tmap.types[len(info.columns):])
+    hashes = (R.T_LONGLONG,) * info.hash_uniques
+    allowed = [hashes]
+    if info.system_versioned:  # implicit row_start, row_end (declared ones are ordinary columns)
+        allowed.append((R.T_TIMESTAMP2, R.T_TIMESTAMP2) + hashes)
+    if tmap.column_count < len(info.columns) or hidden not in allowed:
+        return f"the binlog has {tmap.column_count} columns, the target {len(info.columns)}"
+    return None
 
 
 def _ident(name: str) -> str:

@@ -30,6 +30,8 @@ MARIADB_INSERT_HISTORY = 1 << 30
 
 # Keep each BINLOG statement well under the target's max_allowed_packet.
 DEFAULT_BINLOG_CHUNK = 4 << 20
+# --apply sql: generated statements are joined into packets of about this size.
+SQL_PACKET_BYTES = 2 << 20
 
 
 def quote_ident(name: str) -> str:
@@ -66,7 +68,7 @@ class Step:
 @dataclass(frozen=True)
 class _Part:
     sql: bytes
-    kind: str                        # "set", "binlog" (row events) or "statement"
+    kind: str                        # "set", "binlog" (row events), "sql" (rows as SQL) or "statement"
     expected_error: int = 0
     events: tuple[bytes, ...] = ()   # for "binlog": the raw events, so neighbours can be merged
 
@@ -99,6 +101,7 @@ def pack(parts: list[_Part], prefix: list[bytes] = (), suffix: list[bytes] = ())
     """
     steps: list[Step] = []
     current: list[bytes] = list(prefix)
+    sql_bytes = 0
     for part in parts:
         if part.kind == "statement":
             if current:
@@ -109,6 +112,13 @@ def pack(parts: list[_Part], prefix: list[bytes] = (), suffix: list[bytes] = ())
             current.append(binlog_statement(list(part.events)))
             steps.append(Step(b";\n".join(current)))
             current = []
+        elif part.kind == "sql":
+            # Generated row statements share packets, each packet well under max_allowed_packet.
+            current.append(part.sql)
+            sql_bytes += len(part.sql)
+            if sql_bytes >= SQL_PACKET_BYTES:
+                steps.append(Step(b";\n".join(current)))
+                current, sql_bytes = [], 0
         else:
             current.append(part.sql)
     current.extend(suffix)
@@ -121,11 +131,13 @@ class StatementBuilder:
     """Builds the SQL for transactions on one session; `collations` maps id -> (charset, collation)."""
 
     def __init__(self, state: SessionState, collations: dict[int, tuple[str, str]],
-                 chunk_bytes: int = DEFAULT_BINLOG_CHUNK, flavor: str = "mariadb") -> None:
+                 chunk_bytes: int = DEFAULT_BINLOG_CHUNK, flavor: str = "mariadb", sql=None) -> None:
         self.state = state
         self.collations = collations
         self.chunk_bytes = chunk_bytes
         self.flavor = flavor
+        self.sql = sql                   # a sql_apply.SqlTranslator with --apply sql
+        self.pseudo_thread = True        # False: the user may not set pseudo_thread_id (--apply sql)
 
     # -- public -------------------------------------------------------------
 
@@ -138,16 +150,21 @@ class StatementBuilder:
 
     def body(self, trx: Transaction) -> list[_Part]:
         """Everything between BEGIN and COMMIT (for DDL: the statement with its context)."""
-        parts: list[_Part] = self.fde_parts(trx.fde)
+        parts: list[_Part] = self.fde_parts(trx.fde) if self.sql is None else []
         table_maps: list[bytes] = []     # of the statement in progress
         rows_buf: list[bytes] = []
+        rows_events: list[Event] = []    # --apply sql: the same events, to translate
         rows_size = 0
 
         def flush_rows() -> None:
             nonlocal rows_size
             if rows_buf:
-                parts.append(_binlog_part(rows_buf))
+                if self.sql is None:
+                    parts.append(_binlog_part(rows_buf))
+                else:
+                    parts.extend(self._sql_parts(rows_events, trx.fde))
                 rows_buf.clear()
+                rows_events.clear()
                 rows_size = 0
 
         for ev in trx.events:
@@ -155,9 +172,11 @@ class StatementBuilder:
             if t == C.TABLE_MAP_EVENT:
                 table_maps.append(ev.raw)
                 rows_buf.append(ev.raw)
+                rows_events.append(ev)
                 rows_size += len(ev.raw)
             elif t in C.ROWS_EVENTS:
                 rows_buf.append(ev.raw)
+                rows_events.append(ev)
                 rows_size += len(ev.raw)
                 if _is_statement_end(ev, trx.fde):
                     table_maps = []
@@ -176,6 +195,8 @@ class StatementBuilder:
                 if _is_transaction_control(q):
                     continue
                 flush_rows()
+                if self.sql is not None:
+                    self.sql.statement_replayed()
                 parts.extend(_Part(sql, "set") for sql in self._context(ev, q))
                 parts.append(_Part(q.sql, "statement", q.error_code))
             elif t == C.INTVAR_EVENT:
@@ -195,6 +216,18 @@ class StatementBuilder:
         flush_rows()
         return parts
 
+    def _sql_parts(self, events: list[Event], fde: FormatDescription) -> list[_Part]:
+        from binreplay.sql_apply import session_settings
+
+        out: list[_Part] = []
+        for flags, sql in self.sql.translate(events, fde):
+            for key, value, setting in session_settings(flags):
+                if self.state.values.get(key, object()) != value:
+                    self.state.values[key] = value
+                    out.append(_Part(setting.encode(), "set"))
+            out.append(_Part(sql.encode("utf-8", "surrogateescape"), "sql"))
+        return out
+
     # -- context ------------------------------------------------------------
 
     def _set_if_changed(self, key: str, value: object, sql: str, out: list[bytes]) -> None:
@@ -208,8 +241,9 @@ class StatementBuilder:
         usec = ctx.microseconds
         out.append((f"SET TIMESTAMP={ev.timestamp}.{usec:06d}" if usec is not None
                     else f"SET TIMESTAMP={ev.timestamp}").encode())
-        self._set_if_changed("pseudo_thread_id", q.thread_id,
-                             f"SET @@session.pseudo_thread_id={q.thread_id}", out)
+        if self.pseudo_thread:
+            self._set_if_changed("pseudo_thread_id", q.thread_id,
+                                 f"SET @@session.pseudo_thread_id={q.thread_id}", out)
         if ctx.flags2 is not None:
             f = ctx.flags2
             parts = [

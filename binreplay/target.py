@@ -17,6 +17,16 @@ ER_DBACCESS_DENIED = 1044
 ER_TABLEACCESS_DENIED = 1142
 ER_SPECIFIC_ACCESS_DENIED = 1227
 CONNECTION_LOST = (2006, 2013, 2055)
+ER_CONNECTION_KILLED = 1927
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """The session is gone (killed, timed out, server restarted): reconnecting is the remedy."""
+    if isinstance(exc, pymysql.err.InterfaceError):  # used after the socket was closed
+        return True
+    if isinstance(exc, pymysql.err.OperationalError) and exc.args:
+        return exc.args[0] in CONNECTION_LOST or exc.args[0] == ER_CONNECTION_KILLED
+    return False
 CANNOT_CONNECT = (2002, 2003, 2005)
 
 
@@ -129,10 +139,17 @@ def _first_line(exc: BaseException) -> str:
     return str(msg).splitlines()[0] if msg else type(exc).__name__
 
 
+# ER_ERROR_ON_WRITE, ER_DISK_FULL, ER_GET_ERRNO, ER_RECORD_FILE_FULL: how a full disk reaches a client
+_NO_SPACE_CODES = (3, 1021, 1030, 1114)
+
+
 def describe_sql_error(exc: BaseException) -> str:
     args = getattr(exc, "args", ())
     if len(args) > 1:
-        return f"error {args[0]}: {_first_line(exc)}"
+        text = f"error {args[0]}: {_first_line(exc)}"
+        if args[0] in _NO_SPACE_CODES and (args[0] in (1021, 1114) or "28" in str(args[1])):
+            text += " (the target is out of disk space: free some, then rerun the same command to resume)"
+        return text
     return _first_line(exc)
 
 
@@ -181,23 +198,3 @@ def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what
 
 
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "TokuDB", "RocksDB", "NDBCLUSTER", "ndbcluster", "SEQUENCE"})
-
-
-class EngineWatch:
-    """Names the non-transactional tables a replay writes to, once each: exactly-once cannot hold for them."""
-
-    def __init__(self, conn: pymysql.connections.Connection) -> None:
-        self.conn = conn
-        self.seen: set[tuple[str, str]] = set()
-
-    def non_transactional(self, tables: frozenset[tuple[str, str]]) -> list[tuple[str, str, str]]:
-        new = [t for t in tables if t not in self.seen]
-        if not new:
-            return []
-        self.seen.update(new)
-        where = " OR ".join("(TABLE_SCHEMA=%s AND TABLE_NAME=%s)" for _ in new)
-        with self.conn.cursor() as cur:
-            cur.execute(f"SELECT TABLE_SCHEMA, TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE {where}",
-                        [v for t in new for v in t])
-            return [(str(a), str(b), str(c)) for a, b, c in cur.fetchall()
-                    if c is not None and str(c) not in TRANSACTIONAL_ENGINES]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,6 +45,7 @@ class WorkerPool:
         self._trx: dict[int, Transaction] = {}
         self._bytes = 0
         self._stopping = False
+        self.busy = 0                          # workers applying a group right now
         self.error: BaseException | None = None
         self._threads = [threading.Thread(target=self._work, args=(i,), name=a.name, daemon=True)
                          for i, a in enumerate(appliers)]
@@ -61,6 +63,15 @@ class WorkerPool:
             if self._stopping:
                 raise Interrupted("stopping before commit")
             return turn
+
+    @property
+    def retries(self) -> int:
+        return sum(a.retries for a in self.appliers)
+
+    @property
+    def busy_s(self) -> float:
+        """Worker-seconds spent applying: divided by the elapsed time, the parallelism achieved."""
+        return sum(a.busy_s for a in self.appliers)
 
     def start(self) -> None:
         for t in self._threads:
@@ -124,6 +135,8 @@ class WorkerPool:
                 if not group:
                     return
                 trxs = [self._trx[s] for s in group]
+                self.busy += 1
+            started = time.monotonic()
             try:
                 applier.apply_group(trxs)
             except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
@@ -136,7 +149,9 @@ class WorkerPool:
                     self._stopping = True
                     self.lock.notify_all()
                 return
+            applier.busy_s += time.monotonic() - started
             with self.lock:
+                self.busy -= 1
                 self.scheduler.finish(group)
                 for s in group:
                     self._bytes -= self._trx.pop(s).size

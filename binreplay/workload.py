@@ -76,11 +76,16 @@ def create_base(conn: pymysql.connections.Connection, *, customers: int = 2000, 
 
 
 def run_workload(conn: pymysql.connections.Connection, transactions: int, *, seed: int = 2,
-                 rotate_every: int = 0, ddl_at: int | None = None,
+                 rotate_every: int = 0, ddl_at: int | None = None, ledger: bool = False,
                  on_progress: Callable[[int], None] | None = None) -> None:
-    """Source transactions after the backup: orders, payments, restocks, cancellations, a DDL."""
+    """Source transactions after the backup: orders, payments, restocks, cancellations, a DDL.
+
+    `ledger` adds a keyless table with one row per transaction (fault tests count lost and
+    doubled transactions with it)."""
     rnd = random.Random(seed)
     with conn.cursor() as cur:
+        if ledger:
+            cur.execute("CREATE TABLE IF NOT EXISTS shop.ledger (trx INT NOT NULL, at DATETIME(6) NOT NULL)")
         cur.execute("SELECT MAX(id) FROM shop.customers")
         max_customer = int(cur.fetchone()[0])
         cur.execute("SELECT MAX(id) FROM shop.products")
@@ -94,6 +99,8 @@ def run_workload(conn: pymysql.connections.Connection, transactions: int, *, see
                 conn.commit()
                 cur.execute("FLUSH BINARY LOGS")
             kind = rnd.random()
+            if ledger:
+                cur.execute("INSERT INTO shop.ledger VALUES (%s, NOW(6))", (n,))
             if kind < 0.55:  # place an order
                 cid = rnd.randint(1, max_customer)
                 cur.execute("INSERT INTO shop.orders (customer_id, placed) VALUES (%s, NOW(6))", (cid,))

@@ -57,3 +57,24 @@ def clean_servers(source: Sandbox, target: Sandbox,
     for sandbox in (source, target):
         reset_server(sandbox, _baselines[sandbox.name])
     return source, target
+
+
+@pytest.fixture(scope="session")
+def reliability() -> Iterator["ReliabilityLog"]:
+    """Fault tests record what they injected and found; with BINREPLAY_RELIABILITY_OUT=<path>
+    the table is written there at the end of the session (docs/reliability.md)."""
+    import os
+    import shlex
+    import sys
+    import time
+
+    from faultlab import ReliabilityLog
+
+    log = ReliabilityLog()
+    t0 = time.monotonic()
+    yield log
+    out = os.environ.get("BINREPLAY_RELIABILITY_OUT")
+    if out and log.rows:
+        command = (f"BINREPLAY_RELIABILITY_OUT={shlex.quote(out)} python -m pytest "
+                   + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        log.write(Path(out), command, time.monotonic() - t0)

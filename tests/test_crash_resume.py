@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from faultlab import BackupImage, kill_chains, lost_and_duplicated, resume_mark, time_to_resume
 from helpers import assert_same_content, binlogs_from, replay_into
 from test_replay_e2e import BASE, run_on, setup_backup
 
@@ -25,8 +26,8 @@ WORKLOAD = (
 
 
 @pytest.mark.parametrize("point", ["before-commit:5", "after-commit:5", "ddl-started:1", "ddl-executed:1",
-                                   "ddl-started:3", "checkpoint:1"])
-def test_crash_at_named_point_then_resume(clean_servers, point: str) -> None:
+                                   "ddl-started:3", "checkpoint:1", "file-rotation:1"])
+def test_crash_at_named_point_then_resume(clean_servers, reliability, point: str) -> None:
     source, target = clean_servers
     start = setup_backup(source, target, *BASE)
     run_on(source, WORKLOAD[:40])
@@ -38,12 +39,22 @@ def test_crash_at_named_point_then_resume(clean_servers, point: str) -> None:
     # Small groups over several workers: many commits, so the n-th crash point falls mid-replay.
     crashed = replay_into(source, target, start, "--workers", "4", "--group-max-trx", "5", env=env)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    mark = resume_mark(target)
+    t0 = time.time()
     resumed = replay_into(source, target, start)
     assert resumed.returncode == 0, resumed.stderr
+    assert mark is None or resume_mark(target) >= mark
     assert_same_content(source, target)
+    lost, dup = lost_and_duplicated(source, target, "app.log")
+    assert (lost, dup) == (0, 0)
     # Every transaction is recorded exactly once: the applied rows plus the checkpoint cover them all.
     again = replay_into(source, target, start)
     assert again.returncode == 0 and '"applied": 0' in again.stderr
+    if point.startswith("ddl"):
+        # The interrupted DDL was detected on resume and completed or recognised as done (never run twice).
+        assert "interruption" in resumed.stderr, resumed.stderr
+    reliability.record(f"kill -9 at a named point: {point.split(':')[0]}", injected=1, lost=lost, duplicated=dup,
+                       resume_s=time_to_resume(resumed.stderr, t0))
 
 
 def _shop_after_backup(clean_servers, transactions: int, **workload):
@@ -65,38 +76,51 @@ def _start_replay(files, target, start, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def test_random_kill_9_during_replay(clean_servers) -> None:
-    """The normal suite's sample of the soak: several kill -9 at random moments of one replay."""
-    source, target, start, files = _shop_after_backup(clean_servers, 5000, rotate_every=2000, ddl_at=2500)
-    rnd = random.Random(7)
-    kills = 0
-    for attempt in range(8):
-        # Parallel workers with small groups: many commits in flight when the kill lands.
-        proc = _start_replay(files, target, start, "--workers", "4", "--group-max-trx", "5")
-        time.sleep(rnd.uniform(0.4, 0.9))
-        if proc.poll() is not None:
-            assert proc.returncode == 0, proc.stderr.read()
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-    final = replay_into(source, target, start)
-    assert final.returncode == 0, final.stderr
-    assert kills >= 2
-    assert_same_content(source, target)
+def _kill_sample(clean_servers, reliability, *, transactions: int, kills: int, seed: int, label: str) -> None:
+    source, target, start, files = _shop_after_backup(clean_servers, transactions, rotate_every=transactions // 3,
+                                                      ddl_at=transactions // 2, ledger=True)
+    image = BackupImage(["shop"]).save(target)  # the restored backup, for each new chain
+    result = kill_chains(source, target, start, files, image, kills=kills, seed=seed, ledger="shop.ledger",
+                         extra=("--workers", "4", "--group-max-trx", "5"))
+    assert result.kills == kills and result.marks_checked == kills
+    reliability.record(label, injected=result.kills, lost=result.lost, duplicated=result.duplicated,
+                       resume_s=result.resume_s,
+                       outcome=f"identical to the source after each of {result.completed_chains} complete replays")
 
 
-def test_sigterm_stops_resumably(clean_servers) -> None:
-    source, target, start, files = _shop_after_backup(clean_servers, 3000)
-    proc = _start_replay(files, target, start)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    t0 = time.monotonic()
-    _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - t0 < 5
-    if proc.returncode != 0:  # it may have finished before the signal
-        assert proc.returncode == 130, err
-        assert "resume" in err
+def test_random_kill_9_during_replay(clean_servers, reliability) -> None:
+    """The normal suite's sample of the soak: 20 kill -9 at random moments of parallel replays."""
+    _kill_sample(clean_servers, reliability, transactions=6000, kills=20, seed=7,
+                 label="kill -9 of binreplay at a random moment")
+
+
+@pytest.mark.soak
+def test_soak_kill_9(clean_servers, reliability) -> None:
+    """The soak: 200 kill -9 at random moments (`pytest -m soak`)."""
+    _kill_sample(clean_servers, reliability, transactions=20000, kills=200, seed=11,
+                 label="kill -9 of binreplay at a random moment (soak)")
+
+
+def test_sigterm_stops_resumably(clean_servers, reliability) -> None:
+    source, target, start, files = _shop_after_backup(clean_servers, 3000, ledger=True)
+    stops = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc = _start_replay(files, target, start)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        stops.append(time.monotonic() - t0)
+        assert stops[-1] < 5
+        if proc.returncode != 0:  # it may have finished before the signal
+            assert proc.returncode == 130, err
+            assert "resume" in err
+    t0 = time.time()
     final = replay_into(source, target, start)
     assert final.returncode == 0, final.stderr
     assert_same_content(source, target)
+    lost, dup = lost_and_duplicated(source, target, "shop.ledger")
+    assert (lost, dup) == (0, 0)
+    reliability.record("SIGTERM / SIGINT", injected=2, lost=lost, duplicated=dup,
+                       resume_s=time_to_resume(final.stderr, t0),
+                       outcome=f"exit 130 within {max(stops):.1f} s, rerun resumed; identical")

@@ -6,14 +6,16 @@ import subprocess
 import sys
 import time
 
+from faultlab import lost_and_duplicated
 from helpers import assert_same_content, binlogs_from, replay_into
 from test_replay_e2e import BASE, run_on, setup_backup
 
 
 def _locked_replay(clean_servers, *extra: str):
     source, target = clean_servers
-    start = setup_backup(source, target, *BASE)
-    run_on(source, [f"UPDATE app.users SET score = score + {i} WHERE id = {1 + i % 3}" for i in range(30)])
+    start = setup_backup(source, target, *BASE, "CREATE TABLE app.log (n INT)")  # keyless: a ledger
+    run_on(source, [s for i in range(30) for s in ("BEGIN", f"UPDATE app.users SET score = score + {i} WHERE id = {1 + i % 3}",
+                                                 f"INSERT INTO app.log VALUES ({i})", "COMMIT")])
     target.execute("SET GLOBAL innodb_lock_wait_timeout = 1")
     holder = target.connect()
     cur = holder.cursor()
@@ -26,7 +28,7 @@ def _locked_replay(clean_servers, *extra: str):
     return source, target, start, holder, proc
 
 
-def test_lock_wait_timeouts_are_retried_until_the_lock_is_released(clean_servers) -> None:
+def test_lock_wait_timeouts_are_retried_until_the_lock_is_released(clean_servers, reliability) -> None:
     source, target, start, holder, proc = _locked_replay(clean_servers)
     time.sleep(3)
     assert proc.poll() is None  # still retrying
@@ -36,9 +38,14 @@ def test_lock_wait_timeouts_are_retried_until_the_lock_is_released(clean_servers
     assert proc.returncode == 0, err
     assert "retrying" in err and "1205" in err
     assert_same_content(source, target)
+    lost, dup = lost_and_duplicated(source, target, "app.log")
+    assert (lost, dup) == (0, 0)
+    reliability.record("lock wait timeouts (competing FOR UPDATE, innodb_lock_wait_timeout=1)",
+                       injected=err.count("retrying"), lost=lost, duplicated=dup,
+                       outcome="retried in the same run until the lock was released; identical")
 
 
-def test_retries_exhausted_stop_resumably(clean_servers) -> None:
+def test_retries_exhausted_stop_resumably(clean_servers, reliability) -> None:
     source, target, start, holder, proc = _locked_replay(clean_servers, "--retries", "1")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 4, err
@@ -48,9 +55,13 @@ def test_retries_exhausted_stop_resumably(clean_servers) -> None:
     result = replay_into(source, target, start)
     assert result.returncode == 0, result.stderr
     assert_same_content(source, target)
+    lost, dup = lost_and_duplicated(source, target, "app.log")
+    assert (lost, dup) == (0, 0)
+    reliability.record("lock wait timeouts beyond --retries", injected=1, lost=lost, duplicated=dup,
+                       outcome="exit 4, then the rerun resumed; identical")
 
 
-def test_worker_connections_killed_mid_transaction(clean_servers) -> None:
+def test_worker_connections_killed_mid_transaction(clean_servers, reliability) -> None:
     """KILL CONNECTION of workers while they apply or commit: nothing lost, nothing applied twice."""
     import threading
 
@@ -62,7 +73,7 @@ def test_worker_connections_killed_mid_transaction(clean_servers) -> None:
         create_base(conn, customers=300, products=100)
     start = _setup(source, target, schemas=("shop",))
     with source.connect() as conn:
-        run_workload(conn, 4000)
+        run_workload(conn, 4000, ledger=True)
     killed = []
     stop = threading.Event()
 
@@ -90,3 +101,8 @@ def test_worker_connections_killed_mid_transaction(clean_servers) -> None:
     assert result.returncode == 0, result.stderr
     assert killed, "the test killed no connection"
     assert_same_content(source, target)
+    lost, dup = lost_and_duplicated(source, target, "shop.ledger")
+    assert (lost, dup) == (0, 0)
+    reliability.record("worker connections killed by the server (KILL CONNECTION) mid-transaction and "
+                       "mid-COMMIT", injected=len(killed), lost=lost, duplicated=dup,
+                       outcome="reconnected and retried in the same run; identical")

@@ -12,7 +12,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_format_description, parse_rotate
@@ -61,6 +61,9 @@ class BinlogFile:
     index: int = 0
     fde: FormatDescription | None = None
     tail: FileTail | None = None
+    server_id: int | None = None     # of the FORMAT_DESCRIPTION event: the server that wrote the file
+    # Called once the file's FORMAT_DESCRIPTION is read (the reader checks files belong together).
+    on_format: Callable[["BinlogFile"], None] | None = field(default=None, repr=False)
     _size: int = field(default=0, repr=False)
 
     @property
@@ -166,6 +169,10 @@ class BinlogFile:
             _verify_fde_crc(event.raw, where)
         self.fde = fde
         event.info = fde
+        if self.server_id is None:  # the file's own FDE (a relay log repeats its source's later)
+            self.server_id = event.server_id
+            if self.on_format is not None:
+                self.on_format(self)
 
     def payload(self, event: Event) -> bytes:
         """The event body without header and checksum."""

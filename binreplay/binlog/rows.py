@@ -125,6 +125,8 @@ class TableMap:
     types: tuple[int, ...]
     metadata: tuple[int, ...]
     nullable: tuple[bool, ...]
+    # The optional metadata after the NULL bitmap (binlog_row_metadata; see table_meta.py).
+    optional: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def column_count(self) -> int:
@@ -160,7 +162,8 @@ def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:
     if len(types) != count or pos + (count + 7) // 8 > len(body):
         raise RowFormatError(f"truncated TABLE_MAP event for {schema}.{table}")
     nullable = tuple(bool(null_bits >> i & 1) for i in range(count))
-    return TableMap(table_id, schema, table, tuple(types), tuple(metadata), nullable)
+    optional = bytes(body[pos + (count + 7) // 8:])
+    return TableMap(table_id, schema, table, tuple(types), tuple(metadata), nullable, optional)
 
 
 def _read_metadata(types: list[int], meta: bytes) -> list[int]:

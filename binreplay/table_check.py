@@ -1,0 +1,69 @@
+"""Checks on the target tables a transaction writes, made before it is handed to a worker.
+
+A target that was not restored from the backup these binlogs continue (a table missing, a
+column added or dropped) would make the server reject a row event, or, worse, accept it
+against the wrong columns. The coordinator checks each TABLE_MAP against the target's
+definition at that point of the replay (DDL are barriers, so the definition it sees is the
+one the transaction will meet) and stops with one clear line before anything of the
+transaction is applied. It also names each non-transactional table once: exactly-once
+cannot hold for them.
+"""
+
+from __future__ import annotations
+
+from binreplay.binlog import constants as C
+from binreplay.binlog import rows as R
+from binreplay.errors import SchemaMismatchError
+from binreplay.keys import event_body, post_header_len
+from binreplay.model import TableMapInfo, Transaction, TrxKind
+from binreplay.schema import SchemaCache, column_mismatch
+from binreplay.target import TRANSACTIONAL_ENGINES
+
+
+class TargetTables:
+    def __init__(self, schema: SchemaCache) -> None:
+        self.schema = schema
+        self._named: set[tuple[str, str]] = set()
+
+    def check(self, trx: Transaction) -> list[tuple[str, str, str]]:
+        """Raise SchemaMismatchError if a row event of `trx` cannot fit the target; return the
+        non-transactional tables it writes that were not named before, as (schema, table, engine)."""
+        # A transaction with statements may create the table its rows then fill (CREATE ... SELECT):
+        # only the server can judge those.
+        strict = trx.kind is TrxKind.ROWS
+        new: list[tuple[str, str, str]] = []
+        for ev in trx.events:
+            if ev.type_code != C.TABLE_MAP_EVENT or not isinstance(ev.info, TableMapInfo):
+                continue
+            names = ev.info
+            info = self.schema.table(names.schema, names.table)
+            if info is None:
+                if strict:
+                    raise SchemaMismatchError(
+                        f"the binlog writes rows to `{names.schema}`.`{names.table}` at {trx.start}, but the target "
+                        "has no such table: was the target restored from the backup these binlogs continue?")
+                continue
+            if strict:
+                problem = self._shape_problem(ev, trx, info)
+                if problem:
+                    raise SchemaMismatchError(
+                        f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
+                        f"{trx.start}: {problem}; was the target restored from the backup these binlogs continue?")
+            engine = info.engine or ""
+            if engine and engine not in TRANSACTIONAL_ENGINES and (info.schema, info.name) not in self._named:
+                self._named.add((info.schema, info.name))
+                new.append((info.schema, info.name, engine))
+        return new
+
+    def _shape_problem(self, ev, trx: Transaction, info) -> str:
+        body = event_body(ev, trx.fde)
+        memo_key = ("table_check", info.schema, info.name, body[6:])  # the layout, not the table id
+        problem = self.schema.derived.get(memo_key)
+        if problem is None:
+            try:
+                problem = column_mismatch(R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT)),
+                                          info) or ""
+            except R.RowFormatError as exc:
+                problem = f"its TABLE_MAP cannot be read ({exc})"
+            self.schema.derived[memo_key] = problem
+        return problem
