@@ -19,6 +19,7 @@ from binreplay.checkpoint import ProgressStore
 from binreplay.errors import TargetError
 from binreplay.faults import crash_point
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
+from binreplay.row_checks import GUARD, RESET, RowCheck
 from binreplay.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack, quote_string
 from binreplay.target import (CONNECTION_LOST, ServerInfo, TargetConfig, connect, describe_sql_error,
                               sql_error_code)
@@ -38,6 +39,14 @@ class _Retry(Exception):
         self.reason = reason
 
 
+class _Mismatch(Exception):
+    """A row statement matched another number of rows than the source changed (--apply sql)."""
+
+    def __init__(self, check: RowCheck, found: int) -> None:
+        super().__init__(check.position)
+        self.check, self.found = check, found
+
+
 class Applier:
     def __init__(self, cfg: TargetConfig, store: ProgressStore, server: ServerInfo,
                  collations: dict[int, tuple[str, str]], *, preserve_gtids: bool = False,
@@ -51,6 +60,8 @@ class Applier:
         self.max_retries = max_retries
         self.retries = 0                      # retried groups (deadlocks, lock waits, lost connections)
         self.busy_s = 0.0                     # time spent applying, for the parallelism figure
+        self.groups = 0                       # target commits done
+        self.current = "idle"                 # what it is applying (shown with -v)
         self.state = SessionState()
         # --apply sql (`sql_apply` is the workers' shared sql_apply.SqlApplyShared): rows become plain SQL.
         translator = None
@@ -66,7 +77,8 @@ class Applier:
     # -- connection ------------------------------------------------------------
 
     def open(self) -> None:
-        self.conn = connect(self.cfg)
+        # --apply sql: UPDATE reports the rows it found, not only those it changed (row_checks.py).
+        self.conn = connect(self.cfg, found_rows=self.builder.sql is not None)
         # Row changes are applied by primary key; READ COMMITTED takes no gap locks, so
         # workers applying disjoint rows do not block each other on neighbouring gaps.
         self._send(b"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -81,17 +93,41 @@ class Applier:
                 pass
             self.conn = None
 
-    def _send(self, sql: bytes) -> None:
+    def _send(self, sql: bytes, checks: tuple[tuple[int, RowCheck], ...] = ()) -> None:
+        """Run one packet; with `checks`, compare those statements' row counts (the first mismatch
+        is raised as _Mismatch, also when a later statement of the packet failed because of it)."""
         assert self.conn is not None
+        expected = dict(checks)
+        mismatch: _Mismatch | None = None
+        index = 0
         with self.conn.cursor() as cur:
-            cur.execute(sql)
-            while cur.nextset():
-                pass
+            try:
+                cur.execute(sql)
+                while True:
+                    check = expected.get(index)
+                    if check is not None and cur.rowcount != check.expected and mismatch is None:
+                        mismatch = _Mismatch(check, cur.rowcount)
+                    index += 1
+                    if not cur.nextset():
+                        break
+            except pymysql.err.MySQLError:
+                if mismatch is None:
+                    raise
+        if mismatch is not None:
+            raise mismatch
 
     # -- applying ----------------------------------------------------------------
 
     def apply_group(self, trxs: list[Transaction]) -> None:
         """Apply consecutive source transactions in one target commit (DDL: alone, journaled)."""
+        self.current = f"{len(trxs)} trx from {trxs[0].start}"
+        try:
+            self._apply_group(trxs)
+            self.groups += 1
+        finally:
+            self.current = "idle"
+
+    def _apply_group(self, trxs: list[Transaction]) -> None:
         for attempt in range(self.max_retries + 1):
             if self.conn is None:
                 self.open()
@@ -135,12 +171,12 @@ class Applier:
         parts = merge_binlog_parts(parts, self.builder.chunk_bytes)
         # A group shares one commit, so it can only carry one source GTID: grouping is off
         # with --preserve-gtids (the pool sends groups of one).
-        prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"]
+        prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"] + self._row_check_reset()
         if trxs[0].kind in (TrxKind.STATEMENT, TrxKind.MIXED):
             # Statements run alone; keep the server's default isolation for them (a statement-format
             # binlog on the target refuses READ COMMITTED).
             prefix.insert(0, b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        suffix = [self.store.applied_insert(trxs), b"COMMIT"] + self._gtid_reset(trxs[0])
+        suffix = self._row_check_guard() + [self.store.applied_insert(trxs), b"COMMIT"] + self._gtid_reset(trxs[0])
         self._run(trxs, pack(parts, prefix=prefix, suffix=suffix), commit=True)
         crash_point("after-commit")
 
@@ -148,9 +184,16 @@ class Applier:
         """The source rolled back but kept non-transactional changes: do the same, then record
         it on its own (exactly-once cannot hold for such tables; the run warns about them)."""
         parts = self.builder.body(trx)
-        self._run([trx], pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"], suffix=[b"ROLLBACK"]),
-                  commit=False)
+        self._run([trx], pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"] + self._row_check_reset(),
+                              suffix=self._row_check_guard() + [b"ROLLBACK"]), commit=False)
         self._run([trx], [Step(self.store.applied_insert([trx]))], commit=False)
+
+    def _row_check_reset(self) -> list[bytes]:
+        return [RESET] if self.builder.sql is not None else []
+
+    def _row_check_guard(self) -> list[bytes]:
+        """Before COMMIT: fail unless every row statement matched its rows (row_checks.py)."""
+        return [GUARD] if self.builder.sql is not None else []
 
     def _apply_standalone(self, trx: Transaction) -> None:
         parts = self.builder.body(trx)
@@ -182,7 +225,10 @@ class Applier:
                     raise _Retry("waited too long for earlier transactions to commit (commit order)")
                 crash_point("before-commit")
             try:
-                self._send(step.sql)
+                self._send(step.sql, step.checks)
+            except _Mismatch as exc:
+                self._rollback()
+                raise exc.check.error(exc.found) from None
             except pymysql.err.MySQLError as exc:
                 code = sql_error_code(exc)
                 if step.statement and step.expected_error and code == step.expected_error:

@@ -105,7 +105,7 @@ class ProgressStore:
         self.schema = schema
         self.q = quote_ident(schema)
         self.run_id: int | None = None
-        self._lock_name = f"binreplay:{schema}"[:64]
+        self.lock_name = f"binreplay:{schema}"[:64]
 
     def on_connection(self, conn: pymysql.connections.Connection) -> "ProgressStore":
         """The same store, used through another connection (each thread needs its own)."""
@@ -131,12 +131,12 @@ class ProgressStore:
         # Pruning must not take gap locks that would block the workers' inserts.
         self._exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
-    def lock(self) -> None:
+    def lock(self, wait_s: float = 0) -> None:
         """Only one binreplay may replay into a target at a time."""
-        got = self._exec("SELECT GET_LOCK(%s, 0)", (self._lock_name,))[0][0]
+        got = self._exec("SELECT GET_LOCK(%s, %s)", (self.lock_name, wait_s))[0][0]
         if got != 1:
             raise StateConflictError(f"another binreplay process is replaying into this target "
-                                     f"(lock {self._lock_name!r} is held)")
+                                     f"(lock {self.lock_name!r} is held)")
 
     # -- runs ----------------------------------------------------------------
 

@@ -185,6 +185,8 @@ def main() -> None:
 @click.option("--progress-schema", default="binreplay", show_default=True, help="Schema of the progress tables on the target.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
               default="auto", show_default=True, help="Progress display: tqdm bar, JSON lines on stderr, or none.")
+@click.option("--progress-file", type=click.Path(dir_okay=False),
+              help="Also append the JSON progress lines (as --progress json prints them) to this file.")
 @click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
 @click.option("--apply", "apply_mode", type=click.Choice(["binlog", "sql"]), default="binlog", show_default=True,
               help="Row events as exact BINLOG statements, or decoded to plain SQL (other flavour/version, no "
@@ -197,7 +199,8 @@ def main() -> None:
 @click.option("--rewrite-db", multiple=True, metavar="FROM->TO", help="Apply database FROM's changes to database TO.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, progress_mode, **kw) -> None:
+def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, progress_mode, progress_file,
+               **kw) -> None:
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
     hide_password_from_process_list(sys.argv)
     setup_logging(verbose, quiet)
@@ -210,7 +213,8 @@ def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, 
         raise click.UsageError("Missing argument 'BINLOGS...' (or stream them with --source-host)")
     opts = ReplayOptions(binlogs=expand_binlogs(binlogs), target=target, workers=workers or default_workers(),
                          preflight=not no_preflight, **kw)
-    reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode)
+    reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode, per_worker=verbose > 0,
+                             json_file=progress_file)
     if binlogs and not (source.host or source.socket or source.defaults_file):
         summary = run_replay(opts, reporter)
     else:

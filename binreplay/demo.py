@@ -1,9 +1,10 @@
 """`binreplay demo`: a point-in-time restore on local sandbox servers, with no configuration.
 
 Starts a source (binlog on) and two targets, builds a shop database, takes a
-mariadb-dump backup, runs a workload, then replays the binlogs into one target
-with `mariadb-binlog | mariadb` and into the other with binreplay, verifies both
-against the source table by table, and prints the timings.
+mariadb-dump backup, runs a workload, plans the replay (`binreplay plan`), then
+replays the binlogs into one target with `mariadb-binlog | mariadb` and into the
+other with binreplay, verifies both against the source with `binreplay verify`
+(chunked checksums, table by table), and prints the timings.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import time
 from pathlib import Path
 
 from binreplay.backup_meta import read_backup_coordinates
-from binreplay.compare import compare_servers
 from binreplay.progress import make_reporter
 from binreplay.replay import ReplayOptions, run_replay
 from binreplay.sandbox import Sandbox, create_sandbox, ensure_server_binaries
 from binreplay.target import TargetConfig
+from binreplay.verify import VerifyOptions, human_report, verdict, verify
 from binreplay.workload import create_base, run_workload
 
 
@@ -51,6 +52,10 @@ def pipe_replay(source: Sandbox, target: Sandbox, files: list[Path], start_pos: 
     return time.monotonic() - t0
 
 
+def _config(server: Sandbox) -> TargetConfig:
+    return TargetConfig(socket=str(server.socket), user="root")
+
+
 def run_demo(transactions: int = 5000, workdir: Path | None = None, keep: bool = False) -> int:
     ensure_server_binaries()
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="binreplay-demo-"))
@@ -78,32 +83,35 @@ def run_demo(transactions: int = 5000, workdir: Path | None = None, keep: bool =
         with source.connect() as conn:
             run_workload(conn, transactions, rotate_every=max(transactions // 3, 1), ddl_at=transactions // 2)
         files = [f for f in source.binlog_files() if f.name >= (coords.binlog_file or "")]
+        _say("binreplay plan (reads the binlogs only):")
+        subprocess.run([sys.executable, "-m", "binreplay", "plan", "--from-backup", str(backup), "--top", "3",
+                        *map(str, files)], check=False)
         _say(f"replaying {len(files)} binlog file(s) with mariadb-binlog | mariadb ...")
         t_pipe = pipe_replay(source, pipe_target, files, coords.position or 4)
         _say(f"  done in {t_pipe:.1f}s")
         _say("replaying the same binlogs with binreplay --from-backup ...")
-        opts = ReplayOptions(binlogs=files, target=TargetConfig(socket=str(target.socket), user="root"),
-                             from_backup=backup)
+        opts = ReplayOptions(binlogs=files, target=_config(target), from_backup=backup)
         reporter = make_reporter("auto")
         t0 = time.monotonic()
         summary = run_replay(opts, reporter)
         t_binreplay = time.monotonic() - t0
         reporter.finish(summary)
-        _say("verifying both targets against the source, table by table")
-        with source.connect() as ref:
-            with pipe_target.connect() as c:
-                pipe_diffs = compare_servers(ref, c)
-            with target.connect() as c:
-                diffs = compare_servers(ref, c)
+        _say("verifying both targets against the source with binreplay verify (chunked checksums per table)")
+        reports = {}
+        for label, server in (("mariadb-binlog | mariadb", pipe_target), ("binreplay", target)):
+            reports[label] = verify(VerifyOptions(target=_config(server), reference=_config(source),
+                                                  databases=("shop",), progress=False))
+            _say(f"  {label}: {verdict(reports[label])}")
         print()
         print(f"  {'method':<28}{'seconds':>10}{'trx/s':>10}{'vs pipe':>10}  verify")
-        for label, secs, d in (("mariadb-binlog | mariadb", t_pipe, pipe_diffs),
-                               ("binreplay", t_binreplay, diffs)):
-            verdict = "identical to source" if not d else f"{len(d)} difference(s)"
-            print(f"  {label:<28}{secs:>10.2f}{summary.applied / secs:>10.0f}{t_pipe / secs:>9.2f}x  {verdict}")
+        for label, secs in (("mariadb-binlog | mariadb", t_pipe), ("binreplay", t_binreplay)):
+            diffs = reports[label].differences
+            result = "identical to source" if not diffs else f"{len(diffs)} table(s) differ"
+            print(f"  {label:<28}{secs:>10.2f}{summary.applied / secs:>10.0f}{t_pipe / secs:>9.2f}x  {result}")
         print()
-        for d in diffs[:10]:
-            print(f"  difference: {d}")
+        diffs = reports["binreplay"].differences
+        if diffs:
+            print(human_report(reports["binreplay"]))
         return 0 if not diffs else 1
     finally:
         for s in servers:

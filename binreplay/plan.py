@@ -23,7 +23,7 @@ from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, Tr
 from binreplay.plan_schema import BinlogSchema
 from binreplay.plan_sim import CriticalPath, SimResult, Simulation
 from binreplay.reader import BinlogReader
-from binreplay.replay import ReplayOptions, _bounds, _check_end
+from binreplay.replay import ReplayOptions, check_end, selection_bounds
 
 WORKER_COUNTS = (4, 8, 16)
 # A smaller pool is preferred while its simulated speed-up is within this share of the best.
@@ -135,7 +135,7 @@ class Plan:
 def make_plan(selection: ReplayOptions, top: int = 10) -> Plan:
     """Plan what `selection` (binlogs and replay's start/stop options; the rest is ignored) would
     replay; `top` bounds the list of largest transactions."""
-    bounds, files = _bounds(selection)
+    bounds, files = selection_bounds(selection)
     plan = Plan(files=[str(f) for f in files[bounds.start_file_index:]])
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
                           on_warning=plan.warnings.append)
@@ -152,7 +152,7 @@ def make_plan(selection: ReplayOptions, top: int = 10) -> Plan:
         survey.add(trx)
         if selector.stop_reason is not None:
             break
-    _check_end(selector, bounds, reader)
+    check_end(selector, bounds, reader)
     plan.stop_reason = selector.stop_reason
     survey.finish()
     return plan

@@ -36,6 +36,7 @@ class Summary:
     bytes_total: int = 0
     low_water: str | None = None       # everything up to here is applied (the resume point)
     source_time: int | None = None     # source commit time (epoch s) of the newest applied transaction
+    worker_states: list[str] = field(default_factory=list)   # one line per worker
 
     @property
     def rate(self) -> float:
@@ -86,6 +87,11 @@ class Reporter:
 
 
 class BarReporter(Reporter):
+    def __init__(self, stream: TextIO = sys.stderr, *, per_worker: bool = False) -> None:
+        super().__init__(stream)
+        self.per_worker = per_worker          # -v: one status line per worker under the bar
+        self.worker_lines: list = []
+
     def start(self, total_bytes: int, total_transactions: int | None) -> None:
         from tqdm import tqdm
 
@@ -106,6 +112,14 @@ class BarReporter(Reporter):
         if summary.retries:
             parts.append(f"{summary.retries} retries")
         self.bar.set_postfix_str(" | ".join(parts), refresh=False)
+        if self.per_worker and summary.workers > 1:
+            from tqdm import tqdm
+
+            while len(self.worker_lines) < len(summary.worker_states):
+                self.worker_lines.append(tqdm(total=0, file=self.stream, bar_format="{desc}", leave=False,
+                                              position=len(self.worker_lines) + 1))
+            for line, state in zip(self.worker_lines, summary.worker_states):
+                line.set_description_str(f"  {state}", refresh=True)
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
@@ -118,6 +132,8 @@ class BarReporter(Reporter):
     def finish(self, summary: Summary) -> None:
         if hasattr(self, "bar"):
             self.update(summary, summary.last_applied or "")  # the last half second is not shown otherwise
+            for line in self.worker_lines:
+                line.close()
             self.bar.close()
         super().finish(summary)
 
@@ -169,11 +185,43 @@ class JsonReporter(Reporter):
         self._emit({"type": "summary", **d})
 
 
-def make_reporter(mode: str) -> Reporter:
+class TeeReporter(Reporter):
+    """The display the user chose, plus JSON lines to a file (--progress-file) for a runbook to tail."""
+
+    def __init__(self, display: Reporter, json_lines: "JsonReporter") -> None:
+        super().__init__(display.stream)
+        self.display, self.json_lines = display, json_lines
+
+    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+        self.display.start(total_bytes, total_transactions)
+        self.json_lines.start(total_bytes, total_transactions)
+
+    def update(self, summary: Summary, position: str) -> None:
+        self.display.update(summary, position)
+        self.json_lines.update(summary, position)
+
+    def warn(self, message: str, summary: Summary | None = None) -> None:
+        self.display.warn(message, summary)
+        self.json_lines.warn(message)
+
+    def finish(self, summary: Summary) -> None:
+        self.display.finish(summary)
+        self.json_lines.finish(summary)
+        self.json_lines.stream.close()
+
+
+def make_reporter(mode: str, *, per_worker: bool = False, json_file: str | None = None) -> Reporter:
+    display = _display(mode, per_worker)
+    if json_file:
+        return TeeReporter(display, JsonReporter(open(json_file, "a", encoding="utf-8")))
+    return display
+
+
+def _display(mode: str, per_worker: bool) -> Reporter:
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "plain"
     if mode == "bar":
-        return BarReporter()
+        return BarReporter(per_worker=per_worker)
     if mode == "json":
         return JsonReporter()
     return Reporter()

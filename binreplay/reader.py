@@ -20,7 +20,7 @@ from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.framing import BinlogFile
 from binreplay.errors import BadInputError, PositionError, TruncatedError, UnsupportedError
-from binreplay.model import Event, Transaction, TrxKind
+from binreplay.model import Event, MysqlGtid, Transaction, TrxKind
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,13 @@ def _refuse(f: BinlogFile, ev: Event) -> None:
                             "changes may be missing from its binlog; replay stops here (as a replica would)")
     raise UnsupportedError(f"{f.path}: {ev.name} event at position {ev.start}: {_UNSUPPORTED[t]} "
                            "cannot be replayed by binreplay")
+
+
+def _mysql_gtid(f: BinlogFile, ev: Event, body: bytes) -> MysqlGtid:
+    try:
+        return E.parse_mysql_gtid(body, ev.type_code)
+    except (BadInputError, UnsupportedError) as exc:  # say where: GTID_TAGGED bodies can be refused
+        raise type(exc)(f"{f.path}: position {ev.start}: {exc}") from None
 
 
 @dataclass
@@ -178,7 +185,7 @@ class BinlogReader:
                     if on_gtid is not None:
                         body = f.payload(ev)
                         on_gtid(E.parse_mariadb_gtid(body, ev.server_id) if t == C.MARIADB_GTID_EVENT
-                                else E.parse_mysql_gtid(body, t))
+                                else _mysql_gtid(f, ev, body))
             if not gtid_era:
                 return None
             self._check_rotation(f)
@@ -270,7 +277,7 @@ class BinlogReader:
                 group.opened = not group.gtid.flags & C.FL_STANDALONE
                 group.standalone_expected = not group.opened
             else:
-                group.gtid = E.parse_mysql_gtid(body, t)
+                group.gtid = _mysql_gtid(f, ev, body)
                 group.standalone_expected = True
             group.events.append(ev)
             self._group = group

@@ -22,7 +22,8 @@ from binreplay.dependencies import Dependencies
 from binreplay.backup_meta import read_backup_coordinates
 from binreplay.binlog.framing import BinlogFile
 from binreplay.bounds import Bounds, Selector, Verdict, parse_datetime, validate
-from binreplay.checkpoint import PositionTracker, ProgressStore
+from binreplay.checkpoint import PositionTracker
+from binreplay.control import ControlSession
 from binreplay.errors import (BadInputError, Interrupted, PrivilegeError, SchemaMismatchError, TargetError, UnsupportedError,
                               UsageError)
 from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
@@ -32,10 +33,8 @@ from binreplay.reader import BinlogReader
 from binreplay.faults import crash_point
 from binreplay.filters import Filters
 from binreplay.sql_apply import SqlApplyShared, check_triggers
-from binreplay.schema import SchemaCache
 from binreplay.table_check import TargetTables
-from binreplay.target import (TargetConfig, check_privilege, connect, connection_lost, load_collations,
-                              server_info)
+from binreplay.target import TargetConfig, check_privilege, load_collations, server_info
 from binreplay.statements import binlog_statement
 from binreplay.workers import GroupLimits, WorkerPool
 
@@ -43,8 +42,6 @@ log = logging.getLogger(__name__)
 
 # How often the low-water mark is advanced (the env var is for tests that crash inside it).
 CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
-# How long a lost control connection is retried (a target restart takes a few seconds).
-RECONNECT_WINDOW_S = float(os.environ.get("BINREPLAY_RECONNECT_WINDOW", "30"))
 
 
 def default_workers() -> int:
@@ -96,7 +93,7 @@ class ReplayOptions:
         }
 
 
-def _bounds(opts: ReplayOptions) -> tuple[Bounds, list[Path]]:
+def selection_bounds(opts: ReplayOptions) -> tuple[Bounds, list[Path]]:
     files = list(opts.binlogs)
     start_index = 0
     start_pos = opts.start_position
@@ -176,12 +173,12 @@ def _scan(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summar
             kinds[trx.kind.value] = kinds.get(trx.kind.value, 0) + 1
             has_payload |= trx.from_payload
             selector.after_applied()
-    _check_end(selector, bounds, reader)
+    check_end(selector, bounds, reader)
     return selected, {"kinds": kinds, "has_payload": has_payload, "stats": reader.stats,
                       "stop_reason": selector.stop_reason}
 
 
-def _check_end(selector: Selector, bounds: Bounds, reader: BinlogReader) -> None:
+def check_end(selector: Selector, bounds: Bounds, reader: BinlogReader) -> None:
     problems = selector.problems_at_end()
     if selector.stop_reason is None:
         problems += _stop_position_beyond_end(bounds, reader)
@@ -228,7 +225,7 @@ def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: S
 def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     summary = Summary()
     t0 = time.monotonic()
-    bounds, files = _bounds(opts)
+    bounds, files = selection_bounds(opts)
     total = None
     if opts.dry_run:
         total, scan = _scan(bounds, files, reporter, summary)
@@ -269,9 +266,10 @@ class _Run:
     def prepare_target(self) -> None:
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
-        self.control = control = connect(cfg)
+        self.control = ControlSession(cfg, opts.progress_schema)
+        control = self.control.conn
         self.server = server = server_info(control)
-        self.store = store = ProgressStore(control, opts.progress_schema)
+        self.store = store = self.control.store
         store.ensure_schema()
         store.lock()
         if opts.preserve_gtids and server.log_bin:
@@ -307,7 +305,7 @@ class _Run:
         limits = GroupLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes,
                              preserve_commit_order=opts.preserve_commit_order)
         self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
-        self.schema = SchemaCache(control)
+        self.schema = self.control.schema
         keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
@@ -366,10 +364,12 @@ class _Run:
                 if resume.low_water is None:
                     # (After a resume the prefix before the mark is not re-read here; the
                     # preflight read validated the stop points over the whole selection.)
-                    _check_end(selector, self.bounds, reader)
+                    check_end(selector, self.bounds, reader)
             summary.stop_reason = selector.stop_reason
             summary.outcome = "complete"
             self._refresh_summary()
+            if summary.stop_reason is None:  # read to the end (events after the last transaction too)
+                summary.bytes_done = summary.bytes_total
             self._checkpoint()
             self.store.finish("complete")
         except KeyboardInterrupt:
@@ -416,7 +416,7 @@ class _Run:
                 crash_point("file-rotation")
             self._file_index = trx.file_index
         try:
-            non_transactional = self._on_control(lambda: self.tables.check(trx))
+            non_transactional = self.control.run(lambda: self.tables.check(trx))
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
             pool.drain(on_wait=lambda: self._tick(str(trx.start)))
@@ -424,7 +424,7 @@ class _Run:
         for schema, table, engine in non_transactional:
             self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
                                "replay is interrupted, changes to it may be applied twice", summary)
-        keys, after = self._on_control(lambda: self.deps.of(trx))
+        keys, after = self.control.run(lambda: self.deps.of(trx))
         pool.submit(trx, keys, after=after)
         if trx.is_barrier:
             # Checks and keys of later transactions must see the schema this barrier leaves.
@@ -449,6 +449,8 @@ class _Run:
         with pool.lock:
             mark, s.workers_busy = self.tracker.position, pool.busy
         s.retries, s.busy_s = pool.retries, pool.busy_s
+        s.worker_states = [f"{a.name}: {a.current} | {a.groups} commits | {a.retries} retries"
+                           for a in pool.appliers]
         s.elapsed_s = time.monotonic() - self.reporter.started
         if mark is not None:
             s.low_water = str(mark)
@@ -462,41 +464,8 @@ class _Run:
             position, count = self.tracker.position, self.tracker.count
         if position is not None and position != self._written:
             # Idempotent (insert-ignore and prunes), so it is safe to redo after a reconnect.
-            self._on_control(lambda: self.store.advance(position, count))
+            self.control.run(lambda: self.store.advance(position, count))
             self._written = position
-
-    def _on_control(self, operation):
-        """Run `operation` on the control connection; if that connection was lost (killed, a network
-        blip, the target restarted), reconnect, take the run's lock again and redo it once."""
-        try:
-            return operation()
-        except Exception as exc:  # noqa: BLE001 - only a lost connection is handled here
-            if not connection_lost(exc):
-                raise
-            log.warning("lost the control connection (%s); reconnecting", exc)
-        self._reconnect_control()
-        return operation()
-
-    def _reconnect_control(self) -> None:
-        try:
-            self.control.close()
-        except Exception:  # noqa: BLE001 - it is gone already
-            pass
-        deadline = time.monotonic() + RECONNECT_WINDOW_S
-        while True:
-            try:
-                control = connect(self.cfg)
-                break
-            except TargetError:
-                if time.monotonic() > deadline:
-                    raise TargetError(f"lost the control connection to the target and could not reconnect within "
-                                      f"{RECONNECT_WINDOW_S:.0f} s; rerun the same command to resume") from None
-                time.sleep(1.0)
-        self.control = control
-        # The named lock went with the old session: take it again, or stop if another process has it.
-        self.store.conn = self.schema.conn = control
-        self.store.prepare_session()
-        self.store.lock()
 
     def _stop_safely(self, state: str, error: str) -> None:
         """Stop the workers (each finishes its group), then record where we are."""
@@ -513,10 +482,7 @@ class _Run:
         if self.pool is not None:
             self.pool.stop()
         if self.control is not None:
-            try:
-                self.control.close()
-            except Exception:  # noqa: BLE001
-                pass
+            self.control.close()
 
 
 def _file_sizes(reader: BinlogReader) -> list[int]:

@@ -13,6 +13,8 @@ SQL literals (row_values.py); nothing goes through client-side escaping or Pytho
   changed, as the source did.
 - Column names come from the TABLE_MAP (binlog_row_metadata=FULL); without them, from the
   target's definition at that point of the replay (with a warning); with neither, refused.
+- Every statement carries the number of rows it must match (row_checks.py): an UPDATE or DELETE
+  that finds no row stops the replay, as error 1032 does in binlog mode.
 - The session applies rows with sql_mode 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES' (no
   strict mode: zero dates, YEAR 0000, ENUM '' store as they are; a 0 id stays 0),
   time_zone '+00:00' (TIMESTAMP literals are UTC), foreign_key_checks/unique_checks from
@@ -30,8 +32,10 @@ from binreplay import json_diff
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
+from binreplay.cross_flavor import ContextTranslation, load_default_collations
 from binreplay.errors import UnsupportedError, UsageError
 from binreplay.model import Event, FormatDescription
+from binreplay.row_checks import RowCheck
 from binreplay.row_values import ColumnType, renderer
 from binreplay.statements import quote_ident
 
@@ -53,6 +57,16 @@ class SqlApplyShared:
     collations: dict[int, tuple[str, str]]        # id -> (charset, collation)
     schema_epoch: int = 0
     warned: set = field(default_factory=set)
+    context: ContextTranslation | None = None     # loaded by the first statement that needs it
+
+
+@dataclass(frozen=True)
+class RowStatement:
+    """One generated statement, the rows event flags it runs under, and the rows it must match."""
+
+    flags: int
+    sql: str
+    check: RowCheck
 
 
 @dataclass(frozen=True)
@@ -113,15 +127,22 @@ class SqlTranslator:
         """A source statement (maybe DDL) is about to run: target definitions may change."""
         self.shared.schema_epoch += 1
 
+    def context(self) -> ContextTranslation:
+        """How source statements' session context is made acceptable to the target (cross_flavor.py)."""
+        if self.shared.context is None:
+            self.shared.context = ContextTranslation(self.shared.flavor, self.shared.collations,
+                                                     load_default_collations(self.conn()))
+        return self.shared.context
+
     # -- events -> statements ---------------------------------------------------------
 
-    def translate(self, events: list[Event], fde: FormatDescription) -> list[tuple[int, str]]:
-        """TABLE_MAP and rows events (in order) -> [(rows event flags, SQL statement)]."""
+    def translate(self, events: list[Event], fde: FormatDescription, file: str = "") -> list[RowStatement]:
+        """TABLE_MAP and rows events (in order, from binlog `file`) -> statements."""
         if self._epoch != self.shared.schema_epoch:
             self._epoch = self.shared.schema_epoch
             self._plans.clear()
             self._targets.clear()
-        out: list[tuple[int, str]] = []
+        out: list[RowStatement] = []
         batch: _Batch | None = None
         for ev in events:
             body = _body(ev, fde)
@@ -147,43 +168,44 @@ class SqlTranslator:
                 if batch is not None:
                     out.extend(batch.finish())
                     batch = None
-                out.extend(self._partial_updates(plan, rows, ev.start))
+                out.extend(self._partial_updates(plan, rows, f"{file}:{ev.start}"))
                 continue
             try:
                 images = plan.walker.images(rows, tuple(range(rows.column_count)))
             except R.RowFormatError as exc:
                 raise UnsupportedError(f"the rows event at {ev.start} cannot be decoded: {exc}") from None
-            batch = self._add(out, batch, plan, rows, images)
+            batch = self._add(out, batch, plan, rows, images, f"{file}:{ev.start}")
         if batch is not None:
             out.extend(batch.finish())
         return out
 
-    def _add(self, out: list[tuple[int, str]], batch: "_Batch | None", plan: _TablePlan, rows: R.RowsEvent,
-             images: list[tuple]) -> "_Batch | None":
+    def _add(self, out: list[RowStatement], batch: "_Batch | None", plan: _TablePlan, rows: R.RowsEvent,
+             images: list[tuple], position: str) -> "_Batch | None":
         flags = rows.flags & (NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F)
+        one = (lambda verb, sql: RowStatement(flags, sql, RowCheck(verb, plan.qualified, position, 1)))
         if rows.kind == R.UPDATE:
             if batch is not None:
                 out.extend(batch.finish())
             for before, after in zip(images[0::2], images[1::2]):
                 if before != after:
-                    out.append((flags, _update(plan, before, after)))
+                    out.append(one("UPDATE", _update(plan, before, after)))
             return None
         if batch is not None and not batch.accepts(plan, rows.kind, rows.present, flags):
             out.extend(batch.finish())
             batch = None
         for image in images:
             if rows.kind == R.DELETE and (plan.key is None or len(plan.key) != 1):
-                out.append((flags, _delete_one(plan, image)))
+                out.append(one("DELETE", _delete_one(plan, image)))
                 continue
             if batch is None:
-                batch = _Batch(plan, rows.kind, rows.present, flags)
+                batch = _Batch(plan, rows.kind, rows.present, flags, position)
             batch.add(image)
             if batch.size >= MAX_STATEMENT_BYTES:
                 out.extend(batch.finish())
                 batch = None
         return batch
 
-    def _partial_updates(self, plan: _TablePlan, rows: R.RowsEvent, at: int) -> list[tuple[int, str]]:
+    def _partial_updates(self, plan: _TablePlan, rows: R.RowsEvent, at: str) -> list[RowStatement]:
         flags = rows.flags & (NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F)
         try:
             partial_rows = json_diff.partial_rows(plan.walker, rows)
@@ -193,7 +215,8 @@ class SqlTranslator:
         for row in partial_rows:
             sets = json_diff.partial_update_sets(plan.columns, row, self.shared.flavor)
             if sets:
-                out.append((flags, f"UPDATE {plan.qualified} SET {', '.join(sets)}{_where(plan, row.before)}"))
+                out.append(RowStatement(flags, f"UPDATE {plan.qualified} SET {', '.join(sets)}{_where(plan, row.before)}",
+                                        RowCheck("UPDATE", plan.qualified, at, 1)))
         return out
 
     # -- table plans -------------------------------------------------------------------
@@ -306,8 +329,9 @@ def _delete_one(plan: _TablePlan, image: tuple) -> str:
 class _Batch:
     """Adjacent rows of one table and kind: one multi-row INSERT, or one DELETE ... IN (...)."""
 
-    def __init__(self, plan: _TablePlan, kind: str, present: int, flags: int) -> None:
+    def __init__(self, plan: _TablePlan, kind: str, present: int, flags: int, position: str) -> None:
         self.plan, self.kind, self.present, self.flags = plan, kind, present, flags
+        self.position = position          # of the first rows event in the batch
         self.items: list[str] = []
         self.size = 0
         self.header = ""
@@ -333,12 +357,12 @@ class _Batch:
         self.items.append(item)
         self.size += len(item) + 2
 
-    def finish(self) -> list[tuple[int, str]]:
+    def finish(self) -> list[RowStatement]:
         if not self.items:
             return []
-        if self.kind == R.WRITE:
-            return [(self.flags, self.header + ",".join(self.items))]
-        return [(self.flags, self.header + ",".join(self.items) + ")")]
+        sql = self.header + ",".join(self.items) + ("" if self.kind == R.WRITE else ")")
+        verb = "INSERT" if self.kind == R.WRITE else "DELETE"
+        return [RowStatement(self.flags, sql, RowCheck(verb, self.plan.qualified, self.position, len(self.items)))]
 
 
 def _phl(fde: FormatDescription, type_code: int) -> int:

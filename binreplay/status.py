@@ -141,7 +141,7 @@ class _Reader:
 
     def _activity(self, st: RunStatus) -> None:
         """Who holds the lock a replay takes for its whole run (checkpoint.ProgressStore.lock)."""
-        lock_name = ProgressStore(self.conn, self.schema)._lock_name   # one definition of the name
+        lock_name = ProgressStore(self.conn, self.schema).lock_name   # one definition of the name
         holder = self._rows("SELECT IS_USED_LOCK(%s)", (lock_name,))[0][0]
         if holder is None:
             return

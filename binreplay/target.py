@@ -79,14 +79,16 @@ class TargetConfig:
         return cfg
 
 
-def connect(cfg: TargetConfig, *, multi_statements: bool = True) -> pymysql.connections.Connection:
+def connect(cfg: TargetConfig, *, multi_statements: bool = True,
+            found_rows: bool = False) -> pymysql.connections.Connection:
+    """`found_rows`: an UPDATE's affected-row count is the rows it matched, not those it changed."""
     kwargs: dict = dict(
         user=cfg.user or os.environ.get("USER") or "root",
         password=cfg.password or "",
         charset="utf8mb4",
         autocommit=True,
         connect_timeout=cfg.connect_timeout,
-        client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
+        client_flag=(CLIENT.MULTI_STATEMENTS if multi_statements else 0) | (CLIENT.FOUND_ROWS if found_rows else 0),
         local_infile=False,
     )
     on_socket = bool(cfg.socket or not cfg.host or cfg.host == "localhost")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from binreplay.sandbox import Sandbox, create_sandbox, ensure_server_binaries
+from faultlab import ReliabilityLog
 from helpers import ServerBaseline, capture_baseline, reset_server
 
 
@@ -60,15 +61,13 @@ def clean_servers(source: Sandbox, target: Sandbox,
 
 
 @pytest.fixture(scope="session")
-def reliability() -> Iterator["ReliabilityLog"]:
+def reliability() -> Iterator[ReliabilityLog]:
     """Fault tests record what they injected and found; with BINREPLAY_RELIABILITY_OUT=<path>
     the table is written there at the end of the session (docs/reliability.md)."""
     import os
     import shlex
     import sys
     import time
-
-    from faultlab import ReliabilityLog
 
     log = ReliabilityLog()
     t0 = time.monotonic()

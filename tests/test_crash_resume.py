@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import signal
 import subprocess
 import sys
@@ -123,4 +122,4 @@ def test_sigterm_stops_resumably(clean_servers, reliability) -> None:
     assert (lost, dup) == (0, 0)
     reliability.record("SIGTERM / SIGINT", injected=2, lost=lost, duplicated=dup,
                        resume_s=time_to_resume(final.stderr, t0),
-                       outcome=f"exit 130 within {max(stops):.1f} s, rerun resumed; identical")
+                       outcome=f"exit 130 within {max(stops):.2f} s, rerun resumed; identical")

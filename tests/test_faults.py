@@ -17,8 +17,8 @@ import pytest
 from binreplay.errors import ExitCode
 from binreplay.sandbox import create_sandbox
 from faultlab import lost_and_duplicated, resume_mark, start_replay, time_to_resume
-from helpers import assert_same_content, binlogs_from, replay_into, run_binreplay, snapshot_to_target
-from test_bad_input import _prepared, one_line_error, users_on
+from helpers import assert_same_content, binlogs_from, replay_into, run_binreplay
+from test_bad_input import one_line_error, users_on
 from test_crash_resume import _shop_after_backup
 from test_replay_e2e import BASE, run_on, setup_backup
 

@@ -268,9 +268,9 @@ APECLOUD_TABLE = """CREATE TABLE a.test_table_3 (
 
 
 def test_compressed_transactions_with_rows_query_replay_in_sql_mode(clean_servers) -> None:
-    """Two compressed transactions (an INSERT, then an UPDATE and an INSERT). Table a.b is the file's own
-    `create table b(id int)`, run here rather than replayed: a MySQL 8 statement's session context
-    (default_collation_for_utf8mb4) does not exist on MariaDB. test_table_3 has no CREATE TABLE in the file: its
+    """Two compressed transactions (an INSERT, then an UPDATE and an INSERT), after the file's own
+    `create table b(id int)`, replayed too: its MySQL 8 session context (default_collation_for_utf8mb4,
+    which MariaDB lacks) is translated (cross_flavor.py). test_table_3 has no CREATE TABLE in the file: its
     columns are built from the TABLE_MAP (types, charsets: 33 = utf8, 63 = binary) with the names the
     ROWS_QUERY statements use, and ENUM/SET members placed where the logged indexes put 'large',
     'c' and 'd'. The row the UPDATE changes existed before the binlog: it is restored from the update's
@@ -278,8 +278,6 @@ def test_compressed_transactions_with_rows_query_replay_in_sql_mode(clean_server
     _, target = clean_servers
     name = "apecloud-8.0.31-gtid-payload-rowsquery.000057"
     target.execute("CREATE DATABASE a")
-    target.execute(next(t.events[1].info.sql.decode() for t in transactions(name) if t.events[1].type_code ==
-                        C.QUERY_EVENT and t.events[1].info.sql.startswith(b"create table")).replace(" b(", " a.b("))
     target.execute(APECLOUD_TABLE)
     with target.connect() as conn, conn.cursor() as cur:
         cur.execute("SET time_zone = '+00:00'")
@@ -287,8 +285,10 @@ def test_compressed_transactions_with_rows_query_replay_in_sql_mode(clean_server
                     "'description_1', '2022-11-20 13:40:30', 'large', 'd', 'b3', '{\"c\": 1}', "
                     "'product_item_2_value', '2022-11-20', '2022-11-20', 2222, 'description_3_value', "
                     "'2022-11-20 13:40:30', '2022-11-20', 222, 'description_4_value', '2022-11-20 13:40:30')")
-    first_rows = next(t for t in transactions(name) if t.from_payload)
-    ok(replay_sql(target, name, "--start-position", str(first_rows.start_pos)))
+    create = next(t for t in transactions(name) if t.kind.value == "ddl")
+    assert create.events[1].info.sql == b"create table b(id int)"
+    assert create.events[1].info.context.default_collation_for_utf8mb4 == 255
+    ok(replay_sql(target, name, "--start-position", str(create.start_pos)))
     assert target.execute("SELECT id FROM a.b") == [(1,)]                      # insert into b values(1)
     rows = target.execute("SELECT product_id, product_item, i1, description_1, enum_field, set_field, b, j, "
                           "product_item_2, i2, description_3, i3, description_4 FROM a.test_table_3 "
@@ -304,6 +304,62 @@ def test_compressed_transactions_with_rows_query_replay_in_sql_mode(clean_server
         (55555, "product_item_value_2", 111, "description_1", "large", "c", b"b3\0", '{"c": 1}',
          "product_3_value", 2222, "description_3_value", 222, "description_4_value"),
     ]
+
+
+ENUM_FILE = "mc-8.0.28-enum-set-full-meta.000001"
+
+
+def test_mysql8_session_context_is_translated_for_mariadb_in_sql_mode(clean_servers) -> None:
+    """The fixture's CREATE TABLE (in `mysql`, replayed into fx) runs with MySQL 8's context: collation
+    255 (utf8mb4_0900_ai_ci) for client, connection and server, default_collation_for_utf8mb4 = 255.
+    --apply binlog sends that context exactly and MariaDB refuses it; --apply sql runs the statement with
+    MariaDB's default utf8mb4 collation (warned once) and skips the MySQL-only variable. Stopped after
+    the second UPDATE, the row is the one test_enum_set_char_text_full_metadata pins."""
+    _, target = clean_servers
+    target.execute("CREATE DATABASE fx")
+    create, *rows = [t for t in transactions(ENUM_FILE) if t.kind.value in ("ddl", "rows")][-4:]
+    assert create.events[1].info.sql.startswith(b"CREATE TABLE t(")
+    assert create.events[1].info.context.charset == (255, 255, 255)
+    flags = ("--rewrite-db", "mysql->fx", "--start-position", str(create.start_pos))
+    exact = run_binreplay("replay", str(FIXTURES / ENUM_FILE), *target.connection_flags(), "--progress", "none",
+                          *flags)
+    assert exact.returncode == 4 and "Unknown character set: '255'" in exact.stderr, exact.stderr
+    assert not target.execute("SHOW TABLES IN fx")
+    result = replay_sql(target, ENUM_FILE, *flags, "--stop-position", str(rows[1].end_pos), "--restart")
+    ok(result)
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert warnings == ["binreplay: WARNING: collation id 255 (utf8mb4_0900_ai_ci) is unknown to the target; "
+                        "using its default utf8mb4 collation utf8mb4_general_ci instead"], result.stderr
+    assert target.execute("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'fx'") == [
+        ("utf8mb4_general_ci",)]
+    assert target.execute("SELECT f1, f2, f3, f4 FROM fx.t") == [("field1", "field_2", "variant2", "two,four")]
+
+
+def test_mysql8_collation_names_in_statement_text(clean_servers) -> None:
+    """Only a COLLATE clause naming a collation the target lacks is changed; the same name in a string
+    literal or a comment stays, a name the target knows stays, a statement without one is the same bytes.
+    The translated statement runs on the MariaDB target."""
+    from binreplay.cross_flavor import ContextTranslation, load_default_collations
+    from binreplay.target import load_collations
+
+    _, target = clean_servers
+    with target.connect() as conn:
+        translation = ContextTranslation("mariadb", load_collations(conn), load_default_collations(conn))
+    sql = ("CREATE TABLE fx.c (a VARCHAR(10) COLLATE utf8mb4_0900_ai_ci, "
+           "b VARCHAR(30) CHARACTER SET utf8mb4 COLLATE `utf8mb4_de_pb_0900_as_cs` DEFAULT 'COLLATE utf8mb4_0900_bin', "
+           "c VARCHAR(10) COLLATE utf8mb4_bin) /* COLLATE utf8mb4_0900_ai_ci */ "
+           "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_as_cs")
+    mapped = translation.statement(sql.encode()).decode()
+    assert mapped == sql.replace("COLLATE utf8mb4_0900_ai_ci,", "COLLATE utf8mb4_general_ci,").replace(
+        "`utf8mb4_de_pb_0900_as_cs`", "`utf8mb4_general_ci`").replace("=utf8mb4_0900_as_cs", "=utf8mb4_general_ci")
+    plain = b"INSERT INTO t VALUES ('utf8mb4_0900_ai_ci')"
+    assert translation.statement(plain) is plain
+    target.execute("CREATE DATABASE fx")
+    target.execute(mapped)
+    assert target.execute("SELECT COLUMN_NAME, COLLATION_NAME, COLUMN_DEFAULT FROM information_schema.COLUMNS "
+                          "WHERE TABLE_SCHEMA = 'fx' ORDER BY ORDINAL_POSITION") == [
+        ("a", "utf8mb4_general_ci", "NULL"), ("b", "utf8mb4_general_ci", "'COLLATE utf8mb4_0900_bin'"),
+        ("c", "utf8mb4_bin", "NULL")]
 
 
 def test_partial_json_updates_replay_in_sql_mode(clean_servers) -> None:
@@ -338,3 +394,45 @@ def test_partial_json_updates_in_binlog_mode_are_rejected_by_a_mariadb_target(cl
     assert result.returncode == 4 and "Update_rows_partial" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert target.execute("SELECT COUNT(*) FROM fx.t") == [(0,)]
+
+
+def test_partial_update_sets_with_a_full_before_image() -> None:
+    """The fixture's before images are MINIMAL; here the documents its preceding full UPDATE left (the
+    same rows, ages 25/33/41) stand in for a FULL before image: the whole new document is written."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Col:
+        index: int
+        name: str
+        render: object
+
+    full = [image for _, ev, image in _raw_images(JSON_FILE) if ev == "UPDATE_ROWS"][1::2]   # after images
+    cols = [Col(1, "`json_col`", None)]
+    for row, before in zip(_partial_rows(), full):
+        row = json_diff.PartialRow(before, row.after, row.partial)
+        (assignment,) = json_diff.partial_update_sets(cols, row, "mariadb")
+        new = binary_json_to_text(before[1]).replace('"age": 25', '"age": 26').replace('"age": 33', '"age": 34') \
+            .replace('"age": 41', '"age": 42')
+        assert assignment == "`json_col`=" + json_diff.json_literal(new, "mariadb")
+        assert json_diff.partial_update_sets(cols, row, "mysql") == [
+            "`json_col`=CAST(" + json_diff.json_literal(new, "mariadb") + " AS JSON)"]
+    minimal = _partial_rows()[0]
+    assert json_diff.partial_update_sets(cols, minimal, "mariadb") == [
+        "`json_col`=JSON_REPLACE(`json_col`, _utf8mb4 X'242e616765', JSON_EXTRACT(_utf8mb4 X'3236', '$'))"]
+
+
+def _raw_images(name: str) -> list[tuple[str, str, tuple]]:
+    out, maps = [], {}
+    for trx in transactions(name):
+        for ev in trx.events:
+            body = ev.raw[C.HEADER_LEN:-C.CRC_LEN]
+            phl = trx.fde.post_header_lengths[ev.type_code - 1]
+            if ev.type_code == C.TABLE_MAP_EVENT:
+                tm = R.parse_table_map(body, phl)
+                maps[tm.table_id] = (tm.table, R.RowWalker(tm))
+            elif ev.type_code in (C.WRITE_ROWS_EVENT, C.UPDATE_ROWS_EVENT):
+                rows = R.parse_rows_event(ev.type_code, body, phl)
+                table, walker = maps[rows.table_id]
+                out += [(table, ev.name, image) for image in walker.images(rows, tuple(range(rows.column_count)))]
+    return out

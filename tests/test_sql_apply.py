@@ -186,6 +186,81 @@ def test_parallel_workers_in_sql_mode(clean_servers) -> None:
     assert_same_content(source, target)
 
 
+# --- a target that differs from the source: stop as binlog mode does (error 1032) ------------
+
+DIVERGED = ("CREATE DATABASE sa", "CREATE TABLE sa.t (id INT PRIMARY KEY, v INT)",
+            "CREATE TABLE sa.np (a INT, v INT)",
+            "INSERT INTO sa.t VALUES (1, 1), (2, 2), (3, 3)", "INSERT INTO sa.np VALUES (1, 1), (2, 2)")
+ONE_BY_ONE = ("--workers", "1", "--no-group-commit")   # each source transaction its own target commit
+
+
+def _rows_event_positions(source, file: str) -> set[str]:
+    return {f"{file}:{pos}" for _, pos, kind, *_ in source.execute(f"SHOW BINLOG EVENTS IN '{file}'")
+            if kind.endswith("_rows_v1") or kind.endswith("_rows")}
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line and not line.startswith("{")]
+
+
+@pytest.mark.parametrize("diverge,failing,message", [
+    ("DELETE FROM sa.t WHERE id = 2", "UPDATE sa.t SET v = 20 WHERE id = 2",
+     "UPDATE of `sa`.`t` at {pos} matched 0 rows, expected 1: the target differs from the source"),
+    ("DELETE FROM sa.t WHERE id = 2", "DELETE FROM sa.t WHERE id IN (2, 3)",
+     "DELETE of `sa`.`t` at {pos} matched 1 row, expected 2: the target differs from the source"),
+    ("UPDATE sa.np SET v = 7 WHERE a = 2", "UPDATE sa.np SET v = 20 WHERE a = 2",     # no primary key
+     "UPDATE of `sa`.`np` at {pos} matched 0 rows, expected 1: the target differs from the source"),
+    ("UPDATE sa.np SET v = 7 WHERE a = 2", "DELETE FROM sa.np WHERE a = 2",
+     "DELETE of `sa`.`np` at {pos} matched 0 rows, expected 1: the target differs from the source"),
+])
+def test_a_row_missing_on_the_target_stops_the_replay(clean_servers, diverge: str, failing: str,
+                                                      message: str) -> None:
+    """The failing transaction is rolled back whole (its first UPDATE too); the ones before it are
+    applied; once the target is fixed, rerunning the same command resumes and finishes."""
+    source, target = clean_servers
+    start = backup(source, target, *DIVERGED)
+    target.execute(diverge)
+    run_on(source, ["UPDATE sa.t SET v = 10 WHERE id = 1", "INSERT INTO sa.t VALUES (4, 4)",
+                    "BEGIN", "UPDATE sa.t SET v = 30 WHERE id = 3", failing, "COMMIT",
+                    "INSERT INTO sa.t VALUES (5, 5)"])
+    result = replay_into(source, target, start, *SQL, *ONE_BY_ONE)
+    assert result.returncode == 4, result.stderr
+    (line,) = _error_lines(result.stderr)
+    positions = _rows_event_positions(source, start[0])
+    assert any(message.format(pos=pos) in line for pos in positions), line
+    assert "Traceback" not in result.stderr
+    assert target.execute("SELECT id, v FROM sa.t ORDER BY id") == (
+        [(1, 10), (3, 3), (4, 4)] if "sa.t" in diverge else [(1, 10), (2, 2), (3, 3), (4, 4)])
+    # fix the target (the row as the source had it), then the same command resumes
+    target.execute("INSERT INTO sa.t VALUES (2, 2)" if "sa.t" in diverge else "UPDATE sa.np SET v = 2 WHERE a = 2")
+    ok(replay_into(source, target, start, *SQL, *ONE_BY_ONE))
+    assert_same_content(source, target)
+
+
+def test_a_duplicate_key_insert_stops_the_replay(clean_servers) -> None:
+    source, target = clean_servers
+    start = backup(source, target, *DIVERGED)
+    target.execute("INSERT INTO sa.t VALUES (5, 50)")
+    run_on(source, ["INSERT INTO sa.t VALUES (4, 4)", "INSERT INTO sa.t VALUES (5, 5), (6, 6)"])
+    result = replay_into(source, target, start, *SQL, *ONE_BY_ONE)
+    assert result.returncode == 4, result.stderr
+    (line,) = _error_lines(result.stderr)
+    assert "error 1062" in line and "Duplicate entry '5'" in line, line
+    assert target.execute("SELECT id, v FROM sa.t WHERE id > 3 ORDER BY id") == [(4, 4), (5, 50)]
+
+
+def test_an_update_to_the_values_a_row_already_has_counts_as_matched(clean_servers) -> None:
+    """The target's row already holds the new values (an UPDATE there changes nothing): it was found,
+    so the replay goes on (the connection counts found rows, not changed ones)."""
+    source, target = clean_servers
+    start = backup(source, target, *DIVERGED)
+    target.execute("UPDATE sa.t SET v = 20 WHERE id = 2")
+    run_on(source, ["UPDATE sa.t SET v = 20 WHERE id = 2", "UPDATE sa.t SET v = 30 WHERE id = 3",
+                    "UPDATE sa.np SET v = 10 WHERE a = 1"])
+    ok(replay_into(source, target, start, *SQL))
+    assert_same_content(source, target)
+
+
 # --- renamed database, filters ----------------------------------------------------------
 
 def test_renamed_database(clean_servers, tmp_path: Path) -> None:
