@@ -24,15 +24,14 @@ from binreplay.binlog.framing import BinlogFile
 from binreplay.bounds import Bounds, Selector, Verdict, parse_datetime, validate
 from binreplay.checkpoint import PositionTracker
 from binreplay.control import ControlSession
-from binreplay.errors import (BadInputError, Interrupted, PrivilegeError, SchemaMismatchError, TargetError, UnsupportedError,
-                              UsageError)
+from binreplay.errors import (BadInputError, Interrupted, PrivilegeError, SchemaMismatchError, TargetError,
+                              UnsupportedError, UsageError)
 from binreplay.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 from binreplay.model import MariadbGtid, TrxKind
 from binreplay.progress import Reporter, Summary
 from binreplay.reader import BinlogReader
 from binreplay.faults import crash_point
 from binreplay.filters import Filters
-from binreplay.sql_apply import SqlApplyShared, check_triggers
 from binreplay.table_check import TargetTables
 from binreplay.target import TargetConfig, check_privilege, load_collations, server_info
 from binreplay.statements import binlog_statement
@@ -285,6 +284,8 @@ class _Run:
         collations = load_collations(control)
         sql_apply = None
         if opts.apply_mode == "sql":
+            from binreplay.sql_apply import SqlApplyShared, check_triggers  # only this mode needs the decoders
+
             sql_apply = SqlApplyShared(server.flavor, collations)
             for table in check_triggers(control, opts.filters, opts.progress_schema, opts.allow_triggers):
                 self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
@@ -306,7 +307,7 @@ class _Run:
                              preserve_commit_order=opts.preserve_commit_order)
         self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
         self.schema = self.control.schema
-        keyed = opts.dependency != "commit-order" and opts.workers > 1
+        self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
 
@@ -424,7 +425,8 @@ class _Run:
         for schema, table, engine in non_transactional:
             self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
                                "replay is interrupted, changes to it may be applied twice", summary)
-        keys, after = self.control.run(lambda: self.deps.of(trx))
+        # Row keys may load table definitions on the control connection; the other modes need none.
+        keys, after = self.control.run(lambda: self.deps.of(trx)) if self.keyed else self.deps.of(trx)
         pool.submit(trx, keys, after=after)
         if trx.is_barrier:
             # Checks and keys of later transactions must see the schema this barrier leaves.

@@ -31,39 +31,54 @@ class TargetTables:
         # A transaction with statements may create the table its rows then fill (CREATE ... SELECT):
         # only the server can judge those.
         strict = trx.kind is TrxKind.ROWS
+        # Verdicts last as long as the schema cache (it is cleared after each DDL): until then a
+        # table keeps its columns. Most transactions only touch tables already checked.
+        checked: set = self.schema.derived.setdefault("table_check.tables", set())
+        if strict and trx.tables <= checked:
+            return []
+        verdicts = self.schema.derived.setdefault("table_check", {})
         new: list[tuple[str, str, str]] = []
         for ev in trx.events:
             if ev.type_code != C.TABLE_MAP_EVENT or not isinstance(ev.info, TableMapInfo):
                 continue
             names = ev.info
-            info = self.schema.table(names.schema, names.table)
-            if info is None:
-                if strict:
-                    raise SchemaMismatchError(
-                        f"the binlog writes rows to `{names.schema}`.`{names.table}` at {trx.start}, but the target "
-                        "has no such table: was the target restored from the backup these binlogs continue?")
-                continue
-            if strict:
-                problem = self._shape_problem(ev, trx, info)
-                if problem:
-                    raise SchemaMismatchError(
-                        f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
-                        f"{trx.start}: {problem}; was the target restored from the backup these binlogs continue?")
-            engine = info.engine or ""
-            if engine and engine not in TRANSACTIONAL_ENGINES and (info.schema, info.name) not in self._named:
-                self._named.add((info.schema, info.name))
-                new.append((info.schema, info.name, engine))
+            key = (names.table_id, names.schema, names.table, strict)
+            if key not in verdicts:
+                named = self._verdict(ev, trx, strict)
+                verdicts[key] = True  # checked; a non-transactional table is named only this once
+                if named:
+                    new.append(named)
+        if strict:
+            checked.update(trx.tables)
         return new
+
+    def _verdict(self, ev, trx: Transaction, strict: bool) -> tuple[str, str, str] | tuple[()]:
+        """() when all is well, (schema, table, engine) for a non-transactional table not named before;
+        SchemaMismatchError when the rows cannot fit."""
+        names = ev.info
+        info = self.schema.table(names.schema, names.table)
+        if info is None:
+            if strict:
+                raise SchemaMismatchError(
+                    f"the binlog writes rows to `{names.schema}`.`{names.table}` at {trx.start}, but the target "
+                    "has no such table: was the target restored from the backup these binlogs continue?")
+            return ()
+        if strict:
+            problem = self._shape_problem(ev, trx, info)
+            if problem:
+                raise SchemaMismatchError(
+                    f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
+                    f"{trx.start}: {problem}; was the target restored from the backup these binlogs continue?")
+        engine = info.engine or ""
+        if engine and engine not in TRANSACTIONAL_ENGINES and (info.schema, info.name) not in self._named:
+            self._named.add((info.schema, info.name))
+            return (info.schema, info.name, engine)
+        return ()
 
     def _shape_problem(self, ev, trx: Transaction, info) -> str:
         body = event_body(ev, trx.fde)
-        memo_key = ("table_check", info.schema, info.name, body[6:])  # the layout, not the table id
-        problem = self.schema.derived.get(memo_key)
-        if problem is None:
-            try:
-                problem = column_mismatch(R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT)),
-                                          info) or ""
-            except R.RowFormatError as exc:
-                problem = f"its TABLE_MAP cannot be read ({exc})"
-            self.schema.derived[memo_key] = problem
-        return problem
+        try:
+            tmap = R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT))
+        except R.RowFormatError as exc:
+            return f"its TABLE_MAP cannot be read ({exc})"
+        return column_mismatch(tmap, info) or ""
