@@ -131,6 +131,11 @@ class ProgressStore:
         # Pruning must not take gap locks that would block the workers' inserts.
         self._exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
+    def lock_holder(self) -> int | None:
+        """The connection id holding the run's lock, if any."""
+        holder = self._exec("SELECT IS_USED_LOCK(%s)", (self.lock_name,))[0][0]
+        return int(holder) if holder is not None else None
+
     def lock(self, wait_s: float = 0) -> None:
         """Only one binreplay may replay into a target at a time."""
         got = self._exec("SELECT GET_LOCK(%s, %s)", (self.lock_name, wait_s))[0][0]

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import click
+import pymysql
 
 from binreplay import __version__
 from binreplay.errors import BinreplayError, ExitCode
 from binreplay.filters import Filters
 from binreplay.progress import make_reporter
 from binreplay.replay import ReplayOptions, default_workers, run_replay
-from binreplay.target import TargetConfig
+from binreplay.target import TargetConfig, describe_sql_error
 
 
 def _read_index(path: Path) -> list[Path]:
@@ -131,6 +132,10 @@ class _CleanGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("binreplay: interrupted; rerun the same command to resume", err=True)
             sys.exit(ExitCode.INTERRUPTED)
+        except pymysql.err.MySQLError as exc:  # a server error no layer above turned into a BinreplayError
+            click.echo(f"binreplay: error: target: {describe_sql_error(exc)}; what was applied is recorded: rerun "
+                       "the same command to resume", err=True)
+            sys.exit(ExitCode.TARGET)
 
 
 @click.group(cls=_CleanGroup, context_settings={"help_option_names": ["--help"]})

@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 import pymysql
 
 from binreplay.checkpoint import ProgressStore
-from binreplay.errors import TargetError
+from binreplay.errors import StateConflictError, TargetError
 from binreplay.schema import SchemaCache
 from binreplay.target import TargetConfig, connect, connection_lost
 
@@ -54,17 +54,25 @@ class ControlSession:
         while True:
             try:
                 conn = connect(self.cfg)
-                break
-            except TargetError:
+                self.conn = self.store.conn = self.schema.conn = conn
+                self.store.prepare_session()
+                # The named lock goes with the old session, but only once the server has finished
+                # killing it: wait a little for that.
+                self.store.lock(wait_s=10)
+                return
+            except StateConflictError:
+                holder = self.store.lock_holder()
+                raise StateConflictError(
+                    f"reconnected to the target, but the run's lock is held by connection {holder}: if that is "
+                    f"this run's old session, KILL {holder} on the target and rerun the same command; otherwise "
+                    "another binreplay is replaying into it") from None
+            except Exception as exc:  # noqa: BLE001 - lost again while setting up: try again in the window
+                if not (isinstance(exc, TargetError) or connection_lost(exc)):
+                    raise
                 if time.monotonic() > deadline:
                     raise TargetError(f"lost the control connection to the target and could not reconnect within "
                                       f"{RECONNECT_WINDOW_S:.0f} s; rerun the same command to resume") from None
                 time.sleep(1.0)
-        self.conn = self.store.conn = self.schema.conn = conn
-        self.store.prepare_session()
-        # The named lock goes with the old session, but only once the server has finished killing
-        # it: wait a little for that, then stop if another process has taken it.
-        self.store.lock(wait_s=10)
 
     def close(self) -> None:
         try:

@@ -3,19 +3,21 @@
 The stream comes over the replication protocol (replication_adapter.ReplicationStream). Every
 event is checked before it is written: its size, its CRC32, and that it starts exactly where the
 previous one ended (the header's end position). Events are held back until their transaction is
-complete, so a spool file always ends at a transaction boundary that a replay can read up to.
+complete (up to a pending limit; a larger transaction is written through), and the position
+published to the replay is always the end of a complete transaction. spool.py says what exactly
+a file's end is guaranteed to be.
 
 The local files are the only state: a rerun (after a kill, a lost source, Ctrl-C) truncates the
-last file to its last transaction boundary and asks the source for the rest from there. A lost
-connection is handled the same way within a run, so reconnecting never loses or repeats an event.
+last file to its last transaction boundary and asks the source for the rest from there; the stop
+points (--stop-gtid, --stop-datetime) the spool already holds are found by reading it, as the
+source will not send them again. A lost connection is handled the same way within a run, so
+reconnecting never loses or repeats an event.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import re
 import socket
 import struct
 import threading
@@ -26,20 +28,19 @@ from pathlib import Path
 from typing import Callable
 
 from binreplay.binlog import constants as C
-from binreplay.binlog.events import parse_format_description, parse_mariadb_gtid, parse_query, parse_rotate
-from binreplay.binlog.framing import BinlogFile, _verify_fde_crc, verify_crc
+from binreplay.binlog.events import parse_format_description, parse_mariadb_gtid, parse_rotate
+from binreplay.binlog.framing import verify_crc, verify_fde_crc
 from binreplay.errors import BadInputError, PrivilegeError, SourceError, TargetError, UsageError
 from binreplay.gtid import MariadbGtidBounds, parse_mariadb_gtid_list
 from binreplay.model import FormatDescription
 from binreplay.replication_adapter import DumpRequest, ReplicationStream, StreamLost, StreamRefused
+from binreplay.spool import (SpoolFile, TransactionBoundaries, binlog_sort_key, make_spool_dir, next_binlog_name,
+                             spool_events, spool_files, spool_io, spool_sequence, trim_to_boundary)
 from binreplay.target import TargetConfig, connect, sql_error_code
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<IBIIIH")
-_NAME = re.compile(r"^(.+)\.(\d+)$")
-_BEGIN = re.compile(rb"^\s*BEGIN\s*$", re.I)
-_END = re.compile(rb"^\s*(COMMIT|ROLLBACK)\s*$", re.I)
 _ER_ACCESS_DENIED = (1045, 1227)
 _ER_SOURCE_BINLOG = 1236      # the source cannot serve the requested file/position (purged, unknown)
 _PENDING_LIMIT = 64 << 20     # a larger transaction is written through before it completes
@@ -49,34 +50,6 @@ _SYNC_EVERY_S = 0.5
 def random_server_id() -> int:
     """A server_id no real replica is likely to use (the source drops a replica whose id another takes)."""
     return random.randint(1 << 30, (1 << 32) - 1)
-
-
-def next_binlog_name(name: str) -> str:
-    m = _NAME.match(name)
-    if m is None:
-        raise BadInputError(f"binlog name {name!r} has no sequence number")
-    return f"{m.group(1)}.{int(m.group(2)) + 1:0{len(m.group(2))}d}"
-
-
-def spool_files(out: Path, first: str | None = None) -> list[Path]:
-    """The binlog files of a spool directory in sequence order (from `first` on, if given)."""
-    if not out.is_dir():
-        return []
-    found = []
-    for p in out.iterdir():
-        m = _NAME.match(p.name)
-        if m and p.is_file():
-            found.append((m.group(1), int(m.group(2)), p))
-    found.sort()
-    files = [p for _, _, p in found]
-    if first is not None:
-        files = [p for p in files if _sort_key(p.name) >= _sort_key(first)]
-    return files
-
-
-def _sort_key(name: str) -> tuple[str, int]:
-    m = _NAME.match(name)
-    return (m.group(1), int(m.group(2))) if m else (name, -1)
 
 
 @dataclass
@@ -105,82 +78,6 @@ class FetchStats:
     stop_reason: str | None = None
 
 
-class _Boundaries:
-    """Tells where transactions end in the event stream (GTID [BEGIN] ... XID|COMMIT, or one
-    standalone statement), so the spool only ever ends between two of them."""
-
-    def __init__(self) -> None:
-        self.inside = False
-        self.opened = False   # BEGIN seen (or a MariaDB GTID without the standalone flag)
-
-    def state(self) -> tuple[bool, bool]:
-        return self.inside, self.opened
-
-    def restore(self, state: tuple[bool, bool]) -> None:
-        self.inside, self.opened = state
-
-    def feed(self, t: int, body: bytes, fde: FormatDescription) -> bool:
-        """Take one event; True if the stream is now between transactions."""
-        if t in C.FILE_LEVEL_EVENTS:
-            return not self.inside
-        if t in C.GTID_EVENTS:
-            self.inside = True
-            self.opened = t == C.MARIADB_GTID_EVENT and not parse_mariadb_gtid(body, 0).flags & C.FL_STANDALONE
-            return False
-        if t in (C.XID_EVENT, C.TRANSACTION_PAYLOAD_EVENT, C.XA_PREPARE_LOG_EVENT):
-            self.inside = self.opened = False
-            return True
-        if t in (C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT):
-            sql = parse_query(body, fde.post_header_lengths[C.QUERY_EVENT - 1],
-                              compressed=t == C.QUERY_COMPRESSED_EVENT).sql
-            if _BEGIN.match(sql):
-                self.inside = self.opened = True
-                return False
-            if self.opened and not _END.match(sql):
-                return False
-            self.inside = self.opened = False   # COMMIT/ROLLBACK, or a statement that commits alone
-            return True
-        self.inside = True   # rows, table maps, statement context, annotations: inside a transaction
-        return False
-
-
-class _SpoolFile:
-    """The local copy of one source binlog, appended to at transaction boundaries."""
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = path
-        self.f = open(path, "r+b" if size else "w+b")
-        self.f.truncate(size)
-        self.f.seek(size)
-        self.size = size
-        self.synced_at = time.monotonic()
-
-    def write(self, chunks: list[bytes]) -> None:
-        data = b"".join(chunks)
-        self.f.write(data)
-        self.f.flush()
-        self.size += len(data)
-
-    def sync(self) -> None:
-        os.fsync(self.f.fileno())
-        self.synced_at = time.monotonic()
-
-    def mark_closed(self) -> None:
-        """The source clears the FDE's in-use flag when it closes a file (without recomputing the
-        checksum); the copy does the same so it stays identical."""
-        self.f.seek(4 + 17)
-        flags = struct.unpack("<H", self.f.read(2))[0]
-        if flags & C.LOG_EVENT_BINLOG_IN_USE_F:
-            self.f.seek(4 + 17)
-            self.f.write(struct.pack("<H", flags & ~C.LOG_EVENT_BINLOG_IN_USE_F))
-        self.f.seek(self.size)
-
-    def close(self) -> None:
-        self.f.flush()
-        self.sync()
-        self.f.close()
-
-
 class Fetcher:
     """Streams the source's binlogs into `opts.out`; `run()` returns at the stop point, at the
     end of the binlog (without `follow`), or when `stop()` is called from another thread."""
@@ -191,13 +88,14 @@ class Fetcher:
         self.stats = FetchStats()
         self._stopping = threading.Event()
         self._stream: ReplicationStream | None = None
-        self._boundaries = _Boundaries()
+        self._boundaries = TransactionBoundaries()
         self._gtid_bounds = MariadbGtidBounds(None, parse_mariadb_gtid_list(opts.stop_gtid)) if opts.stop_gtid else None
         self._reached: set[int] = set()
-        self.file: _SpoolFile | None = None
+        self.file: SpoolFile | None = None
         self.name: str | None = None
         self.fde: FormatDescription | None = None
         self.pending: list[bytes] = []
+        self._pending_bytes = 0  # sum of len(pending), kept as it grows (big transactions have many events)
         self.pos = 0           # end of the last event taken (written or pending)
         self._written_state = self._boundaries.state()
         self._finished = False  # the current file ended (ROTATE or STOP): the next must be a new one
@@ -212,7 +110,7 @@ class Fetcher:
 
     def run(self) -> FetchStats:
         cfg = self.opts.source.resolved()
-        self.opts.out.mkdir(parents=True, exist_ok=True)
+        make_spool_dir(self.opts.out)
         conn = self._connect(cfg)
         try:
             self.flavor, self.crc, available = _inspect_source(conn, cfg)
@@ -220,6 +118,8 @@ class Fetcher:
         finally:
             conn.close()
         self._start_at(*start)
+        if self.stats.position is not None and self.on_commit is not None:
+            self.on_commit(self.stats)   # what an earlier run spooled can be replayed before anything new comes
         lost_since: float | None = None
         while not self._done and not self._stopping.is_set():
             try:
@@ -263,63 +163,48 @@ class Fetcher:
             if not existing and not available:
                 raise BadInputError("the source has no binary logs")
             first = existing[0].name if existing else available[0]
-        existing = spool_files(opts.out, first)
-        if existing and existing[0].name != first:
-            raise BadInputError(f"{opts.out} holds {existing[0].name} but not the start file {first}: "
-                                "use another --out/--spool-dir")
-        for a, b in zip(existing, existing[1:]):
-            if b.name != next_binlog_name(a.name):
-                raise BadInputError(f"{opts.out}: {a.name} is followed by {b.name} (a gap): use another directory")
+        existing = spool_sequence(opts.out, first)
         self.stats.files = [p.name for p in existing]
         if not existing:
             self._require_on_source(first, available)
             return first, 4
         last = existing[-1]
-        name, pos = self._trim(last)
-        if pos == 4 and name != last.name:
-            self._require_on_source(name, available, after=last.name)
-        return name, pos
+        trimmed = trim_to_boundary(last)
+        self.file, self.fde = trimmed.file, trimmed.fde
+        if trimmed.removed:
+            existing.pop()
+            self.stats.files.remove(last.name)
+        elif trimmed.next_name != last.name:
+            self._require_on_source(trimmed.next_name, available, after=last.name)
+        if existing:
+            kept = existing[-1]
+            with spool_io("read", kept):
+                self.stats.position = (kept.name, trimmed.end if kept is last else kept.stat().st_size)
+            self._stops_in_spool(existing)
+        return trimmed.next_name, trimmed.next_pos
 
     def _require_on_source(self, name: str, available: list[str], after: str | None = None) -> None:
         if name in available:
             return
         have = f"it has {available[0]} to {available[-1]}" if available else "it has none"
-        if after is not None and available and _sort_key(name) > _sort_key(available[-1]):
+        if after is not None and available and binlog_sort_key(name) > binlog_sort_key(available[-1]):
             return  # the next file does not exist yet (the source restarted and will create it)
         raise BadInputError(f"binlog {name} is not on the source (purged, or a wrong name); {have}")
 
-    def _trim(self, path: Path) -> tuple[str, int]:
-        """Cut the spool's last file back to its last transaction boundary; return where to go on."""
-        bf = BinlogFile(path)
-        boundary = 0
-        ended_by: str | None = None
-        try:
-            for ev in bf.events():
-                assert bf.fde is not None
-                if self._boundaries.feed(ev.type_code, bf.payload(ev), bf.fde):
-                    boundary = ev.end
-                if ev.type_code == C.ROTATE_EVENT and not ev.flags & C.LOG_EVENT_ARTIFICIAL_F:
-                    ended_by = parse_rotate(bf.payload(ev))[1]
-                elif ev.type_code == C.STOP_EVENT:
-                    ended_by = next_binlog_name(path.name)
-        except BadInputError:
-            if bf.fde is not None:
-                raise   # corrupt in the middle: not a tail cut short by a kill
-            boundary = 0  # not even a whole FORMAT_DESCRIPTION: fetch the file again
-        self._boundaries = _Boundaries()
-        self._written_state = self._boundaries.state()
-        if ended_by is not None and boundary == (bf.tail.clean_end if bf.tail else -1):
-            return ended_by, 4
-        if boundary < 4 + C.HEADER_LEN:
-            path.unlink()
-            self.stats.files.remove(path.name)
-            return path.name, 4
-        if bf.tail is not None and boundary != bf.tail.size:
-            log.warning("%s: cut back from %d to %d bytes (the last transaction was incomplete)",
-                        path, bf.tail.size, boundary)
-        self.file = _SpoolFile(path, boundary)
-        self.fde = bf.fde
-        return path.name, boundary
+    def _stops_in_spool(self, paths: list[Path]) -> None:
+        """A rerun asks the source for what comes after the spool, so a stop point the spool already
+        holds (the fetch before was stopped after reaching it) is never streamed again: find it there,
+        with the same checks `_take` makes, and finish before streaming."""
+        if self._gtid_bounds is None and self.opts.stop_datetime is None:
+            return
+        boundaries = TransactionBoundaries()
+        for ev, body, fde in spool_events(paths):
+            if self._stops_before(ev.type_code, ev.timestamp, boundaries):
+                return
+            at_boundary = boundaries.feed(ev.type_code, body, fde)
+            self._note_stop_gtid(ev.type_code, body, ev.server_id)
+            if at_boundary and self._all_stop_gtids_reached():
+                return
 
     def _file_of_gtid_position(self, conn) -> str:
         """The binlog the source would start a GTID replica in: its first fake ROTATE names it.
@@ -351,6 +236,7 @@ class Fetcher:
         assert self.name is not None
         # Anything not yet written is asked for again: the spool's end is the position.
         self.pending.clear()
+        self._pending_bytes = 0
         self._boundaries.restore(self._written_state)
         self.pos = self.file.size if self.file is not None and self.name == self.file.path.name else 4
         self._expect = (self.name, self.pos)
@@ -390,7 +276,7 @@ class Fetcher:
 
     def _take(self, raw: bytes) -> None:
         """One event off the wire: check it, then queue it for its transaction's write."""
-        ts, t, _server_id, size, log_pos, flags = _HEADER.unpack_from(raw)
+        ts, t, server_id, size, log_pos, flags = _HEADER.unpack_from(raw)
         if size != len(raw):
             raise SourceError(f"malformed event from the source: header says {size} bytes, packet has {len(raw)}")
         if t in (C.HEARTBEAT_LOG_EVENT, C.HEARTBEAT_LOG_EVENT_V2):
@@ -409,20 +295,18 @@ class Fetcher:
                               "was written")
         if self.fde.has_crc32:
             verify_crc(raw, f"{self.name}: {C.event_name(t)} event at {self.pos} from the source")
-        if self._stops_before(t, ts):
+        if self._stops_before(t, ts, self._boundaries):
             return
         body = self._body(raw)
         at_boundary = self._boundaries.feed(t, body, self.fde)
         self.pending.append(raw)
+        self._pending_bytes += size
         self.pos += size
         self.stats.events += 1
         self.stats.bytes += size
-        if t == C.MARIADB_GTID_EVENT and self._gtid_bounds is not None:
-            g = parse_mariadb_gtid(body, _server_id)
-            if self._gtid_bounds.stop_reached(g):
-                self._reached.add(g.domain_id)
+        self._note_stop_gtid(t, body, server_id)
         ended = t == C.STOP_EVENT or t == C.ROTATE_EVENT
-        if at_boundary or ended or sum(map(len, self.pending)) > _PENDING_LIMIT:
+        if at_boundary or ended or self._pending_bytes > _PENDING_LIMIT:
             self._write_pending(force_sync=ended)
         if ended:
             self._finished = True
@@ -430,13 +314,26 @@ class Fetcher:
             self.file.mark_closed()
             if self.opts.stop_file == self.name:
                 self._finish(f"reached the end of --stop-file {self.name}")
-        if at_boundary and self._gtid_bounds is not None and self._gtid_bounds.all_stops_reached(self._reached):
-            self._finish("reached --stop-gtid in every domain it names")
+        if at_boundary:
+            self._all_stop_gtids_reached()
 
-    def _stops_before(self, t: int, ts: int) -> bool:
+    def _note_stop_gtid(self, t: int, body: bytes, server_id: int) -> None:
+        if t == C.MARIADB_GTID_EVENT and self._gtid_bounds is not None:
+            g = parse_mariadb_gtid(body, server_id)
+            if self._gtid_bounds.stop_reached(g):
+                self._reached.add(g.domain_id)
+
+    def _all_stop_gtids_reached(self) -> bool:
+        """At a transaction boundary: --stop-gtid is complete in every domain it names (then finish)."""
+        if self._gtid_bounds is None or not self._gtid_bounds.all_stops_reached(self._reached):
+            return False
+        self._finish("reached --stop-gtid in every domain it names")
+        return True
+
+    def _stops_before(self, t: int, ts: int, boundaries: TransactionBoundaries) -> bool:
         """--stop-datetime: the first transaction at or after it is not fetched."""
         stop = self.opts.stop_datetime
-        if stop is None or ts < stop or self._boundaries.inside or t in C.FILE_LEVEL_EVENTS:
+        if stop is None or ts < stop or boundaries.inside or t in C.FILE_LEVEL_EVENTS:
             return False
         self._finish("reached --stop-datetime")
         return True
@@ -454,7 +351,7 @@ class Fetcher:
             return
         # The source moved on to another file: after the previous one ended (ROTATE or STOP), or
         # after a crash left it without an end.
-        if pos != 4 or (self.name is not None and _sort_key(name) <= _sort_key(self.name)):
+        if pos != 4 or (self.name is not None and binlog_sort_key(name) <= binlog_sort_key(self.name)):
             raise SourceError(f"the source jumped from {self.name}:{self.pos} to {name}:{pos}")
         if self.pending:
             raise SourceError(f"{self.name}: the source moved to {name} inside a transaction at {self.pos}")
@@ -481,9 +378,9 @@ class Fetcher:
         raw = self._as_written(raw, log_pos)
         self.fde = parse_format_description(raw)
         if self.fde.has_crc32:
-            _verify_fde_crc(raw, f"{name}: FORMAT_DESCRIPTION event from the source")
+            verify_fde_crc(raw, f"{name}: FORMAT_DESCRIPTION event from the source")
         self._close_file()
-        self.file = _SpoolFile(self.opts.out / name, 0)
+        self.file = SpoolFile(self.opts.out / name, 0)
         self.file.write([C.MAGIC, raw])
         self._finished = False
         self.pos = 4 + len(raw)
@@ -507,6 +404,7 @@ class Fetcher:
         if self.pending:
             self.file.write(self.pending)
             self.pending.clear()
+            self._pending_bytes = 0
         self._written_state = self._boundaries.state()
         if force_sync or time.monotonic() - self.file.synced_at > _SYNC_EVERY_S:
             self.file.sync()

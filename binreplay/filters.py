@@ -16,6 +16,8 @@ conflict keys, BINLOG statements and generated SQL all see the same reduced tran
   follows DATABASE/SCHEMA; names inside string literals and comments are left alone.
 
 Patterns are shell-style (`*`, `?`; `%` also means `*`); table patterns are `db.table`.
+The options are kept sorted: their order means nothing, and the run's identity (resume)
+compares them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from binreplay.binlog import constants as C
+from binreplay.binlog.headers import event_body, post_header_len
 from binreplay.binlog.rows import rows_table_id
 from binreplay.errors import UsageError
 from binreplay.model import Event, QueryInfo, TableMapInfo, Transaction, TrxKind
@@ -55,7 +58,8 @@ class Filters:
             pairs.append((src.strip(), dst.strip()))
         if len({s for s, _ in pairs}) != len(pairs):
             raise UsageError("--rewrite-db names the same source database twice")
-        return cls(tuple(databases), tuple(ignore_databases), tuple(tables), tuple(ignore_tables), tuple(pairs))
+        return cls(_normal(databases), _normal(ignore_databases), _normal(tables), _normal(ignore_tables),
+                   tuple(sorted(pairs)))
 
     @property
     def active(self) -> bool:
@@ -82,12 +86,11 @@ class Filters:
                 return dst
         return db
 
-    def source_db(self, target_db: str) -> str | None:
-        """The source database replayed into `target_db` (None if only renamed away)."""
-        for src, dst in self.rewrite:
-            if dst == target_db:
-                return src
-        return None if any(src == target_db for src, _ in self.rewrite) else target_db
+    def source_dbs(self, target_db: str) -> tuple[str, ...]:
+        """The source databases replayed into `target_db` (none if it is only renamed away)."""
+        sources = tuple(src for src, dst in self.rewrite if dst == target_db)
+        renamed_away = any(src == target_db for src, _ in self.rewrite)
+        return sources + (() if renamed_away else (target_db,))
 
     # -- transactions ---------------------------------------------------------------
 
@@ -110,9 +113,8 @@ class Filters:
                 if keep:
                     kept.append(self._rewrite_table_map(ev, trx) if self.rewrite else ev)
             elif t in C.ROWS_EVENTS:
-                phl = _post_header_len(trx, t)
-                body = ev.raw[C.HEADER_LEN:]
-                keep = kept_ids.get(rows_table_id(body, phl), True)
+                phl = post_header_len(trx.fde, t)
+                keep = kept_ids.get(rows_table_id(event_body(ev, trx.fde), phl), True)
                 end = _has_stmt_end(ev, phl)
                 if keep:
                     statement_rows.append(len(kept))
@@ -135,9 +137,13 @@ class Filters:
                 pending_context = []
             else:
                 kept.append(ev)
+        if not data:
+            # Only its progress row is left to write: no keys, no session state, so not a barrier
+            # (filtered-out transactions must not serialize the replay of the rest).
+            return replace(trx, events=kept, tables=frozenset(), kind=TrxKind.EMPTY, uses_temporary_tables=False,
+                           non_transactional=False)
         tables = frozenset((self.target_db(s), t) for s, t in trx.tables if self.wants_table(s, t))
-        kind = trx.kind if data else TrxKind.EMPTY
-        return replace(trx, events=kept, tables=tables, kind=kind)
+        return replace(trx, events=kept, tables=tables)
 
     def _wants_statement(self, q: QueryInfo, trx: Transaction, warn: Callable[[str], None]) -> bool:
         target = statement_target(q.sql)
@@ -158,9 +164,9 @@ class Filters:
         new_db = self.target_db(info.schema)
         if new_db == info.schema:
             return ev
-        phl = _post_header_len(trx, C.TABLE_MAP_EVENT)
+        phl = post_header_len(trx.fde, C.TABLE_MAP_EVENT)
         id_end = 6 if phl == 6 else phl   # table id and flags
-        body = ev.raw[C.HEADER_LEN:len(ev.raw) - (C.CRC_LEN if trx.fde.has_crc32 else 0)]
+        body = event_body(ev, trx.fde)
         old_len = body[id_end]
         name = new_db.encode("utf-8")
         if len(name) > 255:
@@ -184,9 +190,8 @@ def _any_match(patterns: tuple[str, ...], name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, p.replace("%", "*")) for p in patterns)
 
 
-def _post_header_len(trx: Transaction, type_code: int) -> int:
-    phl = trx.fde.post_header_lengths
-    return phl[type_code - 1] if len(phl) >= type_code else 8
+def _normal(patterns) -> tuple[str, ...]:
+    return tuple(sorted(set(patterns)))
 
 
 def _has_stmt_end(ev: Event, phl: int) -> bool:
@@ -195,10 +200,8 @@ def _has_stmt_end(ev: Event, phl: int) -> bool:
 
 
 def _with_stmt_end(ev: Event, trx: Transaction, phl: int) -> Event:
-    at = C.HEADER_LEN + (4 if phl == 6 else 6)
-    body = bytearray(ev.raw[C.HEADER_LEN:len(ev.raw) - (C.CRC_LEN if trx.fde.has_crc32 else 0)])
-    at -= C.HEADER_LEN
-    body[at] |= C.STMT_END_F
+    body = bytearray(event_body(ev, trx.fde))
+    body[4 if phl == 6 else 6] |= C.STMT_END_F
     return replace(ev, raw=_rebuild(ev.raw, bytes(body), trx.fde.has_crc32))
 
 

@@ -42,6 +42,7 @@ from typing import AbstractSet, Callable
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.binlog.events import decode_decimal, parse_table_map as parse_table_map_names
+from binreplay.binlog.headers import event_body, post_header_len  # noqa: F401 - re-exported
 from binreplay.errors import BadInputError
 from binreplay.model import Event, FormatDescription, TableMapInfo, Transaction
 from binreplay.schema import ColumnInfo, SchemaCache, TableInfo, column_mismatch
@@ -56,12 +57,6 @@ UNSAFE = object()
 ABSENT = R.ABSENT
 
 Normalizer = Callable[[bytes], object]
-
-_V1_POST_HEADER = 8
-_V2_POST_HEADER = 10
-_V2_TYPES = frozenset({C.WRITE_ROWS_EVENT, C.UPDATE_ROWS_EVENT, C.DELETE_ROWS_EVENT, C.PARTIAL_UPDATE_ROWS_EVENT,
-                       C.WRITE_ROWS_COMPRESSED_EVENT, C.UPDATE_ROWS_COMPRESSED_EVENT,
-                       C.DELETE_ROWS_COMPRESSED_EVENT})
 
 
 class _Unkeyable(Exception):
@@ -102,17 +97,6 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
 
 
 # --- per event -------------------------------------------------------------------
-
-def event_body(ev: Event, fde: FormatDescription) -> bytes:
-    end = len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)
-    return ev.raw[C.HEADER_LEN:end]
-
-
-def post_header_len(fde: FormatDescription, type_code: int) -> int:
-    if len(fde.post_header_lengths) >= type_code:
-        return fde.post_header_lengths[type_code - 1]
-    return _V2_POST_HEADER if type_code in _V2_TYPES else _V1_POST_HEADER
-
 
 def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str,
                keys: KeySet) -> tuple[int, _TablePlan | None]:

@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
+from binreplay.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +32,7 @@ class Summary:
     resumed_from: str | None = None
     retries: int = 0                   # groups retried after a deadlock, lock wait or lost connection
     busy_s: float = 0.0                # worker-seconds spent applying
+    apply_s: float = 0.0               # wall time since the workers started (after reading ahead, connecting)
     workers: int = 0
     workers_busy: int = 0              # applying a group right now
     bytes_done: int = 0                # binlog bytes up to the low-water mark, of bytes_total
@@ -46,7 +49,7 @@ class Summary:
     def parallelism(self) -> float:
         """How many workers were applying at once on average: the speed-up over applying the
         same groups one after another on one connection."""
-        return self.busy_s / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.busy_s / self.apply_s if self.apply_s > 0 else 0.0
 
 
 def _source_time(ts: int | None) -> str | None:
@@ -70,6 +73,9 @@ class Reporter:
         if summary is not None:
             summary.warnings.append(message)
         log.warning(message)
+
+    def fail(self, summary: Summary) -> None:
+        """The run stopped with an error (printed by the CLI as one line): nothing more to show."""
 
     def finish(self, summary: Summary) -> None:
         s = summary
@@ -129,6 +135,12 @@ class BarReporter(Reporter):
         else:
             log.warning(message)
 
+    def fail(self, summary: Summary) -> None:
+        if hasattr(self, "bar"):  # leave the bar where it stopped, so the error line starts clean
+            for line in self.worker_lines:
+                line.close()
+            self.bar.close()
+
     def finish(self, summary: Summary) -> None:
         if hasattr(self, "bar"):
             self.update(summary, summary.last_applied or "")  # the last half second is not shown otherwise
@@ -177,6 +189,9 @@ class JsonReporter(Reporter):
             summary.warnings.append(message)
         self._emit({"type": "warning", "message": message})
 
+    def fail(self, summary: Summary) -> None:
+        self.finish(summary)  # a summary record with its outcome: scripts need it most when it fails
+
     def finish(self, summary: Summary) -> None:
         d = asdict(summary)
         d["trx_per_s"] = round(summary.rate, 1)
@@ -204,6 +219,11 @@ class TeeReporter(Reporter):
         self.display.warn(message, summary)
         self.json_lines.warn(message)
 
+    def fail(self, summary: Summary) -> None:
+        self.display.fail(summary)
+        self.json_lines.fail(summary)
+        self.json_lines.stream.close()
+
     def finish(self, summary: Summary) -> None:
         self.display.finish(summary)
         self.json_lines.finish(summary)
@@ -213,7 +233,11 @@ class TeeReporter(Reporter):
 def make_reporter(mode: str, *, per_worker: bool = False, json_file: str | None = None) -> Reporter:
     display = _display(mode, per_worker)
     if json_file:
-        return TeeReporter(display, JsonReporter(open(json_file, "a", encoding="utf-8")))
+        try:
+            stream = open(json_file, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--progress-file {json_file}: {exc.strerror}") from None
+        return TeeReporter(display, JsonReporter(stream))
     return display
 
 

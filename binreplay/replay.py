@@ -243,6 +243,12 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     try:
         run.prepare_target()
         run.replay(total)
+    except BaseException:
+        if summary.outcome == "running":
+            summary.outcome = "failed"
+        summary.elapsed_s = time.monotonic() - t0
+        reporter.fail(summary)  # machine-readable outcome; the CLI prints the error line itself
+        raise
     finally:
         summary.elapsed_s = time.monotonic() - t0
         run.close()
@@ -349,6 +355,7 @@ class _Run:
         summary.bytes_total = reader.total_bytes
         summary.workers = len(pool.appliers)
         reporter.start(reader.total_bytes, total)
+        self._apply_started = time.monotonic()
         pool.start()
         try:
             with _StopFlag() as stop:
@@ -372,7 +379,7 @@ class _Run:
             if summary.stop_reason is None:  # read to the end (events after the last transaction too)
                 summary.bytes_done = summary.bytes_total
             self._checkpoint()
-            self.store.finish("complete")
+            self.control.run(lambda: self.store.finish("complete"))
         except KeyboardInterrupt:
             self._stop_safely("interrupted", "interrupted")
             raise Interrupted("interrupted; rerun the same command to resume") from None
@@ -451,6 +458,7 @@ class _Run:
         with pool.lock:
             mark, s.workers_busy = self.tracker.position, pool.busy
         s.retries, s.busy_s = pool.retries, pool.busy_s
+        s.apply_s = time.monotonic() - self._apply_started
         s.worker_states = [f"{a.name}: {a.current} | {a.groups} commits | {a.retries} retries"
                            for a in pool.appliers]
         s.elapsed_s = time.monotonic() - self.reporter.started
@@ -476,7 +484,7 @@ class _Run:
                 self.pool.stop()
                 self._refresh_summary()
             self._checkpoint()
-            self.store.finish(state, error[:2000])
+            self.control.run(lambda: self.store.finish(state, error[:2000]))
         except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
             log.debug("could not record the stop state: %s", exc)
 

@@ -188,7 +188,8 @@ def sandbox_group() -> None:
 def start_cmd(name: str, root: Path | None, port: int | None, log_bin: bool | None,
               server_id: int | None) -> None:
     """Start sandbox NAME (created on first use) and print how to connect; it keeps running
-    after this command exits. Starting a running sandbox only prints its flags."""
+    after this command exits. Starting a running sandbox only prints its flags. Its root user
+    has no password and listens on 127.0.0.1: for rehearsals on a trusted machine only."""
     sandbox, already = start_sandbox((root or default_dir()).resolve(), name, port, log_bin, server_id)
     click.echo(connection_text(sandbox, already))
 

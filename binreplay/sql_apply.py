@@ -396,8 +396,8 @@ def check_triggers(conn, filters, progress_schema: str, allow: bool) -> list[str
         rows = [(_text(s), _text(t)) for s, t in cur.fetchall()]
     hit = []
     for schema, table in rows:
-        source = filters.source_db(schema) if filters is not None else schema
-        if source is not None and (filters is None or filters.wants_table(source, table)):
+        sources = filters.source_dbs(schema) if filters is not None else (schema,)
+        if any(filters is None or filters.wants_table(source, table) for source in sources):
             hit.append(f"`{schema}`.`{table}`")
     if hit and not allow:
         raise UsageError(f"the target has triggers on {', '.join(sorted(hit)[:5])}"

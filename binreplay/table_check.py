@@ -57,6 +57,11 @@ class TargetTables:
         SchemaMismatchError when the rows cannot fit."""
         names = ev.info
         info = self.schema.table(names.schema, names.table)
+        if info is None and strict:
+            # Created since the definitions were loaded, by a statement that is not a standalone DDL
+            # (CREATE TABLE ... SELECT is a mixed transaction): look once more before refusing.
+            self.schema.invalidate()
+            info = self.schema.table(names.schema, names.table)
         if info is None:
             if strict:
                 raise SchemaMismatchError(

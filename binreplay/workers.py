@@ -141,6 +141,7 @@ class WorkerPool:
                 applier.apply_group(trxs)
             except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
                 with self.lock:
+                    self.busy -= 1
                     if self.error is None:
                         self.error = exc if isinstance(exc, BinreplayError) else TargetError(
                             f"{applier.name} failed: {type(exc).__name__}: {exc}")

@@ -91,6 +91,25 @@ def start_replay(files: list[str], target: Sandbox, start: tuple[str, int], *ext
     return proc, time.time()
 
 
+def wait_for_progress(proc: subprocess.Popen, seen: list[str], *, more_than: int = 0,
+                      timeout: float = 120) -> dict | None:
+    """Read a `--progress json` replay's stderr (into `seen`) until a progress record shows more than
+    `more_than` transactions applied; None if the process ended first. Faults injected after this
+    land while the replay is really applying, however fast the machine is."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            return None
+        seen.append(line)
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("type") == "progress" and rec.get("applied", 0) > more_than:
+                return rec
+    raise AssertionError("no progress within the timeout")
+
+
 def time_to_resume(stderr: str, launched: float) -> float | None:
     """Seconds from launch until the run started applying (after reading, connecting, resuming)."""
     for line in stderr.splitlines():

@@ -16,7 +16,7 @@ import pytest
 
 from binreplay.errors import ExitCode
 from binreplay.sandbox import create_sandbox
-from faultlab import lost_and_duplicated, resume_mark, start_replay, time_to_resume
+from faultlab import lost_and_duplicated, resume_mark, start_replay, time_to_resume, wait_for_progress
 from helpers import assert_same_content, binlogs_from, replay_into, run_binreplay
 from test_bad_input import one_line_error, users_on
 from test_crash_resume import _shop_after_backup
@@ -39,21 +39,25 @@ def _wait_for_lock_holder(target, proc, timeout: float = 60) -> int | None:
 
 def test_control_connection_killed_mid_replay(clean_servers, reliability) -> None:
     """The connection that holds the run's lock and writes the low-water mark is killed twice by the
-    server: binreplay reconnects, takes the lock again, and finishes exactly."""
+    server while the replay applies: binreplay reconnects, takes the lock again, and finishes exactly."""
     source, target, start, files = _shop_after_backup(clean_servers, 4000, ledger=True)
-    proc, launched = start_replay(files, target, start, "--workers", "4", "--group-max-trx", "5",
+    # One worker and one transaction per commit: a replay of several seconds, so both kills land mid-way.
+    proc, launched = start_replay(files, target, start, "--workers", "1", "--group-max-trx", "1",
                                   env={"BINREPLAY_CHECKPOINT_INTERVAL": "0.05"})
-    kills = 0
+    seen: list[str] = []
+    kills, applied = 0, 0
     for _ in range(2):
+        progress = wait_for_progress(proc, seen, more_than=applied)
+        assert progress is not None, "".join(seen)
+        applied = progress["applied"]
         holder = _wait_for_lock_holder(target, proc)
-        if holder is None:
-            break
+        assert holder is not None, "".join(seen)
         target.execute(f"KILL CONNECTION {holder}")
         kills += 1
-        time.sleep(0.5)
-    _, err = proc.communicate(timeout=300)
+    _, rest = proc.communicate(timeout=300)
+    err = "".join(seen) + rest
     assert proc.returncode == 0, err
-    assert kills >= 1 and "reconnecting" in err
+    assert kills == 2 and err.count("reconnecting") >= 1
     assert_same_content(source, target)
     lost, dup = lost_and_duplicated(source, target, "shop.ledger")
     assert (lost, dup) == (0, 0)
@@ -70,10 +74,12 @@ def test_target_server_killed_and_restarted(clean_servers, reliability) -> None:
     assert tuple(int(v) for v in durable) == (1, 1)
     proc, _ = start_replay(files, target, start, "--workers", "4", "--group-max-trx", "5",
                            env={"BINREPLAY_RECONNECT_WINDOW": "3"})
-    assert _wait_for_lock_holder(target, proc) is not None
-    time.sleep(1.0)
+    seen: list[str] = []
+    progress = wait_for_progress(proc, seen)
+    assert progress is not None and progress["applied"] < 6001, "".join(seen)
     target.kill()
-    _, err = proc.communicate(timeout=120)
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(seen) + rest
     # Unreachable target: a clean stop with the target error code (never a traceback).
     assert proc.returncode == ExitCode.TARGET, err
     assert "Traceback" not in err
@@ -222,3 +228,20 @@ def test_target_schema_not_matching_the_binlog(clean_servers, change: str, fragm
     # Everything before it was applied and recorded; nothing of the mismatched transaction was.
     assert users_on(target) == 3 + 5
     assert not target.execute("SELECT 1 FROM app.users WHERE email='in-trx'")
+
+
+def test_table_created_by_create_select_is_found(clean_servers) -> None:
+    """CREATE TABLE ... SELECT is a mixed transaction (a statement plus row events), not a standalone
+    DDL: the schema check must still find the new table for the rows that follow (no false exit 9)."""
+    source, target = clean_servers
+    start = setup_backup(source, target, *BASE)
+    run_on(source, [f"INSERT INTO app.users (email, name, score) VALUES ('c{i}', 'x', {i})" for i in range(5)]
+           + ["CREATE TABLE app.top (id INT PRIMARY KEY, score INT) SELECT id, score FROM app.users WHERE score > 2"]
+           + [f"INSERT INTO app.top VALUES ({100 + i}, {i})" for i in range(5)]
+           + ["UPDATE app.top SET score = score * 2"])
+    for workers in ("1", "2"):
+        r = replay_into(source, target, start, "--workers", workers, "--progress", "none", "--restart")
+        assert r.returncode == 0, r.stderr
+        assert_same_content(source, target)
+        target.execute("DROP TABLE app.top")
+        target.execute("DELETE FROM app.users WHERE email REGEXP '^c[0-9]$'")

@@ -55,7 +55,7 @@ def test_json_progress_and_summary(clean_servers) -> None:
 
 def test_bar_on_a_terminal_with_worker_lines(clean_servers) -> None:
     """`--progress auto` on a terminal: a tqdm bar over binlog bytes with rates, position, source time
-    and one status line per worker with -v; the password given on the command line never shows."""
+    and one status line per worker with -v."""
     source, target, start, files = _shop_after_backup(clean_servers, 3000)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))  # a real terminal has a size

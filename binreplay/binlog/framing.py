@@ -41,7 +41,8 @@ def verify_crc(raw: bytes, where: str) -> None:
         raise ChecksumError(f"{where}: CRC32 checksum mismatch (corrupt binlog)")
 
 
-def _verify_fde_crc(raw: bytes, where: str) -> None:
+def verify_fde_crc(raw: bytes, where: str) -> None:
+    """verify_crc for a FORMAT_DESCRIPTION event, whose in-use flag may differ from when it was checksummed."""
     # The server rewrites the FDE's "in use" flag when it closes the file without
     # recomputing the checksum, so the CRC covers the flags as they were at write time.
     fixed = bytearray(raw)
@@ -166,7 +167,7 @@ class BinlogFile:
                                    "(binlog format before MySQL 5.0 is not supported)")
         fde = parse_format_description(event.raw)
         if fde.has_crc32:
-            _verify_fde_crc(event.raw, where)
+            verify_fde_crc(event.raw, where)
         self.fde = fde
         event.info = fde
         if self.server_id is None:  # the file's own FDE (a relay log repeats its source's later)

@@ -1,0 +1,29 @@
+"""Where an event's body and post-header are: the one definition every module uses.
+
+The FORMAT_DESCRIPTION event lists each event type's post-header length. A type past the
+end of that list (a file from a server older than the event type) gets the length the
+type's own layout fixes: 10 for v2 rows events (they carry an extra-data length), else 8.
+"""
+
+from __future__ import annotations
+
+from binreplay.binlog import constants as C
+from binreplay.model import Event, FormatDescription
+
+V1_POST_HEADER = 8
+V2_POST_HEADER = 10
+_V2_TYPES = frozenset({C.WRITE_ROWS_EVENT, C.UPDATE_ROWS_EVENT, C.DELETE_ROWS_EVENT, C.PARTIAL_UPDATE_ROWS_EVENT,
+                       C.WRITE_ROWS_COMPRESSED_EVENT, C.UPDATE_ROWS_COMPRESSED_EVENT,
+                       C.DELETE_ROWS_COMPRESSED_EVENT})
+
+
+def post_header_len(fde: FormatDescription, type_code: int) -> int:
+    if len(fde.post_header_lengths) >= type_code:
+        return fde.post_header_lengths[type_code - 1]
+    return V2_POST_HEADER if type_code in _V2_TYPES else V1_POST_HEADER
+
+
+def event_body(ev: Event, fde: FormatDescription) -> bytes:
+    """The event without its common header and checksum."""
+    end = len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)
+    return ev.raw[C.HEADER_LEN:end]
