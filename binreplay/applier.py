@@ -21,8 +21,8 @@ from binreplay.faults import crash_point
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.row_checks import GUARD, RESET, RowCheck
 from binreplay.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack, quote_string
-from binreplay.target import (CONNECTION_LOST, ServerInfo, TargetConfig, connect, describe_sql_error,
-                              sql_error_code)
+from binreplay.target import (CONNECTION_LOST, ServerInfo, TargetConfig, connect, connection_lost,
+                              describe_sql_error, sql_error_code)
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ class Applier:
                 return
             except _Retry as exc:
                 self.retries += 1  # read by the reporter (an int: no lock needed)
+                # Settings built for steps that never ran would otherwise be thought sent.
+                self.state.forget()
                 if attempt == self.max_retries:
                     raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
                                       f"({exc.reason}); rerun the same command to resume") from None
@@ -165,10 +167,6 @@ class Applier:
         return []
 
     def _apply_transactional(self, trxs: list[Transaction]) -> None:
-        parts = []
-        for trx in trxs:
-            parts.extend(self.builder.body(trx))
-        parts = merge_binlog_parts(parts, self.builder.chunk_bytes)
         # A group shares one commit, so it can only carry one source GTID: grouping is off
         # with --preserve-gtids (the pool sends groups of one).
         prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"] + self._row_check_reset()
@@ -177,13 +175,44 @@ class Applier:
             # binlog on the target refuses READ COMMITTED).
             prefix.insert(0, b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         suffix = self._row_check_guard() + [self.store.applied_insert(trxs), b"COMMIT"] + self._gtid_reset(trxs[0])
-        self._run(trxs, pack(parts, prefix=prefix, suffix=suffix), commit=True)
+        pieces = self._pieces(trxs)
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            try:
+                parts = merge_binlog_parts(self._body(piece), self.builder.chunk_bytes)
+            except Exception:
+                if i and self.conn is not None:
+                    self._rollback()   # earlier pieces ran in the open transaction
+                raise
+            self._run(trxs, pack(parts, prefix=prefix if i == 0 else [], suffix=suffix if last else []),
+                      commit=last)
         crash_point("after-commit")
+
+    def _pieces(self, trxs: list[Transaction]) -> list[list[Transaction]]:
+        """What is built (and, in SQL mode, translated) at once: the whole group, except that in SQL
+        mode rows following a statement are translated after it ran (sql_apply.translation_pieces)."""
+        if self.builder.sql is None or not any(t.kind in (TrxKind.STATEMENT, TrxKind.MIXED) for t in trxs):
+            return [trxs]
+        from binreplay.sql_apply import translation_pieces
+
+        return [[piece] for trx in trxs for piece in translation_pieces(trx)]
+
+    def _body(self, trxs: list[Transaction]) -> list:
+        """The statements of `trxs`. In SQL mode building them queries the target (table definitions,
+        collations): a connection lost meanwhile is retried like one lost while applying."""
+        try:
+            return [part for trx in trxs for part in self.builder.body(trx)]
+        except pymysql.err.MySQLError as exc:
+            if connection_lost(exc):
+                self.close()
+                raise _Retry(f"lost the connection ({describe_sql_error(exc)})") from None
+            raise TargetError(f"the target failed while the transaction at {trxs[0].start} was prepared: "
+                              f"{describe_sql_error(exc)}") from None
 
     def _apply_rolled_back(self, trx: Transaction) -> None:
         """The source rolled back but kept non-transactional changes: do the same, then record
         it on its own (exactly-once cannot hold for such tables; the run warns about them)."""
-        parts = self.builder.body(trx)
+        parts = self._body([trx])
         self._run([trx], pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"] + self._row_check_reset(),
                               suffix=self._row_check_guard() + [b"ROLLBACK"]), commit=False)
         self._run([trx], [Step(self.store.applied_insert([trx]))], commit=False)
@@ -196,7 +225,7 @@ class Applier:
         return [GUARD] if self.builder.sql is not None else []
 
     def _apply_standalone(self, trx: Transaction) -> None:
-        parts = self.builder.body(trx)
+        parts = self._body([trx])
         statement = b"\n".join(p.sql for p in parts if p.kind == "statement")
         intent = self.store.ddl_intent(trx)
         if intent is not None:

@@ -34,8 +34,8 @@ from binreplay.errors import BadInputError, PrivilegeError, SourceError, TargetE
 from binreplay.gtid import MariadbGtidBounds, parse_mariadb_gtid_list
 from binreplay.model import FormatDescription
 from binreplay.replication_adapter import DumpRequest, ReplicationStream, StreamLost, StreamRefused
-from binreplay.spool import (SpoolFile, TransactionBoundaries, binlog_sort_key, make_spool_dir, next_binlog_name,
-                             spool_events, spool_files, spool_io, spool_sequence, trim_to_boundary)
+from binreplay.spool import (SpoolFile, TransactionBoundaries, binlog_sort_key, make_spool_dir, spool_events,
+                             spool_files, spool_io, spool_sequence, trim_to_boundary)
 from binreplay.target import TargetConfig, connect, sql_error_code
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class FetchStats:
     events: int = 0
     bytes: int = 0
     reconnects: int = 0
-    position: tuple[str, int] | None = None          # end of the last complete transaction written
+    position: tuple[str, int] | None = None          # end of the spool's last complete transaction
     stop_reason: str | None = None
 
 

@@ -61,6 +61,13 @@ class Filters:
         return cls(_normal(databases), _normal(ignore_databases), _normal(tables), _normal(ignore_tables),
                    tuple(sorted(pairs)))
 
+    def arguments(self) -> dict[str, list[str]]:
+        """The options as a run records them (runs.arguments), named like their flags; only those given."""
+        given = {"databases": list(self.databases), "ignore_databases": list(self.ignore_databases),
+                 "tables": list(self.tables), "ignore_tables": list(self.ignore_tables),
+                 "rewrite_db": [f"{src}->{dst}" for src, dst in self.rewrite]}
+        return {name: values for name, values in given.items() if values}
+
     @property
     def active(self) -> bool:
         return bool(self.databases or self.ignore_databases or self.tables or self.ignore_tables or self.rewrite)

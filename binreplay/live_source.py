@@ -21,12 +21,14 @@ from binreplay.backup_meta import read_backup_coordinates
 from binreplay.bounds import parse_datetime
 from binreplay.errors import BadInputError, Interrupted, UsageError
 from binreplay.fetch import (FetchOptions, Fetcher, FetchStats, check_fetch_options, fetch_until_signalled,
-                             random_server_id, spool_files)
+                             random_server_id)
 from binreplay.progress import Reporter, Summary
 from binreplay.replay import ReplayOptions, run_replay
+from binreplay.spool import spool_files
 from binreplay.target import TargetConfig
 
 ROUND_INTERVAL_S = 1.0   # with --follow, at most one replay round a second: rounds batch what arrived
+SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it waits
 
 
 @dataclass
@@ -127,8 +129,9 @@ class _Follow:
             self._new.set()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        # Only a flag: the handler runs on the main thread, possibly inside `_new.wait()` holding the
+        # Event's lock, so `_new.set()` here could deadlock. The loop below polls for it instead.
         self._signal = signum
-        self._new.set()
 
     def run(self) -> tuple[Summary, FetchStats]:
         thread = threading.Thread(target=self._fetch, name="binreplay-fetch", daemon=True)
@@ -138,7 +141,7 @@ class _Follow:
         try:
             thread.start()
             while True:
-                self._new.wait(timeout=1.0)
+                self._new.wait(timeout=SIGNAL_POLL_S)
                 self._raise_if_stopped()
                 fetching = thread.is_alive()
                 if not self._new.is_set() or (fetching and self._rounds_wait_for_end):
@@ -209,6 +212,9 @@ class _RoundReporter(Reporter):
 
     def update(self, summary: Summary, position: str) -> None:
         self.inner.update(summary, position)
+
+    def fail(self, summary: Summary) -> None:
+        self.inner.fail(summary)
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if self.first or not message.startswith("resuming run"):

@@ -200,8 +200,10 @@ class Transaction:
 
     @property
     def is_barrier(self) -> bool:
-        """Must run alone: anything that is not pure row changes cannot be keyed safely."""
-        return self.kind is not TrxKind.ROWS or self.uses_temporary_tables or self.non_transactional
+        """Must run alone: anything that is not pure row changes cannot be keyed safely. An empty
+        transaction (or one the filters emptied) only writes its progress row: it needs no keys."""
+        return (self.kind not in (TrxKind.ROWS, TrxKind.EMPTY) or self.uses_temporary_tables
+                or self.non_transactional)
 
     @property
     def size(self) -> int:

@@ -283,7 +283,8 @@ class _Run:
                             "binlog with --preserve-gtids")
         args = {**opts.fingerprint_fields(), "binlog_files": [f.name for f in self.files],
                 "stop_position": opts.stop_position, "stop_datetime": opts.stop_datetime,
-                "stop_gtid": opts.stop_gtid}
+                "stop_gtid": opts.stop_gtid, **opts.filters.arguments(), "apply_mode": opts.apply_mode,
+                "allow_triggers": opts.allow_triggers}
         fingerprint = hashlib.sha256(json.dumps(opts.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
         self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart)
         self.summary.run_id = self.resume.run_id

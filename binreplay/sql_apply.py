@@ -13,6 +13,9 @@ SQL literals (row_values.py); nothing goes through client-side escaping or Pytho
   changed, as the source did.
 - Column names come from the TABLE_MAP (binlog_row_metadata=FULL); without them, from the
   target's definition at that point of the replay (with a warning); with neither, refused.
+  In a transaction with statements (CREATE TABLE ... SELECT logs the CREATE, then the rows),
+  each run of rows is translated after the statements before it ran (`translation_pieces`),
+  and a table the target lacks is never remembered: a later statement may create it.
 - Every statement carries the number of rows it must match (row_checks.py): an UPDATE or DELETE
   that finds no row stops the replay, as error 1032 does in binlog mode.
 - The session applies rows with sql_mode 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES' (no
@@ -25,16 +28,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from binreplay import json_diff
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
+from binreplay.binlog.headers import event_body, post_header_len
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
 from binreplay.cross_flavor import ContextTranslation, load_default_collations
 from binreplay.errors import UnsupportedError, UsageError
-from binreplay.model import Event, FormatDescription
+from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.row_checks import RowCheck
 from binreplay.row_values import ColumnType, renderer
 from binreplay.statements import quote_ident
@@ -91,6 +95,7 @@ class _TablePlan:
     walker: R.RowWalker
     columns: tuple[_Column, ...]      # writable columns (generated ones left out)
     key: tuple[_Column, ...] | None   # primary key columns, None = match all columns
+    target_known: bool = True         # built with the target's definition (False: the table was missing)
 
 
 def load_target_columns(conn, schema: str, table: str) -> tuple[tuple[TargetColumn, ...], tuple[str, ...]] | None:
@@ -145,16 +150,17 @@ class SqlTranslator:
         out: list[RowStatement] = []
         batch: _Batch | None = None
         for ev in events:
-            body = _body(ev, fde)
+            body = event_body(ev, fde)
+            phl = post_header_len(fde, ev.type_code)
             if ev.type_code == C.TABLE_MAP_EVENT:
-                phl = _phl(fde, ev.type_code)
                 key = (body[6:] if phl != 6 else body[4:], phl)   # the layout, not the table id
                 plan = self._plans.get(key)
                 if plan is None:
-                    plan = self._plans[key] = self._plan(R.parse_table_map(body, phl), fde.flavor)
+                    plan = self._plan(R.parse_table_map(body, phl), fde.flavor)
+                    if plan.target_known:   # else the next statement may create the table
+                        self._plans[key] = plan
                 self._maps[R.rows_table_id(body, phl)] = plan
                 continue
-            phl = _phl(fde, ev.type_code)
             partial = ev.type_code == C.PARTIAL_UPDATE_ROWS_EVENT
             try:
                 # A MySQL partial JSON update has an UPDATE_ROWS v2 header; its after images differ (json_diff.py).
@@ -254,13 +260,16 @@ class SqlTranslator:
         elif target and target[1]:
             key = tuple(by_name[n.lower()] for n in target[1] if n.lower() in by_name) or None
         qualified = quote_ident(tmap.schema) + "." + quote_ident(tmap.table)
-        return _TablePlan(qualified, R.RowWalker(tmap), tuple(columns), key)
+        return _TablePlan(qualified, R.RowWalker(tmap), tuple(columns), key, target_known=target is not None)
 
     def _target(self, schema: str, table: str):
         k = (schema, table)
-        if k not in self._targets:
-            self._targets[k] = load_target_columns(self.conn(), schema, table)
-        return self._targets[k]
+        found = self._targets.get(k)
+        if found is None:
+            found = load_target_columns(self.conn(), schema, table)
+            if found is not None:   # a missing table is asked for again: a statement may create it
+                self._targets[k] = found
+        return found
 
     def _names(self, tmap: R.TableMap, meta: TableMeta, target) -> tuple[str, ...]:
         if meta.names is not None:
@@ -365,13 +374,23 @@ class _Batch:
         return [RowStatement(self.flags, sql, RowCheck(verb, self.plan.qualified, self.position, len(self.items)))]
 
 
-def _phl(fde: FormatDescription, type_code: int) -> int:
-    p = fde.post_header_lengths
-    return p[type_code - 1] if len(p) >= type_code else (10 if type_code in C.ROWS_EVENTS else 8)
-
-
-def _body(ev: Event, fde: FormatDescription) -> bytes:
-    return ev.raw[C.HEADER_LEN:len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)]
+def translation_pieces(trx: Transaction) -> list[Transaction]:
+    """`trx` cut before each run of row events that follows a statement of its own, so each run is
+    translated once the statements before it have run on the target (CREATE TABLE t2 SELECT: the
+    rows of t2 need t2's definition). A transaction without statements stays whole."""
+    if trx.kind not in (TrxKind.STATEMENT, TrxKind.MIXED):
+        return [trx]
+    pieces: list[list[Event]] = [[]]
+    after_statement = False
+    for ev in trx.events:
+        if ev.type_code == C.TABLE_MAP_EVENT or ev.type_code in C.ROWS_EVENTS:
+            if after_statement:
+                pieces.append([])
+                after_statement = False
+        elif isinstance(ev.info, QueryInfo) and ev.info.sql.strip().upper() not in (b"BEGIN", b"COMMIT", b"ROLLBACK"):
+            after_statement = True
+        pieces[-1].append(ev)
+    return [trx] if len(pieces) == 1 else [replace(trx, events=events) for events in pieces]
 
 
 def session_settings(flags: int) -> list[tuple[str, object, str]]:

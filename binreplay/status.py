@@ -24,6 +24,9 @@ from binreplay.target import TargetConfig, connect, describe_sql_error
 # The replay flags a run records (runs.arguments), in the order a command line gives them.
 _REPLAY_FLAGS = ("from_backup", "start_position", "start_datetime", "start_gtid", "include_gtids", "exclude_gtids",
                  "stop_position", "stop_datetime", "stop_gtid")
+# Repeatable flags, recorded as lists (filters.Filters.arguments): argument -> flag.
+_REPEATED_FLAGS = {"databases": "--database", "ignore_databases": "--ignore-database", "tables": "--table",
+                   "ignore_tables": "--ignore-table", "rewrite_db": "--rewrite-db"}
 
 
 @dataclass
@@ -191,7 +194,13 @@ def resume_command(st: RunStatus, cfg: TargetConfig, binlogs: list[Path]) -> str
         value = st.arguments.get(name)
         if value is not None and value != "":
             words += [f"--{name.replace('_', '-')}", str(value)]
+    for name, flag in _REPEATED_FLAGS.items():
+        for value in st.arguments.get(name) or ():
+            words += [flag, str(value)]
     words += ["--preserve-gtids"] if st.arguments.get("preserve_gtids") else []
+    if st.arguments.get("apply_mode") not in (None, "binlog"):
+        words += ["--apply", str(st.arguments["apply_mode"])]
+    words += ["--allow-triggers"] if st.arguments.get("allow_triggers") else []
     words += ["--progress-schema", st.schema] if st.schema != "binreplay" else []
     return shlex.join(words)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from binreplay.compare import compare_servers
 from binreplay.sandbox import Sandbox
 from helpers import assert_same_content, run_binreplay, snapshot_to_target
 
@@ -101,6 +102,11 @@ def _rows(sb: Sandbox) -> int:
         return int(sb.execute(f"SELECT COUNT(*) FROM {SCHEMA}.t")[0][0])
     except Exception:  # noqa: BLE001 - not created yet on the target
         return -1
+
+
+def _same_content(source: Sandbox, target: Sandbox) -> bool:
+    with source.connect() as ref, target.connect() as tgt:
+        return not compare_servers(ref, tgt, schemas=[SCHEMA])
 
 
 def test_fetch_is_byte_identical_and_extends(clean_servers, tmp_path):
@@ -193,8 +199,10 @@ def test_follow_survives_killed_connections_and_a_source_restart(clean_servers, 
         source.start()
         _write(source, 30, start=written)
         written += 30
-        expected = _rows(source)
-        _wait_for(lambda: _running(proc) or _rows(target) == expected, timeout=60, what="the follow to catch up")
+        # Whole content, not a row count: parallel workers may commit the last inserts into t before
+        # earlier transactions on other rows.
+        _wait_for(lambda: _running(proc) or _same_content(source, target), timeout=60,
+                  what="the follow to catch up")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
@@ -229,6 +237,115 @@ def test_follow_ends_by_itself_at_the_stop_gtid(clean_servers, tmp_path):
         proc.kill()
     query = f"SELECT id, v, n FROM {SCHEMA}.t ORDER BY id"
     assert target.execute(query) == source.execute(query)[:25]
+
+
+def test_follow_rerun_after_a_crash_past_the_stop_gtid_finishes(clean_servers, tmp_path):
+    """The first run fetched up to the stop GTID and was killed while applying: the rerun resumes
+    after the spool's end, where the stop GTID never comes again, and must still finish."""
+    source, target = clean_servers
+    _create_schema(source)
+    file, pos = snapshot_to_target(source, target, [SCHEMA])
+    domain, server_id, seq = map(int, source.execute("SELECT @@gtid_binlog_pos")[0][0].split("-"))
+    for i in range(40):   # one transaction each: the stop GTID is the 25th
+        source.execute(f"INSERT INTO {SCHEMA}.t (v, n) VALUES ('after {i}', {i})")
+    spool = tmp_path / "spool"
+    args = ["replay", *_source_flags(source), "--source-binlog", file, "--start-position", str(pos),
+            "--spool-dir", str(spool), *target.connection_flags(), "--progress", "none", "--workers", "2",
+            "--no-group-commit", "--follow", "--stop-gtid", f"{domain}-{server_id}-{seq + 25}"]
+    r = run_binreplay(*args, env={"BINREPLAY_CRASH_AT": "after-commit:3"}, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    applied = _rows(target)
+    assert 3 <= applied < 25, applied   # killed mid-apply, after the fetch had ended at the stop GTID
+    spooled = {p.name: p.read_bytes() for p in spool.iterdir()}
+    r = run_binreplay(*args, timeout=60)
+    assert r.returncode == 0, r.stderr
+    query = f"SELECT id, v, n FROM {SCHEMA}.t ORDER BY id"
+    assert target.execute(query) == source.execute(query)[:25]
+    # The rerun found the stop in the spool and fetched nothing more.
+    assert {p.name: p.read_bytes() for p in spool.iterdir()} == spooled
+
+
+def test_follow_rerun_after_sigterm_applies_what_was_spooled(clean_servers, tmp_path):
+    """SIGTERM while a follow run waits for the stop GTID: the rerun resumes the spool and goes on to
+    the stop GTID as it arrives, applying exactly up to it."""
+    source, target = clean_servers
+    _create_schema(source)
+    file, pos = snapshot_to_target(source, target, [SCHEMA])
+    domain, server_id, seq = map(int, source.execute("SELECT @@gtid_binlog_pos")[0][0].split("-"))
+    spool = tmp_path / "spool"
+    args = ["replay", *_source_flags(source), "--source-binlog", file, "--start-position", str(pos),
+            "--spool-dir", str(spool), *target.connection_flags(), "--progress", "none",
+            "--follow", "--stop-gtid", f"{domain}-{server_id}-{seq + 25}"]
+    proc = _spawn(*args)
+    try:
+        for i in range(10):
+            source.execute(f"INSERT INTO {SCHEMA}.t (v, n) VALUES ('before {i}', {i})")
+        last = source.binlog_files()[-1]
+        _wait_for(lambda: _running(proc) or (spool / last.name).stat().st_size == last.stat().st_size
+                  if (spool / last.name).exists() else False, what="the fetch to catch up")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+    finally:
+        proc.kill()
+    assert _rows(target) == 0   # rounds wait for the stop GTID, so nothing was applied yet
+    proc = _spawn(*args)
+    try:
+        for i in range(30):
+            source.execute(f"INSERT INTO {SCHEMA}.t (v, n) VALUES ('after {i}', {i})")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        proc.kill()
+    query = f"SELECT id, v, n FROM {SCHEMA}.t ORDER BY id"
+    assert target.execute(query) == source.execute(query)[:25]
+
+
+def test_follow_rerun_applies_the_spool_without_waiting_for_new_events(clean_servers, tmp_path):
+    """Killed after fetching but before applying everything: with the source idle, the rerun must
+    still apply what the spool holds (not wait for the next event to start a round)."""
+    source, target = clean_servers
+    _create_schema(source)
+    start = snapshot_to_target(source, target, [SCHEMA])
+    _write(source, 20)
+    args = ["replay", *_source_flags(source), "--source-binlog", start[0], "--start-position", str(start[1]),
+            "--spool-dir", str(tmp_path / "spool"), *target.connection_flags(), "--progress", "none",
+            "--no-group-commit", "--follow"]
+    r = run_binreplay(*args, env={"BINREPLAY_CRASH_AT": "after-commit:5"}, timeout=60)
+    assert r.returncode == -signal.SIGKILL, r.stderr   # no stop point: only the crash point ends it
+    assert 0 < _rows(target) < _rows(source)
+    proc = _spawn(*args)
+    try:
+        expected = _rows(source)
+        _wait_for(lambda: _running(proc) or _rows(target) == expected, what="the rerun to apply the spool")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+    finally:
+        proc.kill()
+    assert_same_content(source, target, [SCHEMA])
+
+
+def test_unwritable_spool_is_one_line_and_exit_2(clean_servers, tmp_path):
+    source, target = clean_servers
+    _create_schema(source)
+    file, pos = snapshot_to_target(source, target, [SCHEMA])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    r = run_binreplay("fetch", *_source_flags(source), "--out", str(blocker / "spool"))
+    assert r.returncode == 2, r.stderr
+    assert "cannot create spool" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run_binreplay("replay", *_source_flags(source), "--source-binlog", file, "--start-position", str(pos),
+                      "--spool-dir", str(blocker), *target.connection_flags(), "--progress", "none")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "spool" in r.stderr, r.stderr
+    # A spool file the fetch cannot open for writing: a directory in its place.
+    spool = tmp_path / "spool"
+    (spool / file).mkdir(parents=True)
+    r = run_binreplay("fetch", *_source_flags(source), "--out", str(spool), "--start-file", file)
+    assert r.returncode == 2, r.stderr
+    assert "cannot write spool" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert _rows(target) == 0   # nothing applied
 
 
 def test_source_errors_have_their_exit_codes(clean_servers, tmp_path):

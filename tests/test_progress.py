@@ -101,3 +101,17 @@ def test_progress_file_for_a_runbook(clean_servers, tmp_path) -> None:
     assert [r["type"] for r in records][0] == "start" and records[-1]["type"] == "summary"
     assert records[-1]["applied"] == 500
     assert_same_content(source, target)
+
+
+def test_failed_run_still_writes_its_outcome(clean_servers, tmp_path) -> None:
+    """A script tailing the JSON needs the outcome most when the run fails; a bad --progress-file
+    path is a one-line usage error."""
+    source, target, start, files = _shop_after_backup(clean_servers, 300)
+    target.execute("DROP TABLE shop.order_items")  # the binlog writes to it: exit 9
+    log = tmp_path / "progress.jsonl"
+    result = replay_into(source, target, start, "--progress-file", str(log))
+    assert result.returncode == 9, result.stderr
+    for records in (_records(result.stderr), _records(log.read_text())):
+        assert records[-1]["type"] == "summary" and records[-1]["outcome"] == "failed"
+    bad = replay_into(source, target, start, "--progress", "none", "--progress-file", str(tmp_path / "no" / "x"))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "--progress-file" in bad.stderr

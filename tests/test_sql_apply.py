@@ -5,6 +5,8 @@ Every replay is compared with the source by content (helpers.assert_same_content
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -333,6 +335,117 @@ def test_filters(clean_servers, mode: str) -> None:
     assert_same_content(source, target)
 
 
+def test_filtered_out_transactions_are_not_barriers(clean_servers) -> None:
+    """A transaction the filters empty only records its progress: it takes no keys and does not run
+    alone, so a filtered replay keeps its parallelism (and grouping) instead of going serial."""
+    from binreplay.dependencies import Dependencies
+    from binreplay.filters import Filters
+    from binreplay.model import TrxKind
+    from binreplay.reader import BinlogReader
+    from binreplay.scheduler import Scheduler
+    from binreplay.schema import SchemaCache
+
+    source, target = clean_servers
+    start = backup(source, target, "CREATE DATABASE a", "CREATE TABLE a.keep (id INT PRIMARY KEY, v INT)",
+                   "CREATE TABLE a.skip (id INT PRIMARY KEY, v INT)", schemas=("a",))
+    statements = []
+    for i in range(150):
+        statements += [f"INSERT INTO a.keep VALUES ({i}, {i})", f"INSERT INTO a.skip (id, v) VALUES ({i}, {i})"]
+        if i % 50 == 0:
+            statements.append(f"ALTER TABLE a.skip ADD COLUMN c{i} INT")   # a DDL filtered out
+    run_on(source, statements)
+    files = binlogs_from(source, start[0])
+
+    # The scheduler's view: every transaction claimable in one group (a barrier would cut it).
+    filters = Filters.from_options(ignore_tables=("a.skip*",))
+    scheduler, seqs, emptied = Scheduler(), [], 0
+    with target.connect() as conn:
+        deps = Dependencies("row", SchemaCache(conn))
+        for trx in BinlogReader([Path(f) for f in files], start_pos=start[1]).transactions():
+            trx = filters.apply(trx)
+            keys, after = deps.of(trx)
+            if trx.kind is TrxKind.EMPTY:
+                emptied += 1
+                assert not trx.is_barrier and keys == {} and not trx.tables, trx
+            scheduler.add(trx.seq, keys, barrier=trx.is_barrier, after=after, size=trx.size)
+            seqs.append(trx.seq)
+    assert emptied >= 150
+    assert scheduler.claim(max_count=len(seqs)) == seqs
+
+    # A real replay with 4 workers: right content, and target commits that group transactions.
+    result = replay_into(source, target, start, "--ignore-table", "a.skip*", "--workers", "4", "--apply", "sql")
+    ok(result)
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    commits = sum(int(re.search(r"\| (\d+) commits", w).group(1)) for w in summary["worker_states"])
+    assert summary["applied"] == len(seqs) and commits < len(seqs), (commits, summary)
+    assert target.execute("SELECT COUNT(*) FROM a.skip")[0][0] == 0
+    for server in (source, target):
+        server.execute("DROP TABLE a.skip")
+    assert_same_content(source, target)
+
+
+CTAS_SOURCE = ("CREATE DATABASE sa", "CREATE TABLE sa.t1 (id INT PRIMARY KEY, v TEXT)",
+               "INSERT INTO sa.t1 VALUES (1, 'a'), (2, 'b'), (3, REPEAT('c', 2000))")
+
+
+@pytest.mark.parametrize("metadata", ["FULL", "NO_LOG"])
+def test_create_table_select_then_inserts(clean_servers, metadata: str) -> None:
+    """CREATE TABLE ... SELECT logs the CREATE and t2's rows in one transaction: their SQL needs t2 as
+    the CREATE made it (without FULL metadata its column names; with it, the hidden hash column of a
+    long UNIQUE is left out). Later transactions on t2 must not use a definition looked up before
+    t2 existed."""
+    source, target = clean_servers
+    start = backup(source, target, *CTAS_SOURCE)
+    source.execute(f"SET GLOBAL binlog_row_metadata = {metadata}")
+    run_on(source, [
+        # MariaDB's long UNIQUE adds a hidden column only FULL metadata names (NO_LOG cannot map it)
+        f"CREATE TABLE sa.t2 (id INT, v TEXT{', UNIQUE (v)' if metadata == 'FULL' else ''}) SELECT id, v FROM sa.t1",
+        "INSERT INTO sa.t2 VALUES (4, 'd'), (5, NULL)",
+        "UPDATE sa.t2 SET v = 'e' WHERE id = 4",
+        "DELETE FROM sa.t2 WHERE id = 1",
+        "BEGIN", "INSERT INTO sa.t1 VALUES (6, 'f')", "INSERT INTO sa.t2 SELECT id + 10, v FROM sa.t1 WHERE id = 6",
+        "COMMIT",
+        "CREATE TABLE sa.t3 (id INT PRIMARY KEY) SELECT id FROM sa.t2 WHERE id > 3",
+        "INSERT INTO sa.t3 VALUES (100)",
+    ])
+    result = replay_into(source, target, start, *SQL, "--workers", "1")
+    ok(result)
+    assert_same_content(source, target)
+    assert target.execute("SELECT COUNT(*) FROM sa.t2")[0][0] == 5
+
+
+def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -> None:
+    """Translating rows queries the target (its table definitions) before anything is sent: a worker
+    connection killed just then is reconnected and the group retried, as when it dies applying."""
+    from binreplay.applier import Applier
+    from binreplay.checkpoint import ProgressStore
+    from binreplay.reader import BinlogReader
+    from binreplay.sql_apply import SqlApplyShared
+    from binreplay.target import TargetConfig, connect, load_collations, server_info
+
+    source, target = clean_servers
+    start = backup(source, target, "CREATE DATABASE sa", "CREATE TABLE sa.t (id INT PRIMARY KEY, v INT)")
+    run_on(source, ["INSERT INTO sa.t VALUES (1, 1), (2, 2)", "UPDATE sa.t SET v = 3 WHERE id = 2"])
+    files = binlogs_from(source, start[0])
+    cfg = TargetConfig(socket=str(target.socket), user="root")
+    control = connect(cfg)
+    try:
+        store = ProgressStore(control)
+        store.ensure_schema()
+        store.begin_run("connection-lost-test", {}, [Path(f).name for f in files], restart=False)
+        server, collations = server_info(control), load_collations(control)
+        applier = Applier(cfg, store, server, collations, sql_apply=SqlApplyShared(server.flavor, collations))
+        applier.open()
+        target.execute(f"KILL CONNECTION {applier.conn.thread_id()}")
+        for trx in BinlogReader([Path(f) for f in files], start_pos=start[1]).transactions():
+            applier.apply_group([trx])
+        applier.close()
+    finally:
+        control.close()
+    assert applier.retries == 1
+    assert_same_content(source, target, schemas=["sa"])
+
+
 # --- target checks -------------------------------------------------------------------------
 
 def test_triggers_refused_unless_allowed(clean_servers) -> None:
@@ -377,6 +490,7 @@ def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
     from binreplay.binlog import rows as R
     from binreplay.binlog.events import parse_format_description
     from binreplay.binlog.framing import BinlogFile
+    from binreplay.binlog.headers import event_body, post_header_len
     from binreplay.binlog.table_meta import parse_table_meta
     from binreplay.row_values import ColumnType, renderer
 
@@ -385,8 +499,7 @@ def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
         if ev.type_code == C.FORMAT_DESCRIPTION_EVENT:
             fde = parse_format_description(ev.raw)
             continue
-        body = ev.raw[C.HEADER_LEN:len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)]
-        phl = fde.post_header_lengths[ev.type_code - 1] if ev.type_code <= len(fde.post_header_lengths) else 10
+        body, phl = event_body(ev, fde), post_header_len(fde, ev.type_code)
         if ev.type_code == C.TABLE_MAP_EVENT:
             tm = R.parse_table_map(body, phl)
             meta = parse_table_meta(tm, fde.flavor)

@@ -110,3 +110,31 @@ def test_other_progress_schema_in_resume_hint(clean_servers) -> None:
     assert status(target)["state"] == "none"
     st = status(target, "--progress-schema", "pitr")
     assert st["state"] == "incomplete" and "--progress-schema pitr" in st["resume_command"]
+
+
+def test_resume_hint_of_a_filtered_sql_mode_run(clean_servers) -> None:
+    """The hint repeats the filters, --rewrite-db and --apply sql (without them the rerun would be
+    another replay: exit 6). Patterns given in another order are the same replay."""
+    source, target, start = replayed_source(clean_servers)
+    run_on(source, [f"INSERT INTO app.events (user_id, kind, at) VALUES ({i}, 'k', NOW(6))" for i in range(20)])
+    events_before = target.execute("CHECKSUM TABLE app.events")[0][1]
+    crashed = replay_into(source, target, start, "--workers", "2", "--group-max-trx", "3", "--apply", "sql",
+                          "--ignore-table", "app.events", "--ignore-table", "app.ev%", "--database", "app",
+                          "--rewrite-db", "nosuch->other", "--allow-triggers",
+                          env={"BINREPLAY_CRASH_AT": "after-commit:5"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    files = files_replayed(source, start)
+    st = status(target, *files)
+    assert st["state"] == "incomplete"
+    words = shlex.split(st["resume_command"])
+    for flag, value in (("--ignore-table", "app.ev%"), ("--ignore-table", "app.events"), ("--database", "app"),
+                        ("--rewrite-db", "nosuch->other"), ("--apply", "sql")):
+        assert any(words[i:i + 2] == [flag, value] for i in range(len(words))), (flag, value, words)
+    assert "--allow-triggers" in words
+    resumed = run_binreplay(*words[1:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert status(target)["state"] == "complete"
+    assert target.execute("CHECKSUM TABLE app.events")[0][1] == events_before   # still filtered out
+    for server in (source, target):
+        server.execute("DROP TABLE app.events")
+    assert_same_content(source, target)
