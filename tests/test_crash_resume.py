@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from faultlab import BackupImage, kill_chains, lost_and_duplicated, resume_mark, time_to_resume
+from faultlab import (BackupImage, kill_chains, lost_and_duplicated, resume_mark, start_replay, time_to_resume,
+                      wait_for_progress)
 from helpers import assert_same_content, binlogs_from, replay_into
 from test_replay_e2e import BASE, run_on, setup_backup
 
@@ -69,12 +69,6 @@ def _shop_after_backup(clean_servers, transactions: int, **workload):
     return source, target, start, binlogs_from(source, start[0])
 
 
-def _start_replay(files, target, start, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                             "--start-position", str(start[1]), "--progress", "none", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def _kill_sample(clean_servers, reliability, *, transactions: int, kills: int, seed: int, label: str) -> None:
     source, target, start, files = _shop_after_backup(clean_servers, transactions, rotate_every=transactions // 3,
                                                       ddl_at=transactions // 2, ledger=True)
@@ -101,19 +95,26 @@ def test_soak_kill_9(clean_servers, reliability) -> None:
 
 
 def test_sigterm_stops_resumably(clean_servers, reliability) -> None:
+    """SIGTERM and SIGINT while transactions are being applied: exit 130 within seconds, resumable."""
     source, target, start, files = _shop_after_backup(clean_servers, 3000, ledger=True)
     stops = []
+    applied_before = 0
     for sig in (signal.SIGTERM, signal.SIGINT):
-        proc = _start_replay(files, target, start)
-        time.sleep(1.0)
+        # One transaction per commit: slow enough that the signal always lands mid-replay.
+        proc, _ = start_replay(files, target, start, "--workers", "2", "--group-max-trx", "1")
+        seen: list[str] = []
+        assert wait_for_progress(proc, seen) is not None, "".join(seen)
         proc.send_signal(sig)
         t0 = time.monotonic()
-        _, err = proc.communicate(timeout=30)
+        _, rest = proc.communicate(timeout=30)
         stops.append(time.monotonic() - t0)
-        assert stops[-1] < 5
-        if proc.returncode != 0:  # it may have finished before the signal
-            assert proc.returncode == 130, err
-            assert "resume" in err
+        err = "".join(seen) + rest
+        assert proc.returncode == 130, err
+        assert "resume" in err and stops[-1] < 5
+        summary = [json.loads(line) for line in err.splitlines() if line.startswith('{"')][-1]
+        assert summary["type"] == "summary" and summary["outcome"] == "interrupted"
+        assert summary["applied"] > 0
+        applied_before += summary["applied"]
     t0 = time.time()
     final = replay_into(source, target, start)
     assert final.returncode == 0, final.stderr
