@@ -135,18 +135,19 @@ class BarReporter(Reporter):
         else:
             log.warning(message)
 
+    def _close(self) -> None:
+        for line in self.worker_lines:
+            line.close()
+        self.bar.close()
+
     def fail(self, summary: Summary) -> None:
         if hasattr(self, "bar"):  # leave the bar where it stopped, so the error line starts clean
-            for line in self.worker_lines:
-                line.close()
-            self.bar.close()
+            self._close()
 
     def finish(self, summary: Summary) -> None:
         if hasattr(self, "bar"):
             self.update(summary, summary.last_applied or "")  # the last half second is not shown otherwise
-            for line in self.worker_lines:
-                line.close()
-            self.bar.close()
+            self._close()
         super().finish(summary)
 
 

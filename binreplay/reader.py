@@ -7,6 +7,7 @@ statement it belongs to. Detects truncated tails and broken file sequences.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import struct
@@ -131,16 +132,20 @@ class BinlogReader:
         self._seq = 0
         self._warned_unknown: set[int] = set()
 
+    @functools.cached_property
+    def file_sizes(self) -> list[int]:
+        """Each file's size (0 if it cannot be read: reading it will say why)."""
+        sizes = []
+        for f in self.files:
+            try:
+                sizes.append(f.path.stat().st_size)
+            except OSError:
+                sizes.append(0)
+        return sizes
+
     @property
     def total_bytes(self) -> int:
-        total = 0
-        for f in self.files[self.start_file_index:]:
-            try:
-                total += f.path.stat().st_size
-            except OSError:
-                pass
-        if self.start_pos:
-            total -= self.start_pos
+        total = sum(self.file_sizes[self.start_file_index:]) - (self.start_pos or 0)
         return max(total, 0)
 
     def transactions(self) -> Iterator[Transaction]:

@@ -351,11 +351,11 @@ class _Run:
         self._file_index: int | None = None
         self._next_tick = 0.0
         self._written = resume.low_water
-        self._sizes = _file_sizes(reader)
+        self._sizes = reader.file_sizes
         self._from = (start_index, start_pos or 0)
         summary.bytes_total = reader.total_bytes
         summary.workers = len(pool.appliers)
-        reporter.start(reader.total_bytes, total)
+        reporter.start(summary.bytes_total, total)
         self._apply_started = time.monotonic()
         pool.start()
         try:
@@ -494,16 +494,6 @@ class _Run:
             self.pool.stop()
         if self.control is not None:
             self.control.close()
-
-
-def _file_sizes(reader: BinlogReader) -> list[int]:
-    sizes = []
-    for f in reader.files:
-        try:
-            sizes.append(f.path.stat().st_size)
-        except OSError:
-            sizes.append(0)
-    return sizes
 
 
 def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:

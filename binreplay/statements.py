@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 
 from binreplay.binlog import constants as C
+from binreplay.binlog.headers import post_header_len
 from binreplay.binlog.events import (DECIMAL_RESULT, INT_RESULT, REAL_RESULT, decode_decimal)
 from binreplay.model import (Event, FormatDescription, IntvarInfo, QueryContext, QueryInfo, RandInfo,
                              Transaction, UserVarInfo)
@@ -340,7 +341,6 @@ def _is_transaction_control(q: QueryInfo) -> bool:
 
 
 def _is_statement_end(ev: Event, fde: FormatDescription) -> bool:
-    post_header = fde.post_header_lengths[ev.type_code - 1] if ev.type_code <= len(fde.post_header_lengths) else 8
-    table_id_len = 4 if post_header == 6 else 6
+    table_id_len = 4 if post_header_len(fde, ev.type_code) == 6 else 6
     flags = struct.unpack_from("<H", ev.raw, C.HEADER_LEN + table_id_len)[0]
     return bool(flags & C.STMT_END_F)

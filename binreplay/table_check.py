@@ -33,23 +33,21 @@ class TargetTables:
         strict = trx.kind is TrxKind.ROWS
         # Verdicts last as long as the schema cache (it is cleared after each DDL): until then a
         # table keeps its columns. Most transactions only touch tables already checked.
-        checked: set = self.schema.derived.setdefault("table_check.tables", set())
-        if strict and trx.tables <= checked:
+        checked: set = self.schema.derived.setdefault("table_check", set())
+        if trx.tables <= checked:
             return []
-        verdicts = self.schema.derived.setdefault("table_check", {})
         new: list[tuple[str, str, str]] = []
         for ev in trx.events:
             if ev.type_code != C.TABLE_MAP_EVENT or not isinstance(ev.info, TableMapInfo):
                 continue
             names = ev.info
-            key = (names.table_id, names.schema, names.table, strict)
-            if key not in verdicts:
-                named = self._verdict(ev, trx, strict)
-                verdicts[key] = True  # checked; a non-transactional table is named only this once
-                if named:
-                    new.append(named)
-        if strict:
-            checked.update(trx.tables)
+            if (names.schema, names.table) in checked:
+                continue
+            named = self._verdict(ev, trx, strict)
+            if named:
+                new.append(named)  # named only this once (self._named)
+            if strict:
+                checked.add((names.schema, names.table))
         return new
 
     def _verdict(self, ev, trx: Transaction, strict: bool) -> tuple[str, str, str] | tuple[()]:
