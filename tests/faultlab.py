@@ -35,6 +35,15 @@ def lost_and_duplicated(source: Sandbox, target: Sandbox, table: str) -> tuple[i
     return sum((want - have).values()), sum((have - want).values())
 
 
+def assert_exactly_once(source: Sandbox, target: Sandbox, ledger: str) -> tuple[int, int]:
+    """Invariants 1 and 2 after a fault and its rerun: nothing lost, nothing applied twice (counted
+    on the keyless ledger), and the target equal to the source table by table. Returns the counts."""
+    lost, dup = lost_and_duplicated(source, target, ledger)
+    assert (lost, dup) == (0, 0), f"{lost} transactions lost, {dup} applied twice"
+    assert_same_content(source, target)
+    return lost, dup
+
+
 def resume_mark(target: Sandbox, schema: str = "binreplay") -> tuple[int, int] | None:
     """The low-water mark of the latest run (file index, position), or None before any."""
     rows = target.execute(
@@ -163,12 +172,10 @@ def kill_chains(source: Sandbox, target: Sandbox, start: tuple[str, int], files:
 
 
 def _finish_chain(source: Sandbox, target: Sandbox, ledger: str, result: ChainResult) -> None:
-    lost, dup = lost_and_duplicated(source, target, ledger)
+    lost, dup = assert_exactly_once(source, target, ledger)
     result.lost += lost
     result.duplicated += dup
     result.completed_chains += 1
-    assert (lost, dup) == (0, 0), f"{lost} transactions lost, {dup} applied twice"
-    assert_same_content(source, target)
 
 
 # --- the reliability table --------------------------------------------------------------------

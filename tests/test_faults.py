@@ -16,7 +16,7 @@ import pytest
 
 from binreplay.errors import ExitCode
 from binreplay.sandbox import create_sandbox
-from faultlab import lost_and_duplicated, resume_mark, start_replay, time_to_resume, wait_for_progress
+from faultlab import assert_exactly_once, resume_mark, start_replay, time_to_resume, wait_for_progress
 from helpers import assert_same_content, binlogs_from, replay_into, run_binreplay
 from test_bad_input import one_line_error, users_on
 from test_crash_resume import _shop_after_backup
@@ -58,9 +58,7 @@ def test_control_connection_killed_mid_replay(clean_servers, reliability) -> Non
     err = "".join(seen) + rest
     assert proc.returncode == 0, err
     assert kills == 2 and err.count("reconnecting") >= 1
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "shop.ledger")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "shop.ledger")
     reliability.record("control connection killed (KILL CONNECTION)", injected=kills, lost=lost, duplicated=dup,
                        outcome="reconnected and finished in the same run; identical")
 
@@ -89,9 +87,7 @@ def test_target_server_killed_and_restarted(clean_servers, reliability) -> None:
     rerun = replay_into(source, target, start, "--workers", "4")
     assert rerun.returncode == 0, rerun.stderr
     assert mark is None or resume_mark(target) >= mark
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "shop.ledger")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "shop.ledger")
     reliability.record("kill -9 of the target server, restart, rerun", injected=1, lost=lost, duplicated=dup,
                        resume_s=time_to_resume(rerun.stderr, t0),
                        outcome="exit 4, then the rerun resumed; identical")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
-from faultlab import lost_and_duplicated
-from helpers import assert_same_content, binlogs_from, replay_into
+from faultlab import assert_exactly_once, start_replay
+from helpers import binlogs_from, replay_into
 from test_replay_e2e import BASE, run_on, setup_backup
 
 
@@ -22,9 +20,7 @@ def _locked_replay(clean_servers, *extra: str):
     cur.execute("BEGIN")
     cur.execute("SELECT * FROM app.users WHERE id = 1 FOR UPDATE")
     files = binlogs_from(source, start[0])
-    proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                             "--start-position", str(start[1]), "--progress", "none", "-v", *extra],
-                            stderr=subprocess.PIPE, text=True)
+    proc, _ = start_replay(files, target, start, "--progress", "none", "-v", *extra)
     return source, target, start, holder, proc
 
 
@@ -37,9 +33,7 @@ def test_lock_wait_timeouts_are_retried_until_the_lock_is_released(clean_servers
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "retrying" in err and "1205" in err
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "app.log")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "app.log")
     reliability.record("lock wait timeouts (competing FOR UPDATE, innodb_lock_wait_timeout=1)",
                        injected=err.count("retrying"), lost=lost, duplicated=dup,
                        outcome="retried in the same run until the lock was released; identical")
@@ -54,9 +48,7 @@ def test_retries_exhausted_stop_resumably(clean_servers, reliability) -> None:
     holder.close()
     result = replay_into(source, target, start)
     assert result.returncode == 0, result.stderr
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "app.log")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "app.log")
     reliability.record("lock wait timeouts beyond --retries", injected=1, lost=lost, duplicated=dup,
                        outcome="exit 4, then the rerun resumed; identical")
 
@@ -100,9 +92,7 @@ def test_worker_connections_killed_mid_transaction(clean_servers, reliability) -
         t.join()
     assert result.returncode == 0, result.stderr
     assert killed, "the test killed no connection"
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "shop.ledger")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "shop.ledger")
     reliability.record("worker connections killed by the server (KILL CONNECTION) mid-transaction and "
                        "mid-COMMIT", injected=len(killed), lost=lost, duplicated=dup,
                        outcome="reconnected and retried in the same run; identical")
@@ -125,9 +115,7 @@ def test_deadlock_with_a_competing_session_is_retried(clean_servers, reliability
     cur.execute("INSERT INTO scratch.t SELECT seq FROM mysql.seq_1_to_5000")  # heavy: InnoDB keeps it, kills ours
     cur.execute("SELECT * FROM app.users WHERE id = 2 FOR UPDATE")
     files = binlogs_from(source, start[0])
-    proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, *target.connection_flags(),
-                             "--start-position", str(start[1]), "--progress", "none", "-v", "--workers", "1"],
-                            stderr=subprocess.PIPE, text=True)
+    proc, _ = start_replay(files, target, start, "--progress", "none", "-v", "--workers", "1")
     # Row events wait for row locks inside find_row(), which INNODB_TRX does not always show as LOCK WAIT.
     deadline = time.monotonic() + 60
     while not target.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO LIKE 'BINLOG%%' "
@@ -142,8 +130,6 @@ def test_deadlock_with_a_competing_session_is_retried(clean_servers, reliability
     assert proc.returncode == 0, err
     assert "1213" in err and "retrying" in err, err
     target.execute("DROP DATABASE scratch")
-    assert_same_content(source, target)
-    lost, dup = lost_and_duplicated(source, target, "app.log")
-    assert (lost, dup) == (0, 0)
+    lost, dup = assert_exactly_once(source, target, "app.log")
     reliability.record("deadlock with a competing session", injected=err.count("1213"), lost=lost, duplicated=dup,
                        outcome="retried in the same run; identical")
