@@ -30,7 +30,7 @@ import shutil
 import time
 from pathlib import Path
 
-from binreplay.sandbox import Sandbox
+from binreplay.devtools.sandbox import Sandbox
 
 RELAY_DIR = "relay"
 DUMMY_MASTER = "MASTER_HOST='127.0.0.1', MASTER_PORT=9, MASTER_USER='nobody', MASTER_PASSWORD=''"

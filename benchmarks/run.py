@@ -48,15 +48,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-from binreplay.backup_meta import read_backup_coordinates  # noqa: E402
-from binreplay.compare import compare_servers  # noqa: E402
-from binreplay.demo import pipe_replay, restore  # noqa: E402
+from binreplay.source.backup_meta import read_backup_coordinates  # noqa: E402
+from binreplay.devtools.compare import compare_servers  # noqa: E402
+from binreplay.devtools.demo import pipe_replay, restore  # noqa: E402
 from binreplay.errors import Interrupted  # noqa: E402
 from binreplay.model import MariadbGtid  # noqa: E402
-from binreplay.progress import make_reporter  # noqa: E402
-from binreplay.reader import BinlogReader  # noqa: E402
-from binreplay.sandbox import Sandbox, create_sandbox  # noqa: E402
-from binreplay.target import TargetConfig  # noqa: E402
+from binreplay.report.progress import make_reporter  # noqa: E402
+from binreplay.source.reader import BinlogReader  # noqa: E402
+from binreplay.devtools.sandbox import Sandbox, create_sandbox  # noqa: E402
+from binreplay.server.connection import TargetConfig  # noqa: E402
 
 import mariadb_parallel  # noqa: E402
 from workloads import BY_NAME, WORKLOADS, Workload  # noqa: E402
@@ -301,7 +301,7 @@ class Bench:
                     secs = mariadb_parallel.replay(t, files, coords.binlog_file, coords.position,
                                                    threads=m.threads, mode=m.mode)
                 else:
-                    from binreplay.replay import ReplayOptions, run_replay
+                    from binreplay.run.coordinator import ReplayOptions, run_replay
                     opts = ReplayOptions(binlogs=files, target=TargetConfig(socket=str(t.socket), user="root"),
                                          from_backup=ctx["backup"], workers=m.threads, dependency=m.mode)
                     t0 = time.monotonic()

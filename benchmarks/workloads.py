@@ -31,7 +31,7 @@ from typing import Callable
 
 import pymysql
 
-from binreplay.sandbox import Sandbox
+from binreplay.devtools.sandbox import Sandbox
 
 RETRY_CODES = (1205, 1213)          # lock wait timeout, deadlock
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from binreplay.sandbox import Sandbox, create_sandbox, ensure_server_binaries
+from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
 from faultlab import ReliabilityLog
 from helpers import ServerBaseline, capture_baseline, reset_server
 

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from binreplay.sandbox import Sandbox
+from binreplay.devtools.sandbox import Sandbox
 from helpers import _tool, assert_same_content
 
 

@@ -12,8 +12,8 @@ from typing import IO
 
 import pymysql
 
-from binreplay.compare import SYSTEM_SCHEMAS, compare_servers, quote_ident
-from binreplay.sandbox import Sandbox
+from binreplay.devtools.compare import SYSTEM_SCHEMAS, compare_servers, quote_ident
+from binreplay.devtools.sandbox import Sandbox
 
 _CHANGE_MASTER = re.compile(rb"CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)")
 _HEAD_LIMIT = 1 << 20       # the coordinates come before any table data

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from binreplay.backup_meta import BackupCoordinates, read_backup_coordinates
+from binreplay.source.backup_meta import BackupCoordinates, read_backup_coordinates
 from binreplay.errors import BadInputError
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"

@@ -56,7 +56,7 @@ def test_crash_at_named_point_then_resume(clean_servers, reliability, point: str
 
 def _shop_after_backup(clean_servers, transactions: int, **workload):
     """The shop database backed up into the target, then `transactions` more on the source."""
-    from binreplay.workload import create_base, run_workload
+    from binreplay.devtools.workload import create_base, run_workload
 
     source, target = clean_servers
     with source.connect() as conn:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from binreplay.cli import main
+from binreplay.cli.main import main
 from binreplay.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent

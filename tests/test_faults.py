@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from binreplay.errors import ExitCode
-from binreplay.sandbox import create_sandbox
+from binreplay.devtools.sandbox import create_sandbox
 from faultlab import assert_exactly_once, resume_mark, start_replay, time_to_resume, wait_for_progress
 from helpers import assert_same_content, binlogs_from, replay_into, run_binreplay
 from test_bad_input import one_line_error, users_on

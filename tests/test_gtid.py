@@ -1,7 +1,7 @@
 import pytest
 
 from binreplay.errors import UsageError
-from binreplay.gtid import (
+from binreplay.source.gtid import (
     MariadbGtidBounds,
     MysqlGtidSet,
     format_mariadb_gtid_list,

@@ -21,11 +21,11 @@ import pytest
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog import serialization as S
-from binreplay.dependencies import CommitOrder
+from binreplay.schedule.dependencies import CommitOrder
 from binreplay.errors import BadInputError, ExitCode, UnsupportedError
-from binreplay.gtid import MysqlGtidSet
+from binreplay.source.gtid import MysqlGtidSet
 from binreplay.model import MysqlGtid
-from binreplay.reader import BinlogReader
+from binreplay.source.reader import BinlogReader
 from helpers import run_binreplay
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "binlogs"

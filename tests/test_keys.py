@@ -9,11 +9,11 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from binreplay.keys import KeySet, transaction_keys
+from binreplay.schedule.keys import KeySet, transaction_keys
 from binreplay.model import Transaction, TrxKind
-from binreplay.reader import BinlogReader
-from binreplay.sandbox import Sandbox
-from binreplay.schema import SchemaCache
+from binreplay.source.reader import BinlogReader
+from binreplay.devtools.sandbox import Sandbox
+from binreplay.server.tables import SchemaCache
 
 DB = "k"
 
@@ -427,9 +427,9 @@ def test_mariadb_old_fractional_temporal_format(clean_servers, schema) -> None:
 # ---- speed ---------------------------------------------------------------------------
 
 def test_benchmark_100k_row_transaction(clean_servers, schema, monkeypatch) -> None:
-    import binreplay.keys
+    import binreplay.schedule.keys
 
-    monkeypatch.setattr(binreplay.keys, "BULK_ROWS_EVENTS", 10 ** 9)  # measure the per-row walker itself
+    monkeypatch.setattr(binreplay.schedule.keys, "BULK_ROWS_EVENTS", 10 ** 9)  # measure the per-row walker itself
     source, target = clean_servers
     create(source, target, f"CREATE TABLE {DB}.t (id INT PRIMARY KEY, name VARCHAR(50), qty INT, "
                            "ts DATETIME, note VARCHAR(20) UNIQUE)")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from binreplay.compare import compare_servers
-from binreplay.sandbox import Sandbox
+from binreplay.devtools.compare import compare_servers
+from binreplay.devtools.sandbox import Sandbox
 from helpers import assert_same_content, run_binreplay, snapshot_to_target
 
 SCHEMA = "live"

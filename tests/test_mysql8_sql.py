@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from binreplay import json_diff
+from binreplay.binlog import json_diff
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.binlog.table_meta import parse_table_meta
-from binreplay.mysql_json import binary_json_to_text
-from binreplay.reader import BinlogReader
-from binreplay.row_values import ColumnType, renderer
+from binreplay.binlog.mysql_json import binary_json_to_text
+from binreplay.source.reader import BinlogReader
+from binreplay.apply.sql_values import ColumnType, renderer
 from helpers import run_binreplay
 
 FIXTURES = Path("/work/shared/fixtures/binlogs/mysql")
@@ -339,8 +339,8 @@ def test_mysql8_collation_names_in_statement_text(clean_servers) -> None:
     """Only a COLLATE clause naming a collation the target lacks is changed; the same name in a string
     literal or a comment stays, a name the target knows stays, a statement without one is the same bytes.
     The translated statement runs on the MariaDB target."""
-    from binreplay.cross_flavor import ContextTranslation, load_default_collations
-    from binreplay.target import load_collations
+    from binreplay.apply.cross_flavor import ContextTranslation, load_default_collations
+    from binreplay.server.connection import load_collations
 
     _, target = clean_servers
     with target.connect() as conn:

@@ -14,9 +14,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from binreplay.progress import Reporter
-from binreplay.replay import ReplayOptions, run_replay
-from binreplay.target import TargetConfig
+from binreplay.report.progress import Reporter
+from binreplay.run.coordinator import ReplayOptions, run_replay
+from binreplay.server.connection import TargetConfig
 from helpers import assert_same_content, binlogs_from, reset_server
 
 MODES = ("row", "table", "commit-order")

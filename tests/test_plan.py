@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from binreplay.errors import ExitCode
-from binreplay.plan import ModeEstimate, WorkerEstimate, recommend
+from binreplay.commands.plan.survey import ModeEstimate, WorkerEstimate, recommend
 from helpers import binlogs_from, run_binreplay
 from test_bad_input import one_line_error
 

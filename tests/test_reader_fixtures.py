@@ -11,7 +11,7 @@ import pytest
 from binreplay.binlog import constants as C
 from binreplay.errors import BadInputError, ChecksumError, PositionError, TruncatedError, UnsupportedError
 from binreplay.model import MariadbGtid, MysqlGtid, TrxKind
-from binreplay.reader import BinlogReader
+from binreplay.source.reader import BinlogReader
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "binlogs"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not present")

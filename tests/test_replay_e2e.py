@@ -167,7 +167,7 @@ def _gtids_and_positions(source) -> list[tuple[str, str, int, int]]:
     """(gtid, file, start, end) of every transaction in the source's binlogs, via binreplay's reader."""
     from pathlib import Path
 
-    from binreplay.reader import BinlogReader
+    from binreplay.source.reader import BinlogReader
 
     files = [Path(p) for p in binlogs_from(source, "")]
     return [(str(t.gtid), t.file, t.start_pos, t.end_pos, t.timestamp)
@@ -234,7 +234,7 @@ def test_start_gtid_and_stop_gtid_not_in_binlogs(clean_servers) -> None:
 
 
 def test_preserve_gtids_into_a_target_with_binlog(clean_servers, tmp_path) -> None:
-    from binreplay.sandbox import create_sandbox
+    from binreplay.devtools.sandbox import create_sandbox
 
     source, _ = clean_servers
     with create_sandbox(tmp_path / "gt", name="gt", server_id=7, log_bin=True, die_with_parent=True) as target:

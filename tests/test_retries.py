@@ -57,7 +57,7 @@ def test_worker_connections_killed_mid_transaction(clean_servers, reliability) -
     """KILL CONNECTION of workers while they apply or commit: nothing lost, nothing applied twice."""
     import threading
 
-    from binreplay.workload import create_base, run_workload
+    from binreplay.devtools.workload import create_base, run_workload
     from test_replay_e2e import setup_backup as _setup
 
     source, target = clean_servers

@@ -10,7 +10,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from binreplay.sandbox_cli import SandboxSettings
+from binreplay.cli.sandbox import SandboxSettings
 from helpers import assert_same_content, binlogs_from, run_binreplay
 from test_replay_e2e import BASE, run_on, setup_backup
 

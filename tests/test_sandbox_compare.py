@@ -1,4 +1,4 @@
-"""Real-server tests for binreplay.sandbox and binreplay.compare."""
+"""Real-server tests for binreplay.devtools.sandbox and binreplay.devtools.compare."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from binreplay.compare import TableDiff, compare_servers, normalized_table_ddl, user_schemas
-from binreplay.sandbox import Sandbox, create_sandbox
+from binreplay.devtools.compare import TableDiff, compare_servers, normalized_table_ddl, user_schemas
+from binreplay.devtools.sandbox import Sandbox, create_sandbox
 from helpers import assert_same_content, snapshot_to_target
 
 Servers = tuple[Sandbox, Sandbox]

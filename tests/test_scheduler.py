@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binreplay.scheduler import Scheduler
+from binreplay.schedule.scheduler import Scheduler
 
 
 def X(*names):

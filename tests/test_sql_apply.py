@@ -338,12 +338,12 @@ def test_filters(clean_servers, mode: str) -> None:
 def test_filtered_out_transactions_are_not_barriers(clean_servers) -> None:
     """A transaction the filters empty only records its progress: it takes no keys and does not run
     alone, so a filtered replay keeps its parallelism (and grouping) instead of going serial."""
-    from binreplay.dependencies import Dependencies
-    from binreplay.filters import Filters
+    from binreplay.schedule.dependencies import Dependencies
+    from binreplay.source.filters import Filters
     from binreplay.model import TrxKind
-    from binreplay.reader import BinlogReader
-    from binreplay.scheduler import Scheduler
-    from binreplay.schema import SchemaCache
+    from binreplay.source.reader import BinlogReader
+    from binreplay.schedule.scheduler import Scheduler
+    from binreplay.server.tables import SchemaCache
 
     source, target = clean_servers
     start = backup(source, target, "CREATE DATABASE a", "CREATE TABLE a.keep (id INT PRIMARY KEY, v INT)",
@@ -417,11 +417,11 @@ def test_create_table_select_then_inserts(clean_servers, metadata: str) -> None:
 def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -> None:
     """Translating rows queries the target (its table definitions) before anything is sent: a worker
     connection killed just then is reconnected and the group retried, as when it dies applying."""
-    from binreplay.applier import Applier
-    from binreplay.checkpoint import ProgressStore
-    from binreplay.reader import BinlogReader
-    from binreplay.sql_apply import SqlApplyShared
-    from binreplay.target import TargetConfig, connect, load_collations, server_info
+    from binreplay.apply.applier import Applier
+    from binreplay.state.store import ProgressStore
+    from binreplay.source.reader import BinlogReader
+    from binreplay.apply.sql_rows import SqlApplyShared
+    from binreplay.server.connection import TargetConfig, connect, load_collations, server_info
 
     source, target = clean_servers
     start = backup(source, target, "CREATE DATABASE sa", "CREATE TABLE sa.t (id INT PRIMARY KEY, v INT)")
@@ -489,10 +489,10 @@ def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
     from binreplay.binlog import constants as C
     from binreplay.binlog import rows as R
     from binreplay.binlog.events import parse_format_description
-    from binreplay.binlog.framing import BinlogFile
-    from binreplay.binlog.headers import event_body, post_header_len
+    from binreplay.binlog.file import BinlogFile
+    from binreplay.binlog.header import event_body, post_header_len
     from binreplay.binlog.table_meta import parse_table_meta
-    from binreplay.row_values import ColumnType, renderer
+    from binreplay.apply.sql_values import ColumnType, renderer
 
     out, fde, maps = [], None, {}
     for ev in BinlogFile(FIXTURES / name).events():
@@ -535,7 +535,7 @@ def test_values_mysql_replication_gets_wrong() -> None:
     """mysql-replication decodes YEAR 0000 as 1900 and a zero TIMESTAMP as 1970-01-01 (see
     shared notes); our renderer keeps both (the round trip above checks them on a server too)."""
     from binreplay.binlog import rows as R
-    from binreplay.row_values import ColumnType, renderer
+    from binreplay.apply.sql_values import ColumnType, renderer
 
     assert renderer(ColumnType(R.T_YEAR, 0))(b"\x00") == "0"
     assert renderer(ColumnType(R.T_YEAR, 0))(b"\xff") == "2155"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from binreplay.errors import ExitCode
-from binreplay.sandbox import create_sandbox
+from binreplay.devtools.sandbox import create_sandbox
 from helpers import assert_same_content, binlogs_from, run_binreplay
 from test_replay_e2e import BASE, run_on, setup_backup
 

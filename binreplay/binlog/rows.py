@@ -1,6 +1,6 @@
 """Raw row images of ROWS events: where each value's bytes are, without decoding rows.
 
-Conflict keys (`binreplay.keys`) need a few column values of every row image,
+Conflict keys (`binreplay.schedule.keys`) need a few column values of every row image,
 for every row of every transaction, so this must be fast in pure Python. A
 `RowWalker` compiles, once per (present-columns bitmap, wanted columns), a
 small Python function that steps over a row image: it slices out the wanted

@@ -1,0 +1,1 @@
+"""Applying transactions on the target: statements per apply mode, one session, the worker pool."""

@@ -1,0 +1,175 @@
+"""Raw row-image values -> exact SQL literals (for `--apply sql`).
+
+`binlog/rows.py` slices each value's bytes out of a row image; this turns those bytes
+into text the target parses back to the same stored value, whatever the target's
+version or flavour:
+
+- integers, DECIMAL, YEAR, BIT, ENUM (by index) and SET (by bit mask) as numbers;
+- FLOAT/DOUBLE as the shortest decimal that reads back to the same binary value;
+- temporal values as quoted text with their fraction; TIMESTAMP in UTC (the session
+  runs with time_zone '+00:00'); zero dates as zero dates;
+- strings as hex with the source column's character set introducer, so no byte is
+  reinterpreted by the connection's character set; binary values and GEOMETRY
+  (internal SRID + WKB format, which the server accepts as is) as plain hex;
+- MySQL binary JSON re-encoded as JSON text (mysql_json.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from binreplay.binlog import rows as R
+from binreplay.binlog.events import decode_decimal
+from binreplay.errors import UnsupportedError
+from binreplay.binlog.mysql_json import binary_json_to_text
+
+Render = Callable[[bytes], str]
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """What rendering one column needs: its binlog type and metadata, and source facts."""
+
+    type_code: int
+    meta: int
+    unsigned: bool = False
+    charset: str | None = None      # source character set of a character column; "binary" for bytes
+
+
+def renderer(col: ColumnType, target_flavor: str = "mariadb") -> Render:
+    """A function from the column's raw value bytes (never NULL) to an SQL literal."""
+    t, meta = col.type_code, col.meta
+    if t in _INT_SIZES:
+        signed = not col.unsigned
+        return lambda raw: str(int.from_bytes(raw, "little", signed=signed))
+    if t == R.T_YEAR:
+        return lambda raw: "0" if raw[0] == 0 else str(1900 + raw[0])   # 0 is YEAR 0000
+    if t == R.T_NEWDECIMAL:
+        precision, scale = meta >> 8, meta & 0xFF
+        return lambda raw: decode_decimal(precision, scale, raw)
+    if t == R.T_FLOAT:
+        return lambda raw: _float_text(struct.unpack("<f", raw)[0])
+    if t == R.T_DOUBLE:
+        return lambda raw: _float_text(struct.unpack("<d", raw)[0])
+    if t in (R.T_BIT, R.T_ENUM, R.T_SET):
+        order = "big" if t == R.T_BIT else "little"
+        return lambda raw: str(int.from_bytes(raw, order))
+    if t in _TEMPORAL:
+        decode = _TEMPORAL[t]
+        return lambda raw: "'" + decode(raw, meta) + "'"
+    if t == R.T_JSON:
+        if target_flavor == "mysql":
+            return lambda raw: "CAST(" + _hex("utf8mb4", binary_json_to_text(raw).encode()) + " AS JSON)"
+        return lambda raw: _hex("utf8mb4", binary_json_to_text(raw).encode())
+    if t in (R.T_VARCHAR_COMPRESSED, R.T_BLOB_COMPRESSED):
+        raise UnsupportedError("MariaDB COMPRESSED columns cannot be applied with --apply sql; use --apply binlog")
+    if t in _STRINGS:
+        charset = col.charset or "binary"
+        if t == R.T_STRING and charset == "binary":
+            # BINARY(n) is logged without its trailing 0x00 pad bytes; a WHERE needs the stored value.
+            return lambda raw: _hex(charset, raw.ljust(meta, b"\0"))
+        return lambda raw: _hex(charset, raw)
+    raise UnsupportedError(f"column type {t} cannot be applied with --apply sql")
+
+
+_INT_SIZES = {R.T_TINY: 1, R.T_SHORT: 2, R.T_INT24: 3, R.T_LONG: 4, R.T_LONGLONG: 8}
+_STRINGS = frozenset({R.T_STRING, R.T_VAR_STRING, R.T_VARCHAR, R.T_BLOB, R.T_TINY_BLOB, R.T_MEDIUM_BLOB,
+                      R.T_LONG_BLOB, R.T_GEOMETRY})
+
+
+def _hex(charset: str, raw: bytes) -> str:
+    if not raw:
+        return "''" if charset == "binary" else f"_{charset}''"
+    if charset == "binary":
+        return "X'" + raw.hex() + "'"
+    return f"_{charset} X'{raw.hex()}'"
+
+
+def _float_text(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UnsupportedError(f"the floating-point value {value} cannot be written as SQL")
+    return repr(value)
+
+
+# --- temporal ------------------------------------------------------------------
+
+def _fraction(raw: bytes, fsp: int) -> int:
+    """Microseconds of a temporal2 fraction: (fsp + 1) // 2 big-endian bytes."""
+    n = (fsp + 1) // 2
+    if not n:
+        return 0
+    v = int.from_bytes(raw[-n:], "big")
+    return v * (10_000, 100, 1)[n - 1]
+
+
+def _fraction_text(usec: int, fsp: int) -> str:
+    return f".{usec:06d}"[:fsp + 1] if fsp else ""
+
+
+def _date(raw: bytes, _meta: int) -> str:
+    v = int.from_bytes(raw, "little")
+    return f"{v >> 9:04d}-{v >> 5 & 15:02d}-{v & 31:02d}"
+
+
+def _datetime2(raw: bytes, fsp: int) -> str:
+    v = int.from_bytes(raw[:5], "big") - 0x8000000000
+    ymd, hms = v >> 17, v & 0x1FFFF
+    ym = ymd >> 5
+    return (f"{ym // 13:04d}-{ym % 13:02d}-{ymd & 31:02d} {hms >> 12:02d}:{hms >> 6 & 63:02d}:{hms & 63:02d}"
+            + _fraction_text(_fraction(raw, fsp), fsp))
+
+
+def _timestamp2(raw: bytes, fsp: int) -> str:
+    seconds = int.from_bytes(raw[:4], "big")
+    usec = _fraction(raw, fsp)
+    if seconds == 0 and usec == 0:
+        return "0000-00-00 00:00:00" + _fraction_text(0, fsp)
+    moment = _EPOCH + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + _fraction_text(usec, fsp)
+
+
+def _time2(raw: bytes, fsp: int) -> str:
+    # The packed value (int part << 24 | microseconds) is stored with a sign offset;
+    # for negative times the fraction is a borrow from the int part.
+    n = (fsp + 1) // 2
+    intpart = int.from_bytes(raw[:3], "big") - 0x800000
+    if n == 3:
+        packed = int.from_bytes(raw[:6], "big") - 0x800000000000
+    else:
+        frac = int.from_bytes(raw[3:3 + n], "big") if n else 0
+        if intpart < 0 and frac:
+            intpart += 1
+            frac -= 0x100 if n == 1 else 0x10000
+        packed = (intpart << 24) + frac * (10_000 if n == 1 else 100 if n == 2 else 0)
+    sign = "-" if packed < 0 else ""
+    packed = abs(packed)
+    hms, usec = packed >> 24, packed & 0xFFFFFF
+    return f"{sign}{hms >> 12 & 0x3FF:02d}:{hms >> 6 & 63:02d}:{hms & 63:02d}" + _fraction_text(usec, fsp)
+
+
+def _old_time(raw: bytes, _meta: int) -> str:
+    v = int.from_bytes(raw, "little", signed=True)
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    return f"{sign}{v // 10000:02d}:{v // 100 % 100:02d}:{v % 100:02d}"
+
+
+def _old_datetime(raw: bytes, _meta: int) -> str:
+    v = int.from_bytes(raw, "little")
+    d, t = divmod(v, 1_000_000)
+    return f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d} {t // 10000:02d}:{t // 100 % 100:02d}:{t % 100:02d}"
+
+
+def _old_timestamp(raw: bytes, _meta: int) -> str:
+    return _timestamp2(int.from_bytes(raw, "little").to_bytes(4, "big"), 0)
+
+
+_TEMPORAL: dict[int, Callable[[bytes, int], str]] = {
+    R.T_DATE: _date, R.T_NEWDATE: _date, R.T_DATETIME2: _datetime2, R.T_TIMESTAMP2: _timestamp2,
+    R.T_TIME2: _time2, R.T_TIME: _old_time, R.T_DATETIME: _old_datetime, R.T_TIMESTAMP: _old_timestamp,
+}

@@ -1,0 +1,1 @@
+"""The commands beside replay: plan, verify, status."""

@@ -1,0 +1,1 @@
+"""`binreplay plan`: survey binlogs, simulate the scheduler, report."""

@@ -1,0 +1,246 @@
+"""`binreplay status`: where the last replay into a target stands, read from its progress tables.
+
+Read-only. The run's own records say what it replays and how far it got (checkpoint.py); the
+named lock a running replay holds says whether it is still alive, so a run recorded as
+`running` whose lock is free is one that crashed or was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pymysql
+
+from binreplay.state.store import ProgressStore
+from binreplay.devtools.compare import quote_ident
+from binreplay.errors import TargetError
+from binreplay.source.reader import BinlogReader
+from binreplay.server.connection import TargetConfig, connect, describe_sql_error
+
+# The replay flags a run records (runs.arguments), in the order a command line gives them.
+_REPLAY_FLAGS = ("from_backup", "start_position", "start_datetime", "start_gtid", "include_gtids", "exclude_gtids",
+                 "stop_position", "stop_datetime", "stop_gtid")
+# Repeatable flags, recorded as lists (filters.Filters.arguments): argument -> flag.
+_REPEATED_FLAGS = {"databases": "--database", "ignore_databases": "--ignore-database", "tables": "--table",
+                   "ignore_tables": "--ignore-table", "rewrite_db": "--rewrite-db"}
+
+
+@dataclass
+class SourceTransaction:
+    """A transaction looked up in the binlogs (when status is given them)."""
+    position: str          # file:end position
+    gtid: str | None
+    source_time: str       # its first event's timestamp, UTC
+
+
+@dataclass
+class RunStatus:
+    schema: str
+    state: str                             # none, active, complete, incomplete, abandoned
+    run_id: int | None = None
+    recorded_state: str | None = None      # runs.state as the run left it
+    arguments: dict = field(default_factory=dict)
+    binlog_files: list[str] = field(default_factory=list)
+    started_at: str | None = None
+    updated_at: str | None = None
+    finished_at: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    last_error: str | None = None
+    low_water_mark: str | None = None      # file:pos; everything up to it is applied
+    transactions_to_mark: int = 0          # transactions read (applied or outside the selection) up to the mark
+    applied_above_mark: int = 0            # applied transactions beyond the mark (not yet folded into it)
+    last_applied: dict | None = None       # the furthest applied transaction above the mark
+    mark_transaction: SourceTransaction | None = None
+    next_transaction: SourceTransaction | None = None
+    pending_ddl: list[dict] = field(default_factory=list)
+    active_connection: int | None = None   # the connection holding the run's lock
+    active_client: str | None = None
+    resume_command: str | None = None
+
+    @property
+    def message(self) -> str:
+        return {
+            "none": "no binreplay run recorded on this target",
+            "active": "a replay is running now",
+            "complete": "the last run finished: everything up to its stop point is applied",
+            "incomplete": "the last run did not finish: rerun the same command to resume it",
+            "abandoned": "the last run was abandoned (--restart); no run is in progress",
+        }[self.state]
+
+
+def _utc(value: object) -> str | None:
+    return f"{value} UTC" if value is not None else None
+
+
+def read_status(cfg: TargetConfig, schema: str = "binreplay", binlogs: list[Path] | None = None) -> RunStatus:
+    conn = connect(cfg.resolved(), multi_statements=False)
+    try:
+        return _Reader(conn, schema, cfg).status(binlogs or [])
+    except pymysql.err.MySQLError as exc:
+        raise TargetError(f"target {cfg.where}: {describe_sql_error(exc)}") from None
+    finally:
+        conn.close()
+
+
+class _Reader:
+    def __init__(self, conn: pymysql.connections.Connection, schema: str, cfg: TargetConfig) -> None:
+        self.conn, self.schema, self.cfg = conn, schema, cfg
+        self.q = quote_ident(schema)
+
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args or None)
+            return list(cur.fetchall())
+
+    def status(self, binlogs: list[Path]) -> RunStatus:
+        self._rows("SET SESSION time_zone = '+00:00'")
+        st = RunStatus(self.schema, "none")
+        has_runs = self._rows("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'runs'",
+                              (self.schema,))
+        run = self._rows(f"SELECT run_id, state, arguments, binlog_files, started_at, updated_at, finished_at, host, "
+                         f"pid, last_error FROM {self.q}.runs ORDER BY run_id DESC LIMIT 1") if has_runs else []
+        if not run:
+            return st
+        (run_id, st.recorded_state, arguments, files, started, updated, finished, st.host, st.pid,
+         st.last_error) = run[0]
+        st.run_id = int(run_id)
+        st.arguments, st.binlog_files = json.loads(arguments), json.loads(files)
+        st.started_at, st.updated_at, st.finished_at = _utc(started), _utc(updated), _utc(finished)
+        self._progress(st)
+        self._activity(st)
+        self._look_up_mark(st, binlogs)
+        st.state = ("active" if st.active_connection is not None else
+                    st.recorded_state if st.recorded_state in ("complete", "abandoned") else "incomplete")
+        if st.state == "incomplete":
+            st.resume_command = resume_command(st, self.cfg, binlogs)
+        return st
+
+    def _progress(self, st: RunStatus) -> None:
+        mark = self._rows(f"SELECT binlog_file, file_index, pos, transactions FROM {self.q}.checkpoint "
+                          "WHERE run_id = %s ORDER BY file_index DESC, pos DESC LIMIT 1", (st.run_id,))
+        file_index, pos = -1, 0
+        if mark:
+            file, file_index, pos, st.transactions_to_mark = mark[0][0], int(mark[0][1]), int(mark[0][2]), \
+                int(mark[0][3])
+            st.low_water_mark = f"{file}:{pos}"
+        above = "run_id = %s AND (file_index > %s OR (file_index = %s AND end_pos > %s))"
+        args = (st.run_id, file_index, file_index, pos)
+        st.applied_above_mark = int(self._rows(f"SELECT COUNT(*) FROM {self.q}.applied WHERE {above}", args)[0][0])
+        last = self._rows(f"SELECT binlog_file, end_pos, gtid, applied_at FROM {self.q}.applied WHERE {above} "
+                          "ORDER BY file_index DESC, end_pos DESC LIMIT 1", args)
+        if last:
+            st.last_applied = {"position": f"{last[0][0]}:{last[0][1]}", "gtid": last[0][2],
+                               "applied_at": _utc(last[0][3])}
+        st.pending_ddl = [
+            {"position": f"{f}:{p}", "statement": bytes(s).decode("utf-8", "replace")[:200], "started_at": _utc(t)}
+            for f, p, s, t in self._rows(f"SELECT binlog_file, end_pos, statement, started_at FROM {self.q}.ddl_journal "
+                                         "WHERE run_id = %s AND state = 'started' ORDER BY file_index, end_pos",
+                                         (st.run_id,))]
+
+    def _activity(self, st: RunStatus) -> None:
+        """Who holds the lock a replay takes for its whole run (checkpoint.ProgressStore.lock)."""
+        lock_name = ProgressStore(self.conn, self.schema).lock_name   # one definition of the name
+        holder = self._rows("SELECT IS_USED_LOCK(%s)", (lock_name,))[0][0]
+        if holder is None:
+            return
+        st.active_connection = int(holder)
+        who = self._rows("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (holder,))
+        if who:
+            st.active_client = f"{who[0][0]}@{who[0][1]}, connected {who[0][2]}s"
+
+    def _look_up_mark(self, st: RunStatus, binlogs: list[Path]) -> None:
+        """GTID and source time of the transaction at the mark and of the next one, from the binlogs."""
+        if st.low_water_mark is None or not binlogs:
+            return
+        file, _, pos = st.low_water_mark.rpartition(":")
+        path = next((p for p in binlogs if p.name == file), None)
+        if path is None:
+            return
+        previous = None
+        for trx in BinlogReader([path]).transactions():
+            if previous is not None and previous.end_pos == int(pos):
+                st.next_transaction = _described(trx)
+                break
+            if trx.end_pos == int(pos):
+                st.mark_transaction = _described(trx)
+            elif trx.end_pos > int(pos):
+                break
+            previous = trx
+
+
+def _described(trx) -> SourceTransaction:
+    when = datetime.fromtimestamp(trx.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return SourceTransaction(str(trx.end), str(trx.gtid) if trx.gtid is not None else None, when)
+
+
+def resume_command(st: RunStatus, cfg: TargetConfig, binlogs: list[Path]) -> str:
+    """The replay command that resumes the run: its recorded arguments, this target's connection
+    flags (never the password) and the binlog files (the paths given to status, else their names)."""
+    given = {p.name: str(p) for p in binlogs}
+    words = ["binreplay", "replay", *(given.get(name, name) for name in st.binlog_files)]
+    if cfg.socket or not cfg.host:
+        words += ["-S", cfg.socket] if cfg.socket else []
+    else:
+        words += ["-h", cfg.host] + (["-P", str(cfg.port)] if cfg.port != 3306 else [])
+    words += ["-u", cfg.user] if cfg.user else []
+    words += ["--defaults-file", cfg.defaults_file] if cfg.defaults_file else []
+    words += ["--ssl-mode", cfg.ssl_mode] if cfg.ssl_mode else []
+    for name in _REPLAY_FLAGS:
+        value = st.arguments.get(name)
+        if value is not None and value != "":
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    for name, flag in _REPEATED_FLAGS.items():
+        for value in st.arguments.get(name) or ():
+            words += [flag, str(value)]
+    words += ["--preserve-gtids"] if st.arguments.get("preserve_gtids") else []
+    if st.arguments.get("apply_mode") not in (None, "binlog"):
+        words += ["--apply", str(st.arguments["apply_mode"])]
+    words += ["--allow-triggers"] if st.arguments.get("allow_triggers") else []
+    words += ["--progress-schema", st.schema] if st.schema != "binreplay" else []
+    return shlex.join(words)
+
+
+def human_status(st: RunStatus) -> str:
+    if st.state == "none":
+        return f"binreplay status: {st.message} (no progress tables in schema {st.schema})"
+    lines = [f"binreplay status: {st.message}",
+             f"run {st.run_id}: recorded as {st.recorded_state}, started {st.started_at}, last update {st.updated_at}"
+             f"{f', finished {st.finished_at}' if st.finished_at else ''} (host {st.host}, pid {st.pid})"]
+    files = st.binlog_files
+    lines.append(f"binlogs: {len(files)} file(s){f' {files[0]} .. {files[-1]}' if files else ''}; arguments: "
+                 + ", ".join(f"{k}={v}" for k, v in sorted(st.arguments.items())
+                             if v not in (None, "", False) and k != "binlog_files"))
+    if st.low_water_mark:
+        lines.append(f"applied up to: {st.low_water_mark} ({st.transactions_to_mark} transactions read up to it)")
+    else:
+        lines.append("applied up to: nothing recorded yet (the run starts at its start point)")
+    if st.low_water_mark and st.mark_transaction is None:
+        lines.append("  (give the binlog files as arguments to see the GTID and source time at the mark)")
+    for label, trx in (("at the mark", st.mark_transaction), ("next to apply", st.next_transaction)):
+        if trx is not None:
+            lines.append(f"  {label}: {trx.position}{f' GTID {trx.gtid}' if trx.gtid else ''}, "
+                         f"source time {trx.source_time}")
+    if st.applied_above_mark:
+        la = st.last_applied or {}
+        lines.append(f"applied above the mark: {st.applied_above_mark} transactions (furthest {la.get('position')}"
+                     f"{f' GTID ' + la['gtid'] if la.get('gtid') else ''}, at {la.get('applied_at')})")
+    for ddl in st.pending_ddl:
+        lines.append(f"DDL started but not recorded as done at {ddl['position']} ({ddl['started_at']}): "
+                     f"{ddl['statement']}")
+    if st.last_error:
+        lines.append(f"last error: {st.last_error}")
+    if st.active_connection is not None:
+        lines.append(f"active: yes, connection {st.active_connection}"
+                     f"{f' ({st.active_client})' if st.active_client else ''}")
+    if st.resume_command:
+        lines.append(f"to resume (add your password option if one is needed):\n  {st.resume_command}")
+    return "\n".join(lines)
+
+
+def json_status(st: RunStatus) -> dict:
+    return {**asdict(st), "message": st.message}

@@ -1,0 +1,1 @@
+"""The replay run: options, preflight, the coordinator that ties the stages together."""

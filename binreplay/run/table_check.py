@@ -1,0 +1,87 @@
+"""Checks on the target tables a transaction writes, made before it is handed to a worker.
+
+A target that was not restored from the backup these binlogs continue (a table missing, a
+column added or dropped) would make the server reject a row event, or, worse, accept it
+against the wrong columns. The coordinator checks each TABLE_MAP against the target's
+definition at that point of the replay (DDL are barriers, so the definition it sees is the
+one the transaction will meet) and stops with one clear line before anything of the
+transaction is applied. It also names each non-transactional table once: exactly-once
+cannot hold for them.
+"""
+
+from __future__ import annotations
+
+from binreplay.binlog import constants as C
+from binreplay.binlog import rows as R
+from binreplay.errors import SchemaMismatchError
+from binreplay.schedule.keys import event_body, post_header_len
+from binreplay.model import TableMapInfo, Transaction, TrxKind
+from binreplay.server.tables import SchemaCache, column_mismatch
+from binreplay.server.connection import TRANSACTIONAL_ENGINES
+
+
+class TargetTables:
+    def __init__(self, schema: SchemaCache) -> None:
+        self.schema = schema
+        self._named: set[tuple[str, str]] = set()
+
+    def check(self, trx: Transaction) -> list[tuple[str, str, str]]:
+        """Raise SchemaMismatchError if a row event of `trx` cannot fit the target; return the
+        non-transactional tables it writes that were not named before, as (schema, table, engine)."""
+        # A transaction with statements may create the table its rows then fill (CREATE ... SELECT):
+        # only the server can judge those.
+        strict = trx.kind is TrxKind.ROWS
+        # Verdicts last as long as the schema cache (it is cleared after each DDL): until then a
+        # table keeps its columns. Most transactions only touch tables already checked.
+        checked: set = self.schema.derived.setdefault("table_check", set())
+        if trx.tables <= checked:
+            return []
+        new: list[tuple[str, str, str]] = []
+        for ev in trx.events:
+            if ev.type_code != C.TABLE_MAP_EVENT or not isinstance(ev.info, TableMapInfo):
+                continue
+            names = ev.info
+            if (names.schema, names.table) in checked:
+                continue
+            named = self._verdict(ev, trx, strict)
+            if named:
+                new.append(named)  # named only this once (self._named)
+            if strict:
+                checked.add((names.schema, names.table))
+        return new
+
+    def _verdict(self, ev, trx: Transaction, strict: bool) -> tuple[str, str, str] | tuple[()]:
+        """() when all is well, (schema, table, engine) for a non-transactional table not named before;
+        SchemaMismatchError when the rows cannot fit."""
+        names = ev.info
+        info = self.schema.table(names.schema, names.table)
+        if info is None and strict:
+            # Created since the definitions were loaded, by a statement that is not a standalone DDL
+            # (CREATE TABLE ... SELECT is a mixed transaction): look once more before refusing.
+            self.schema.invalidate()
+            info = self.schema.table(names.schema, names.table)
+        if info is None:
+            if strict:
+                raise SchemaMismatchError(
+                    f"the binlog writes rows to `{names.schema}`.`{names.table}` at {trx.start}, but the target "
+                    "has no such table: was the target restored from the backup these binlogs continue?")
+            return ()
+        if strict:
+            problem = self._shape_problem(ev, trx, info)
+            if problem:
+                raise SchemaMismatchError(
+                    f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
+                    f"{trx.start}: {problem}; was the target restored from the backup these binlogs continue?")
+        engine = info.engine or ""
+        if engine and engine not in TRANSACTIONAL_ENGINES and (info.schema, info.name) not in self._named:
+            self._named.add((info.schema, info.name))
+            return (info.schema, info.name, engine)
+        return ()
+
+    def _shape_problem(self, ev, trx: Transaction, info) -> str:
+        body = event_body(ev, trx.fde)
+        try:
+            tmap = R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT))
+        except R.RowFormatError as exc:
+            return f"its TABLE_MAP cannot be read ({exc})"
+        return column_mismatch(tmap, info) or ""

@@ -1,0 +1,1 @@
+"""Which transactions may be applied together: conflict keys, dependency modes, the scheduler."""

@@ -1,0 +1,1 @@
+"""The servers binreplay talks to: connecting, what a server says about itself and its tables."""

@@ -1,0 +1,291 @@
+"""What the target says about tables: columns, keys, foreign-key groups, collations.
+
+Conflict keys (`binreplay.schedule.keys`) are derived from this. Everything is loaded
+lazily, one schema at a time (a query per information_schema table per schema,
+never per table), and kept until `invalidate()` (after any DDL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+# Printable ASCII: the probes of `ascii_folding_safe`.
+_PROBE_CHARS = tuple(range(0x20, 0x7F))
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    ordinal: int                 # 0-based, = position in the row image
+    data_type: str               # information_schema DATA_TYPE, lower-case
+    charset: str | None          # None for binary strings and non-strings
+    collation: str | None
+    column_type: str = ""        # full COLUMN_TYPE, e.g. 'bigint(20) unsigned'
+    nullable: bool = True
+    fsp: int = 0                 # fractional seconds of TIME/DATETIME/TIMESTAMP
+
+    @property
+    def unsigned(self) -> bool:
+        return " unsigned" in self.column_type
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    name: str
+    columns: tuple[ColumnInfo, ...]
+    primary: tuple[int, ...] | None
+    uniques: tuple[tuple[str, tuple[int, ...]], ...]   # (index name, ordinals), PRIMARY excluded
+    fk_group: str | None
+    engine: str | None
+    # (index name, characters/bytes per column or None) for indexes with any column prefix,
+    # PRIMARY included. The server compares only that prefix, so keys must too.
+    prefixes: tuple[tuple[str, tuple[int | None, ...]], ...] = ()
+    # Unique indexes whose parts are expressions (MySQL functional indexes): no column to key on.
+    opaque_uniques: tuple[str, ...] = ()
+    # MariaDB row images end with columns information_schema.COLUMNS does not show: the
+    # implicit row_start/row_end of a table WITH SYSTEM VERSIONING (unless declared), then
+    # a BIGINT hash per long UNIQUE (USING HASH) index.
+    hash_uniques: int = 0
+    system_versioned: bool = False
+
+    def prefix_lengths(self, index: str) -> tuple[int | None, ...] | None:
+        for name, lengths in self.prefixes:
+            if name == index:
+                return lengths
+        return None
+
+
+@dataclass
+class _Index:
+    name: str
+    columns: list[str] = field(default_factory=list)
+    sub_parts: list[int | None] = field(default_factory=list)
+    opaque: bool = False
+    hashed: bool = False
+
+
+class SchemaCache:
+    """Table definitions of the target, loaded per schema on first use."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._schemas: dict[str, dict[str, TableInfo]] = {}
+        self._fk_groups: dict[tuple[str, str], str] | None = None
+        self._folding: dict[tuple[str, str], bool] = {}
+        self._charset_maxlen: dict[str, int] | None = None
+        # Memo for data derived from table definitions (keys.py's per-table plans);
+        # cleared together with everything else.
+        self.derived: dict[Any, Any] = {}
+
+    def invalidate(self) -> None:
+        self._schemas.clear()
+        self._fk_groups = None
+        self.derived.clear()
+
+    def table(self, schema: str, name: str) -> TableInfo | None:
+        tables = self._schema_tables(schema)
+        info = tables.get(name)
+        if info is None:
+            # lower_case_table_names may differ between source and target: a table the
+            # target knows under another case is the same table (its FKs must count).
+            matches = [t for n, t in tables.items() if n.lower() == name.lower()]
+            info = matches[0] if len(matches) == 1 else None
+        return info
+
+    # -- loading ---------------------------------------------------------------
+
+    def _query(self, sql: str, *args: Any) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args or None)
+            return list(cur.fetchall())
+
+    def _schema_tables(self, schema: str) -> dict[str, TableInfo]:
+        tables = self._schemas.get(schema)
+        if tables is None:
+            tables = self._load_schema(schema)
+            if not tables:
+                tables = self._load_schema_other_case(schema)
+            self._schemas[schema] = tables
+        return tables
+
+    def _load_schema_other_case(self, schema: str) -> dict[str, TableInfo]:
+        rows = self._query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+        names = [str(r[0]) for r in rows if str(r[0]).lower() == schema.lower() and str(r[0]) != schema]
+        return self._load_schema(names[0]) if len(names) == 1 else {}
+
+    def _load_schema(self, schema: str) -> dict[str, TableInfo]:
+        columns = self._load_columns(schema)
+        if not columns:
+            return {}
+        indexes = self._load_unique_indexes(schema)
+        kinds = {str(t): (e, _text(k)) for t, e, k in self._query(
+            "SELECT TABLE_NAME, ENGINE, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            schema)}
+        groups = self._groups()
+        return {name: _table_info(schema, name, cols, indexes.get(name, []), groups.get((schema, name)),
+                                  *kinds.get(name, (None, "")))
+                for name, cols in columns.items()}
+
+    def _load_columns(self, schema: str) -> dict[str, tuple[ColumnInfo, ...]]:
+        rows = self._query(
+            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, CHARACTER_SET_NAME, "
+            "COLLATION_NAME, COLUMN_TYPE, IS_NULLABLE, DATETIME_PRECISION "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+            "ORDER BY TABLE_NAME, ORDINAL_POSITION", schema)
+        out: dict[str, list[ColumnInfo]] = {}
+        for table, name, ordinal, data_type, charset, collation, column_type, nullable, fsp in rows:
+            cols = out.setdefault(str(table), [])
+            cols.append(ColumnInfo(
+                name=str(name), ordinal=len(cols), data_type=_text(data_type).lower(),
+                charset=_opt_text(charset), collation=_opt_text(collation),
+                column_type=_text(column_type).lower(), nullable=nullable == "YES", fsp=int(fsp or 0)))
+            if int(ordinal) != len(cols):
+                raise RuntimeError(f"information_schema.COLUMNS of {schema}.{table} has a gap in ORDINAL_POSITION")
+        return {t: tuple(c) for t, c in out.items()}
+
+    def _load_unique_indexes(self, schema: str) -> dict[str, list[_Index]]:
+        rows = self._query(
+            "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME, SUB_PART, INDEX_TYPE "
+            "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 "
+            "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", schema)
+        out: dict[str, dict[str, _Index]] = {}
+        for table, index, column, sub_part, index_type in rows:
+            ix = out.setdefault(str(table), {}).setdefault(str(index), _Index(str(index)))
+            if column is None:
+                ix.opaque = True
+            else:
+                ix.columns.append(str(column))
+                ix.sub_parts.append(int(sub_part) if sub_part is not None else None)
+            ix.hashed = _text(index_type).upper() == "HASH"
+        return {t: list(ixs.values()) for t, ixs in out.items()}
+
+    def _groups(self) -> dict[tuple[str, str], str]:
+        if self._fk_groups is None:
+            rows = self._query(
+                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS")
+            pairs = [((str(a), str(b)), (str(c), str(d))) for a, b, c, d in rows]
+            self._fk_groups = fk_groups(pairs)
+        return self._fk_groups
+
+    # -- collations ---------------------------------------------------------------
+
+    def charset_maxlen(self, charset: str) -> int | None:
+        """Bytes per character at most (1 = single-byte charset); None if unknown."""
+        if self._charset_maxlen is None:
+            rows = self._query("SELECT CHARACTER_SET_NAME, MAXLEN FROM information_schema.CHARACTER_SETS")
+            self._charset_maxlen = {str(cs): int(n) for cs, n in rows}
+        return self._charset_maxlen.get(charset)
+
+    def ascii_folding_safe(self, charset: str, collation: str) -> bool:
+        """Does this collation compare printable ASCII like lower-casing does, or more finely?
+
+        keys.py folds ASCII strings with lower(); that is only coarser-or-equal if
+        the collation never equates two printable ASCII characters that lower()
+        keeps apart, and never ignores one. Asked of the server itself (one query per
+        collation, WEIGHT_STRING of 'x?x'), so legacy collations with odd ASCII
+        orderings (swe7, ...) are caught.
+        """
+        key = (charset, collation)
+        if key not in self._folding:
+            self._folding[key] = self._probe_folding(charset, collation)
+        return self._folding[key]
+
+    def _probe_folding(self, charset: str, collation: str) -> bool:
+        probes = [b"xx"] + [b"x" + bytes([c]) + b"x" for c in _PROBE_CHARS]
+        exprs = ", ".join(
+            f"WEIGHT_STRING(CONVERT(_latin1 X'{p.hex()}' USING {_ident(charset)}) COLLATE {_ident(collation)})"
+            for p in probes)
+        try:
+            (weights,) = self._query(f"SELECT {exprs}")
+        except pymysql.err.MySQLError:  # unknown charset/collation, no WEIGHT_STRING: never fold
+            return False
+        classes: dict[bytes, bytes] = {}
+        for probe, weight in zip(probes, weights):
+            if weight is None:
+                return False
+            folded = probe.lower()
+            if classes.setdefault(bytes(weight), folded) != folded:
+                return False  # two probes lower() keeps apart compare equal
+        return True
+
+
+def fk_groups(pairs: list[tuple[tuple[str, str], tuple[str, str]]]) -> dict[tuple[str, str], str]:
+    """Union-find over (child, parent) table pairs -> table: id of its connected component.
+
+    The id is the component's smallest 'schema.table', so it is stable across reloads.
+    """
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(t: tuple[str, str]) -> tuple[str, str]:
+        parent.setdefault(t, t)
+        while parent[t] != t:
+            parent[t] = parent[parent[t]]
+            t = parent[t]
+        return t
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # the root is always the smallest member
+    return {t: "{}.{}".format(*find(t)) for t in parent}
+
+
+def _table_info(schema: str, name: str, columns: tuple[ColumnInfo, ...], indexes: list[_Index],
+                group: str | None, engine: Any, table_type: str) -> TableInfo:
+    ordinal = {c.name: c.ordinal for c in columns}
+    ordinal.update({c.name.lower(): c.ordinal for c in columns})
+    primary = None
+    uniques: list[tuple[str, tuple[int, ...]]] = []
+    prefixes: list[tuple[str, tuple[int | None, ...]]] = []
+    opaque: list[str] = []
+    for ix in indexes:
+        if ix.opaque or any(c not in ordinal and c.lower() not in ordinal for c in ix.columns):
+            opaque.append(ix.name)
+            continue
+        ordinals = tuple(ordinal.get(c, ordinal.get(c.lower(), -1)) for c in ix.columns)
+        if ix.name == "PRIMARY":
+            primary = ordinals
+        else:
+            uniques.append((ix.name, ordinals))
+        if any(p is not None for p in ix.sub_parts):
+            prefixes.append((ix.name, tuple(ix.sub_parts)))
+    # A MEMORY table's ordinary indexes are HASH too, but only long uniques on other
+    # engines get a hidden column; keys.py accepts the count only if the types agree.
+    hash_uniques = sum(1 for ix in indexes if ix.hashed and str(engine or "").upper() != "MEMORY")
+    return TableInfo(schema, name, columns, primary, tuple(uniques), group,
+                     str(engine) if engine is not None else None, tuple(prefixes), tuple(opaque),
+                     hash_uniques, table_type.upper() == "SYSTEM VERSIONED")
+
+
+def column_mismatch(tmap: Any, info: TableInfo) -> str | None:
+    """Why a TABLE_MAP (binlog/rows.TableMap) does not fit the target's table, or None.
+
+    The binlog's columns must be the target's, plus only the hidden ones MariaDB appends
+    (implicit row_start/row_end of a system-versioned table, a BIGINT per long UNIQUE)."""
+    from binreplay.binlog import rows as R
+
+    hidden = tuple(tmap.types[len(info.columns):])
+    hashes = (R.T_LONGLONG,) * info.hash_uniques
+    allowed = [hashes]
+    if info.system_versioned:  # implicit row_start, row_end (declared ones are ordinary columns)
+        allowed.append((R.T_TIMESTAMP2, R.T_TIMESTAMP2) + hashes)
+    if tmap.column_count < len(info.columns) or hidden not in allowed:
+        return f"the binlog has {tmap.column_count} columns, the target {len(info.columns)}"
+    return None
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _opt_text(value: Any) -> str | None:
+    return None if value is None else _text(value)

@@ -1,0 +1,1 @@
+"""Binlogs from a live server: the replication protocol, the fetch into a spool, --follow."""

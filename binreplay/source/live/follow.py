@@ -1,0 +1,221 @@
+"""`replay --source-host`: replay binlogs streamed from a live server (a survivor, or a binlog server).
+
+The stream is fetched into a local spool directory (fetch.py: byte-identical files, verified,
+resumable), and the spool is replayed by the ordinary file pipeline (replay.run_replay). With
+--follow the fetch runs on in a thread like a replica's IO thread, and every time complete
+transactions arrive another replay round applies them; each round resumes exactly from the
+target's checkpoint, so rounds (and reruns after SIGINT/SIGTERM) never skip or repeat one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from binreplay.source.backup_meta import read_backup_coordinates
+from binreplay.source.selection import parse_datetime
+from binreplay.errors import BadInputError, Interrupted, UsageError
+from binreplay.source.live.fetch import (FetchOptions, Fetcher, FetchStats, check_fetch_options, fetch_until_signalled,
+                             random_server_id)
+from binreplay.report.progress import Reporter, Summary
+from binreplay.run.coordinator import ReplayOptions, run_replay
+from binreplay.source.live.spool import spool_files
+from binreplay.server.connection import TargetConfig
+
+ROUND_INTERVAL_S = 1.0   # with --follow, at most one replay round a second: rounds batch what arrived
+SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it waits
+
+
+@dataclass
+class LiveSource:
+    source: TargetConfig
+    start_file: str | None = None       # --source-binlog
+    spool_dir: Path | None = None
+    follow: bool = False
+    server_id: int | None = None
+    heartbeat_s: float = 5.0
+
+
+def default_spool_dir(source: TargetConfig) -> Path:
+    """Deterministic, so rerunning the same command finds (and resumes) the same spool."""
+    where = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.resolved().where).strip("_")
+    return Path.cwd() / "binreplay-spool" / where
+
+
+def _fetch_options(opts: ReplayOptions, live: LiveSource, spool: Path) -> tuple[FetchOptions, int]:
+    if opts.binlogs:
+        raise UsageError("give binlog files or --source-host, not both")
+    if live.follow and opts.stop_position is not None:
+        raise UsageError("--stop-position names a position in the last file, which --follow never reaches; "
+                         "use --stop-datetime or --stop-gtid")
+    if live.follow and opts.dry_run:
+        raise UsageError("--dry-run and --follow exclude each other")
+    start_file, start_gtid, exclude = live.start_file, opts.start_gtid, opts.exclude_gtids
+    start_pos = opts.start_position or 4
+    if opts.from_backup is not None:
+        if start_file:
+            raise UsageError("--from-backup gives the start point; do not combine it with --source-binlog")
+        coords = read_backup_coordinates(opts.from_backup)
+        start_file = coords.binlog_file if coords.binlog_file and coords.position else None
+        start_pos = coords.position or 4
+        if start_file is None:
+            start_gtid, exclude = coords.mariadb_gtid, coords.mysql_gtid_executed
+            if not (start_gtid or exclude):
+                raise BadInputError(f"{opts.from_backup}: no usable start coordinates in it")
+    if start_file is None and not (start_gtid or exclude):
+        raise UsageError("with --source-host, give where to start: --source-binlog NAME [--start-position N], "
+                         "--from-backup, or --start-gtid / --exclude-gtids")
+    if start_file and (start_gtid or exclude):
+        start_gtid = exclude = None   # the file starts the fetch; the replay still skips by GTID
+    fetch = FetchOptions(
+        source=live.source, out=spool, start_file=start_file, start_gtid=start_gtid, exclude_gtids=exclude,
+        follow=live.follow, server_id=live.server_id or random_server_id(), heartbeat_s=live.heartbeat_s,
+        stop_datetime=parse_datetime(opts.stop_datetime, "--stop-datetime") if opts.stop_datetime else None,
+        stop_gtid=opts.stop_gtid)
+    check_fetch_options(fetch)
+    return fetch, start_pos
+
+
+def run_live_replay(opts: ReplayOptions, live: LiveSource, reporter: Reporter) -> tuple[Summary, FetchStats]:
+    spool = live.spool_dir or default_spool_dir(live.source)
+    fetch, start_pos = _fetch_options(opts, live, spool)
+    if not live.follow:
+        stats = fetch_until_signalled(fetch)   # SIGINT/SIGTERM: the files stay whole, exit 130
+        summary = run_replay(_on_spool(opts, spool, stats), reporter)
+        summary.stop_reason = summary.stop_reason or stats.stop_reason
+        return summary, stats
+    return _Follow(opts, fetch, start_pos, spool, reporter).run()
+
+
+def _on_spool(opts: ReplayOptions, spool: Path, stats: FetchStats, **changes) -> ReplayOptions:
+    if not stats.files:
+        raise BadInputError("nothing was fetched from the source")
+    files = spool_files(spool, stats.files[0])
+    return dataclasses.replace(opts, binlogs=files, **changes)
+
+
+class _Follow:
+    """A fetch thread streaming like a replica, and replay rounds on the main thread."""
+
+    def __init__(self, opts: ReplayOptions, fetch: FetchOptions, start_pos: int, spool: Path,
+                 reporter: Reporter) -> None:
+        self.opts = opts
+        self.start = (fetch.start_file, start_pos)
+        self.fetcher = Fetcher(fetch, on_commit=self._arrived)
+        self.spool = spool
+        self.reporter = reporter
+        self.total = Summary()
+        self._new = threading.Event()
+        self._signal: int | None = None
+        self._error: BaseException | None = None
+        # A stop GTID is only known to be in the files once the fetch reached it: until then a round
+        # could not tell "not yet" from "never", so rounds wait for the fetch to end.
+        self._rounds_wait_for_end = opts.stop_gtid is not None
+
+    def _arrived(self, _stats: FetchStats) -> None:
+        self._new.set()
+
+    def _fetch(self) -> None:
+        try:
+            self.fetcher.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self._error = exc
+        finally:
+            self._new.set()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        # Only a flag: the handler runs on the main thread, possibly inside `_new.wait()` holding the
+        # Event's lock, so `_new.set()` here could deadlock. The loop below polls for it instead.
+        self._signal = signum
+
+    def run(self) -> tuple[Summary, FetchStats]:
+        thread = threading.Thread(target=self._fetch, name="binreplay-fetch", daemon=True)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        t0 = time.monotonic()
+        first = True
+        try:
+            thread.start()
+            while True:
+                self._new.wait(timeout=SIGNAL_POLL_S)
+                self._raise_if_stopped()
+                fetching = thread.is_alive()
+                if not self._new.is_set() or (fetching and self._rounds_wait_for_end):
+                    continue
+                self._new.clear()
+                if self._past_start():
+                    summary = self._round(first)
+                    first = False
+                    if summary.stop_reason is not None:
+                        self.total.stop_reason = summary.stop_reason
+                        break
+                if not fetching:
+                    self._raise_if_stopped()
+                    self.total.stop_reason = self.total.stop_reason or self.fetcher.stats.stop_reason
+                    break
+                time.sleep(ROUND_INTERVAL_S)
+            self.total.outcome = "complete"
+        except Interrupted:
+            self.total.outcome = "interrupted"
+            raise
+        finally:
+            self.fetcher.stop()
+            thread.join(timeout=30)
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            self.total.elapsed_s = time.monotonic() - t0
+        return self.total, self.fetcher.stats
+
+    def _past_start(self) -> bool:
+        """A round needs the spool to reach the start position (else it is not a valid start yet)."""
+        at = self.fetcher.stats.position
+        return at is not None and (at[0] != self.start[0] or at[1] >= self.start[1])
+
+    def _raise_if_stopped(self) -> None:
+        if self._signal is not None:
+            raise Interrupted(f"interrupted by signal {self._signal}; rerun the same command to resume")
+        if self._error is not None:
+            raise self._error
+
+    def _round(self, first: bool) -> Summary:
+        opts = _on_spool(self.opts, self.spool, self.fetcher.stats, preflight=self.opts.preflight and first)
+        summary = run_replay(opts, _RoundReporter(self.reporter, first))
+        t = self.total
+        t.applied += summary.applied
+        t.ddl += summary.ddl
+        t.row_events += summary.row_events
+        t.skipped = summary.skipped
+        t.already_applied = t.already_applied or summary.already_applied
+        t.last_applied = summary.last_applied or t.last_applied
+        t.last_gtid = summary.last_gtid or t.last_gtid
+        t.run_id = summary.run_id
+        t.warnings.extend(summary.warnings)
+        t.resumed_from = t.resumed_from or summary.resumed_from
+        return summary
+
+
+class _RoundReporter(Reporter):
+    """Passes one follow round's progress on; says "resuming" only once, not every round."""
+
+    def __init__(self, inner: Reporter, first: bool) -> None:
+        super().__init__(inner.stream)
+        self.inner = inner
+        self.first = first
+
+    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+        if self.first:
+            self.inner.start(total_bytes, total_transactions)
+
+    def update(self, summary: Summary, position: str) -> None:
+        self.inner.update(summary, position)
+
+    def fail(self, summary: Summary) -> None:
+        self.inner.fail(summary)
+
+    def warn(self, message: str, summary: Summary | None = None) -> None:
+        if self.first or not message.startswith("resuming run"):
+            self.inner.warn(message, summary)

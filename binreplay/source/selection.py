@@ -1,0 +1,119 @@
+"""Where a replay starts and stops (point-in-time recovery), with mysqlbinlog's meanings.
+
+Positions and times are compared per transaction, so a replay never starts or stops in
+the middle of one: a transaction is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+
+from binreplay.errors import BadInputError, UsageError
+from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet
+from binreplay.model import MariadbGtid, MysqlGtid, Transaction
+
+
+class Verdict(enum.Enum):
+    APPLY = "apply"
+    SKIP = "skip"      # outside the selection for good (before the start, excluded GTID)
+    DEFER = "defer"    # beyond a stop GTID of its domain: a later run with a later stop may apply it
+    STOP = "stop"      # this and everything after it is beyond the stop point
+
+
+def parse_datetime(text: str, flag: str) -> int:
+    """'YYYY-MM-DD HH:MM:SS' in the local time zone (as mysqlbinlog reads it), or ISO 8601 with an offset."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{flag}: cannot parse {text!r} (expected 'YYYY-MM-DD HH:MM:SS')") from None
+    return int(value.timestamp())  # naive values are local time, like mysqlbinlog
+
+
+@dataclass
+class Bounds:
+    start_file_index: int = 0
+    start_position: int | None = None
+    stop_file_index: int | None = None      # the last file (where --stop-position applies)
+    stop_position: int | None = None
+    start_datetime: int | None = None
+    stop_datetime: int | None = None
+    mariadb: MariadbGtidBounds | None = None
+    include_gtids: MysqlGtidSet | None = None
+    exclude_gtids: MysqlGtidSet | None = None
+
+
+@dataclass
+class Selector:
+    """Decides, transaction by transaction, what a replay applies."""
+
+    bounds: Bounds
+    stop_reason: str | None = None
+    _reached_domains: set[int] = field(default_factory=set)
+
+    def verdict(self, trx: Transaction) -> Verdict:
+        b = self.bounds
+        if self.stop_reason is not None:
+            return Verdict.STOP
+        if b.stop_position is not None and trx.file_index == b.stop_file_index and trx.end_pos > b.stop_position:
+            if trx.start_pos < b.stop_position:
+                self.stop_reason = (f"--stop-position {b.stop_position} falls inside the transaction at {trx.start}"
+                                    f"-{trx.end_pos}; it was not applied")
+            else:
+                self.stop_reason = f"reached --stop-position {b.stop_position}"
+            return Verdict.STOP
+        if b.stop_datetime is not None and trx.timestamp >= b.stop_datetime:
+            self.stop_reason = f"reached --stop-datetime (transaction at {trx.start} is at or after it)"
+            return Verdict.STOP
+        if b.start_datetime is not None and trx.timestamp < b.start_datetime:
+            return Verdict.SKIP
+        g = trx.gtid
+        if b.mariadb is not None and isinstance(g, MariadbGtid):
+            if b.mariadb.is_before_start(g):
+                return self._after_mariadb(Verdict.SKIP)
+            if b.mariadb.is_after_stop(g):
+                return self._after_mariadb(Verdict.DEFER)
+            if b.mariadb.stop_reached(g):
+                self._reached_domains.add(g.domain_id)
+            return Verdict.APPLY
+        if isinstance(g, MysqlGtid):
+            if b.include_gtids is not None and g not in b.include_gtids:
+                return Verdict.SKIP
+            if b.exclude_gtids is not None and g in b.exclude_gtids:
+                return Verdict.SKIP
+        return Verdict.APPLY
+
+    def _after_mariadb(self, verdict: Verdict) -> Verdict:
+        assert self.bounds.mariadb is not None
+        if self.bounds.mariadb.all_stops_reached(self._reached_domains):
+            self.stop_reason = "reached --stop-gtid in every domain it names"
+            return Verdict.STOP
+        return verdict
+
+    def after_applied(self) -> None:
+        """Called after each applied transaction: stop as soon as every stop GTID is reached."""
+        m = self.bounds.mariadb
+        if m is not None and m.all_stops_reached(self._reached_domains) and self.stop_reason is None:
+            self.stop_reason = "reached --stop-gtid in every domain it names"
+
+    def problems_at_end(self) -> list[str]:
+        """Stop points the binlogs never reached: the replay cannot claim to be complete."""
+        out = []
+        if self.stop_reason is None:
+            b = self.bounds
+            if b.mariadb is not None and b.mariadb.has_stop:
+                missing = b.mariadb.unreached_stops(self._reached_domains)
+                if missing:
+                    out.append("stop GTID " + ",".join(map(str, missing)) + " is not in the binlogs given")
+        return out
+
+
+def validate(b: Bounds) -> None:
+    if b.start_datetime is not None and b.stop_datetime is not None and b.stop_datetime <= b.start_datetime:
+        raise UsageError("--stop-datetime must be after --start-datetime")
+    if (b.start_position is not None and b.stop_position is not None and b.stop_file_index == b.start_file_index
+            and b.stop_position <= b.start_position):
+        raise UsageError(f"--stop-position {b.stop_position} is not after --start-position {b.start_position}")
+    if b.start_position is not None and b.start_position < 4:
+        raise BadInputError(f"--start-position {b.start_position} is before the first event (4)")

@@ -1,0 +1,1 @@
+"""Progress kept in the target: the progress tables, the low-water mark, the control session."""

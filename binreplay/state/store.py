@@ -1,0 +1,310 @@
+"""Checkpointing: progress records that live in the target, written with the data they describe.
+
+Tables (in a dedicated schema, `binreplay` unless --progress-schema says otherwise):
+
+runs        one row per replay run: its fingerprint (what it was asked to replay), the
+            binlog file list that gives file_index its meaning, and its state.
+applied     one row per applied source transaction, INSERTed inside the very target
+            transaction that applies it. Its primary key makes a double apply fail loudly.
+checkpoint  the low-water mark: every transaction at or before it is applied. New rows are
+            inserted (never updated in place) and older rows and the applied rows below the
+            mark are pruned in the same transaction.
+ddl_journal intent and completion of non-transactional statements (DDL), which cannot carry
+            their progress row atomically; resume compares the schema to decide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+
+import pymysql
+
+from binreplay.devtools.faults import crash_point
+from binreplay.errors import StateConflictError
+from binreplay.model import BinlogPosition, Transaction
+from binreplay.apply.statements import quote_ident, quote_string
+from binreplay.server.connection import check_privilege
+
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+def _schema_ddl(schema: str) -> list[str]:
+    s = quote_ident(schema)
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {s}",
+        f"""CREATE TABLE IF NOT EXISTS {s}.runs (
+            run_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            fingerprint CHAR(64) NOT NULL,
+            arguments LONGTEXT NOT NULL,
+            binlog_files LONGTEXT NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            finished_at TIMESTAMP(6) NULL,
+            host VARCHAR(255) NOT NULL DEFAULT '',
+            pid INT UNSIGNED NOT NULL DEFAULT 0,
+            last_error TEXT NULL
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.applied (
+            run_id BIGINT UNSIGNED NOT NULL,
+            file_index INT UNSIGNED NOT NULL,
+            end_pos BIGINT UNSIGNED NOT NULL,
+            binlog_file VARCHAR(255) NOT NULL,
+            start_pos BIGINT UNSIGNED NOT NULL,
+            gtid VARCHAR(160) NULL,
+            applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (run_id, file_index, end_pos)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.checkpoint (
+            run_id BIGINT UNSIGNED NOT NULL,
+            file_index INT UNSIGNED NOT NULL,
+            pos BIGINT UNSIGNED NOT NULL,
+            binlog_file VARCHAR(255) NOT NULL,
+            transactions BIGINT UNSIGNED NOT NULL,
+            written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (run_id, file_index, pos)
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.ddl_journal (
+            run_id BIGINT UNSIGNED NOT NULL,
+            file_index INT UNSIGNED NOT NULL,
+            end_pos BIGINT UNSIGNED NOT NULL,
+            binlog_file VARCHAR(255) NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            schema_before CHAR(40) NOT NULL,
+            statement LONGBLOB NOT NULL,
+            started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+            PRIMARY KEY (run_id, file_index, end_pos)
+        ) ENGINE=InnoDB""",
+    ]
+
+
+@dataclass
+class ResumeState:
+    run_id: int
+    resumed: bool
+    low_water: BinlogPosition | None                  # None: nothing applied yet, start at the run's start
+    applied_above: set[tuple[int, int]] = field(default_factory=set)   # (file_index, end_pos)
+    transactions_before: int = 0
+
+
+@dataclass
+class DdlIntent:
+    file_index: int
+    end_pos: int
+    schema_before: str
+
+
+class ProgressStore:
+    """The control connection's view of the progress tables (one per replay process)."""
+
+    def __init__(self, conn: pymysql.connections.Connection, schema: str = "binreplay") -> None:
+        self.conn = conn
+        self.schema = schema
+        self.q = quote_ident(schema)
+        self.run_id: int | None = None
+        self.lock_name = f"binreplay:{schema}"[:64]
+
+    def on_connection(self, conn: pymysql.connections.Connection) -> "ProgressStore":
+        """The same store, used through another connection (each thread needs its own)."""
+        other = ProgressStore(conn, self.schema)
+        other.run_id = self.run_id
+        return other
+
+    # -- setup ---------------------------------------------------------------
+
+    def _exec(self, sql: str, args: tuple | None = None) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def ensure_schema(self) -> None:
+        for ddl in _schema_ddl(self.schema):
+            check_privilege(self.conn, ddl, f"CREATE on {self.q}.* (for the progress tables)")
+        check_privilege(self.conn, f"SELECT run_id FROM {self.q}.runs LIMIT 0",
+                        f"SELECT, INSERT, UPDATE, DELETE on {self.q}.*")
+        self.prepare_session()
+
+    def prepare_session(self) -> None:
+        # Pruning must not take gap locks that would block the workers' inserts.
+        self._exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    def lock_holder(self) -> int | None:
+        """The connection id holding the run's lock, if any."""
+        holder = self._exec("SELECT IS_USED_LOCK(%s)", (self.lock_name,))[0][0]
+        return int(holder) if holder is not None else None
+
+    def lock(self, wait_s: float = 0) -> None:
+        """Only one binreplay may replay into a target at a time."""
+        got = self._exec("SELECT GET_LOCK(%s, %s)", (self.lock_name, wait_s))[0][0]
+        if got != 1:
+            raise StateConflictError(f"another binreplay process is replaying into this target "
+                                     f"(lock {self.lock_name!r} is held)")
+
+    # -- runs ----------------------------------------------------------------
+
+    def begin_run(self, fingerprint: str, arguments: dict, files: list[str], *, restart: bool) -> ResumeState:
+        rows = self._exec(f"SELECT run_id, fingerprint, binlog_files, state, arguments FROM {self.q}.runs "
+                          "WHERE state <> 'abandoned' ORDER BY run_id DESC LIMIT 1")
+        if rows and restart:
+            self._exec(f"UPDATE {self.q}.runs SET state='abandoned', updated_at=NOW(6) WHERE run_id=%s", (rows[0][0],))
+            rows = []
+        if rows:
+            run_id, old_fp, old_files_json, state, old_args = rows[0]
+            old_files = json.loads(old_files_json)
+            if old_fp != fingerprint or files[:len(old_files)] != old_files:
+                raise StateConflictError(
+                    f"the target holds progress of a different replay (run {run_id}, {state}: "
+                    f"{_summarize(json.loads(old_args))}); rerun with the same arguments to resume it, "
+                    "or pass --restart to start over from the given start point")
+            self.run_id = int(run_id)
+            self._exec(f"UPDATE {self.q}.runs SET state='running', binlog_files=%s, host=%s, pid=%s, "
+                       "updated_at=NOW(6), finished_at=NULL, last_error=NULL WHERE run_id=%s",
+                       (json.dumps(files), socket.gethostname(), os.getpid(), self.run_id))
+            return self._resume_state(resumed=True)
+        self._exec(f"INSERT INTO {self.q}.runs (fingerprint, arguments, binlog_files, state, host, pid) "
+                   "VALUES (%s, %s, %s, 'running', %s, %s)",
+                   (fingerprint, json.dumps(arguments, sort_keys=True), json.dumps(files),
+                    socket.gethostname(), os.getpid()))
+        self.run_id = int(self._exec("SELECT LAST_INSERT_ID()")[0][0])
+        return ResumeState(self.run_id, resumed=False, low_water=None)
+
+    def _resume_state(self, resumed: bool) -> ResumeState:
+        assert self.run_id is not None
+        mark = self._exec(f"SELECT file_index, binlog_file, pos, transactions FROM {self.q}.checkpoint "
+                          "WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1", (self.run_id,))
+        low = BinlogPosition(int(mark[0][0]), str(mark[0][1]), int(mark[0][2])) if mark else None
+        before = int(mark[0][3]) if mark else 0
+        if low is None:
+            applied = self._exec(f"SELECT file_index, end_pos FROM {self.q}.applied WHERE run_id=%s", (self.run_id,))
+        else:
+            applied = self._exec(
+                f"SELECT file_index, end_pos FROM {self.q}.applied WHERE run_id=%s AND "
+                "(file_index > %s OR (file_index = %s AND end_pos > %s))",
+                (self.run_id, low.file_index, low.file_index, low.pos))
+        return ResumeState(self.run_id, resumed, low, {(int(a), int(b)) for a, b in applied}, before)
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        if self.run_id is None:
+            return
+        self._exec(f"UPDATE {self.q}.runs SET state=%s, last_error=%s, updated_at=NOW(6), "
+                   "finished_at=IF(%s='complete', NOW(6), NULL) WHERE run_id=%s",
+                   (state, error, state, self.run_id))
+
+    # -- per transaction -----------------------------------------------------
+
+    def applied_insert(self, trxs: list[Transaction]) -> bytes:
+        """The INSERT a worker runs inside the transaction that applies `trxs`."""
+        assert self.run_id is not None
+        values = ",".join(
+            f"({self.run_id},{t.file_index},{t.end_pos},{quote_string(t.file)},{t.start_pos},"
+            f"{quote_string(str(t.gtid)) if t.gtid is not None else 'NULL'})" for t in trxs)
+        return (f"INSERT INTO {self.q}.applied (run_id, file_index, end_pos, binlog_file, start_pos, gtid) "
+                f"VALUES {values}").encode()
+
+    def advance(self, mark: BinlogPosition, transactions: int) -> None:
+        """Move the low-water mark forward and prune what it makes redundant, atomically."""
+        assert self.run_id is not None
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT IGNORE INTO {self.q}.checkpoint (run_id, file_index, pos, binlog_file, transactions) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (self.run_id, mark.file_index, mark.pos, mark.file, transactions))
+            cur.execute(f"DELETE FROM {self.q}.checkpoint WHERE run_id=%s AND "
+                        "(file_index < %s OR (file_index = %s AND pos < %s))",
+                        (self.run_id, mark.file_index, mark.file_index, mark.pos))
+            cur.execute(f"DELETE FROM {self.q}.applied WHERE run_id=%s AND "
+                        "(file_index < %s OR (file_index = %s AND end_pos <= %s))",
+                        (self.run_id, mark.file_index, mark.file_index, mark.pos))
+            cur.execute(f"DELETE FROM {self.q}.ddl_journal WHERE run_id=%s AND "
+                        "(file_index < %s OR (file_index = %s AND end_pos <= %s))",
+                        (self.run_id, mark.file_index, mark.file_index, mark.pos))
+            cur.execute(f"UPDATE {self.q}.runs SET updated_at=NOW(6) WHERE run_id=%s", (self.run_id,))
+            crash_point("checkpoint")
+            cur.execute("COMMIT")
+
+    # -- non-transactional statements ------------------------------------------
+
+    def schema_fingerprint(self) -> str:
+        """A digest of every user table's definition, to tell whether a DDL took effect."""
+        excluded = ",".join(quote_string(s) for s in SYSTEM_SCHEMAS + (self.schema,))
+        row = self._exec(
+            "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ("
+            " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
+            f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
+            " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
+            "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,'')) FROM information_schema.COLUMNS"
+            f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
+            " UNION ALL SELECT CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
+            f"  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN ({excluded})"
+            " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
+            f"  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({excluded})"
+            " UNION ALL SELECT CONCAT_WS('|','r',ROUTINE_SCHEMA,ROUTINE_NAME,ROUTINE_TYPE,MD5(ROUTINE_DEFINITION))"
+            f"  FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN ({excluded})"
+            " UNION ALL SELECT CONCAT_WS('|','g',TRIGGER_SCHEMA,TRIGGER_NAME,MD5(ACTION_STATEMENT))"
+            f"  FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN ({excluded})"
+            ") s")
+        return "-".join(str(int(v)) for v in row[0])[:40]
+
+    def ddl_started(self, trx: Transaction, statement: bytes, schema_before: str) -> None:
+        self._exec(f"REPLACE INTO {self.q}.ddl_journal (run_id, file_index, end_pos, binlog_file, state, "
+                   "schema_before, statement) VALUES (%s, %s, %s, %s, 'started', %s, %s)",
+                   (self.run_id, trx.file_index, trx.end_pos, trx.file, schema_before, statement))
+
+    def ddl_done(self, trx: Transaction) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(self.applied_insert([trx]))
+            cur.execute(f"UPDATE {self.q}.ddl_journal SET state='done' WHERE run_id=%s AND file_index=%s "
+                        "AND end_pos=%s", (self.run_id, trx.file_index, trx.end_pos))
+            cur.execute("COMMIT")
+
+    def ddl_intent(self, trx: Transaction) -> DdlIntent | None:
+        """A DDL of this transaction that was started by an earlier process and not recorded as done."""
+        rows = self._exec(f"SELECT schema_before FROM {self.q}.ddl_journal WHERE run_id=%s AND file_index=%s "
+                          "AND end_pos=%s AND state='started'", (self.run_id, trx.file_index, trx.end_pos))
+        return DdlIntent(trx.file_index, trx.end_pos, rows[0][0]) if rows else None
+
+
+def _summarize(args: dict) -> str:
+    files = args.get("binlog_files") or []
+    parts = [f"{len(files)} file(s) from {files[0]}" if files else "no files"]
+    for key in ("start_position", "start_datetime", "start_gtid", "exclude_gtids", "include_gtids", "from_backup"):
+        if args.get(key):
+            parts.append(f"{key}={args[key]}")
+    return ", ".join(parts)
+
+
+class PositionTracker:
+    """The low-water mark: the end of the longest prefix of transactions that are done.
+
+    Every transaction the reader produced is added in order, done at once when it is
+    skipped, when its worker commits it otherwise. A held transaction (beyond a stop
+    GTID: a later run may still apply it) is never done, so the mark cannot pass it.
+    Not thread-safe: the worker pool calls it under its lock.
+    """
+
+    def __init__(self, start: BinlogPosition | None) -> None:
+        self._entries: dict[int, list] = {}     # seq -> [end position, done]
+        self.position = start
+        self.count = 0
+
+    def add(self, seq: int, end: BinlogPosition, *, done: bool, hold: bool = False) -> None:
+        self._entries[seq] = [end, done and not hold]
+        self._advance()
+
+    def done(self, seq: int) -> None:
+        self._entries[seq][1] = True
+        self._advance()
+
+    def _advance(self) -> None:
+        while self._entries:
+            seq = next(iter(self._entries))
+            end, finished = self._entries[seq]
+            if not finished:
+                return
+            del self._entries[seq]
+            self.position = end
+            self.count += 1
