@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
 from faultlab import ReliabilityLog
 from helpers import ServerBaseline, capture_baseline, reset_server
+
+from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from __future__ import annotations
 # charsets it guesses, JSON keys as bytes) that would then need re-encoding as SQL. binreplay
 # instead walks the raw row images itself (binlog/rows.py, binlog/table_meta.py) and renders
 # each value's bytes straight to an exact SQL literal (row_values.py, mysql_json.py); the
-# library's known wrong cases are pinned in tests/test_sql_apply.py.
+# library's known wrong cases are pinned in tests/integration/test_sql_apply.py.
 
 
 # --- streaming events from a live server over the replication protocol (used by --source-host, fetch) ---

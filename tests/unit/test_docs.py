@@ -1,0 +1,140 @@
+"""The docs say what `--help` says: flags, exit codes and every command line shown in them (no server)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from binreplay.cli.main import main
+from binreplay.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+_SHELL_SEPARATORS = {"|", "||", "&&", ";", "&", ">", ">>", "2>", "2>>", "<", "$(", "(", ")", "then", "do"}
+_COMMAND_NAME = re.compile(r"[a-z][a-z-]*")
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("gen_flags_doc", ROOT / "tools" / "gen_flags_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_flags_doc = _load_generator()
+
+
+def commands() -> dict[str, click.Command]:
+    """'replay', 'sandbox start', ... -> the click command."""
+    root = click.Context(main, info_name="binreplay")
+    return {ctx.command_path.removeprefix("binreplay "): cmd for cmd, ctx in gen_flags_doc.walk(main, root)}
+
+
+def flags_of(cmd: click.Command) -> set[str]:
+    names = {"--help"}
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            names.update(param.opts)
+            names.update(param.secondary_opts)
+    return names
+
+
+def test_flags_doc_is_generated_from_the_commands() -> None:
+    assert (DOCS / "flags.md").read_text() == gen_flags_doc.render(), \
+        "docs/flags.md is out of date: run python tools/gen_flags_doc.py"
+
+
+def test_every_option_is_in_the_flags_doc_with_its_help() -> None:
+    text = (DOCS / "flags.md").read_text()
+    root = click.Context(main, info_name="binreplay")
+    for cmd, ctx in gen_flags_doc.walk(main, root):
+        section = text.split(f"## `{ctx.command_path}`\n", 1)[1].split("\n## ", 1)[0]
+        for param in cmd.params:
+            if not isinstance(param, click.Option) or param.hidden:
+                continue
+            for opt in param.opts + param.secondary_opts:
+                assert opt in section, f"{ctx.command_path}: {opt} missing from docs/flags.md"
+            if param.help:
+                assert " ".join(param.help.split()).replace("|", "\\|") in section, \
+                    f"{ctx.command_path} {param.opts[-1]}: help text differs in docs/flags.md"
+
+
+def _exit_code_rows(markdown: str) -> set[int]:
+    return {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", markdown, flags=re.MULTILINE)}
+
+
+@pytest.mark.parametrize("doc", ["docs/exit-codes.md", "README.md"])
+def test_every_exit_code_is_documented(doc: str) -> None:
+    documented = _exit_code_rows((ROOT / doc).read_text())
+    missing = sorted(int(c) for c in ExitCode if int(c) not in documented)
+    assert not missing, f"{doc}: exit codes {missing} missing from its table"
+    assert documented <= {int(c) for c in ExitCode}, f"{doc} documents codes ExitCode does not have"
+
+
+def code_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+def command_lines(block: str) -> list[list[str]]:
+    """Each `binreplay ...` invocation in a shell block: its words, continuation lines joined.
+
+    An invocation starts a line (after an optional `$ ` prompt) or follows a shell separator;
+    mentions inside output lines ("stop:   binreplay sandbox stop ...", "binreplay status: the last
+    run ...") are not invocations."""
+    joined = re.sub(r"\\\n", " ", block)
+    found = []
+    for line in joined.splitlines():
+        words = line.replace(";", " ; ").split()
+        if words[:1] == ["$"]:
+            words = words[1:]
+        for i, word in enumerate(words):
+            output_line = i + 1 < len(words) and words[i + 1].endswith(":")
+            if word == "binreplay" and (i == 0 or words[i - 1] in _SHELL_SEPARATORS) and not output_line:
+                found.append(words[i + 1:])
+    return found
+
+
+def check_invocation(words: list[str], known: dict[str, click.Command]) -> str | None:
+    """None if the words name a real command and only its real flags; else what is wrong."""
+    if not words or not _COMMAND_NAME.fullmatch(words[0]):
+        return f"no command in: binreplay {' '.join(words)}"
+    name = words[0]
+    if name not in known and len(words) > 1 and f"{name} {words[1]}" in known:
+        name = f"{name} {words[1]}"
+    if name not in known:
+        return f"unknown command: binreplay {name}"
+    valid = flags_of(known[name])
+    for word in words[1:]:
+        if word in _SHELL_SEPARATORS or word.startswith("#"):  # the command (or its line) ends
+            break
+        if word.startswith("-") and word != "-" and not re.fullmatch(r"-\d+", word):
+            flag = word.split("=", 1)[0]
+            if flag not in valid:
+                return f"binreplay {name}: no flag {flag}"
+    return None
+
+
+@pytest.mark.parametrize("doc", ["docs/runbook.md", "README.md", "docs/exit-codes.md"])
+def test_commands_in_docs_use_real_flags(doc: str) -> None:
+    known = commands()
+    invocations = [w for block in code_blocks((ROOT / doc).read_text()) for w in command_lines(block)]
+    assert invocations, f"{doc} shows no binreplay command"
+    problems = [p for w in invocations if (p := check_invocation(w, known))]
+    assert not problems, f"{doc}:\n" + "\n".join(problems)
+
+
+def test_the_checker_catches_a_wrong_flag_and_a_wrong_command() -> None:
+    known = commands()
+    assert check_invocation(["replay", "f.index", "--stop-position", "5"], known) is None
+    assert check_invocation(["sandbox", "start", "x", "--no-log-bin"], known) is None
+    assert check_invocation(["replay", "f.index", "--stop-pos", "5"], known) == "binreplay replay: no flag --stop-pos"
+    assert check_invocation(["replayy", "f"], known) == "unknown command: binreplay replayy"
+    assert check_invocation(["status", "#", "then", "--nope"], known) is None  # a shell comment
+    assert command_lines("binreplay replay a \\\n    --dry-run | tee x\n  stop:   binreplay nope\n"
+                         "binreplay status: the last run did not finish\n") == \
+        [["replay", "a", "--dry-run", "|", "tee", "x"]]
