@@ -56,7 +56,7 @@ from binreplay.model import MariadbGtid  # noqa: E402
 from binreplay.report.progress import make_reporter  # noqa: E402
 from binreplay.source.reader import BinlogReader  # noqa: E402
 from binreplay.devtools.sandbox import Sandbox, create_sandbox  # noqa: E402
-from binreplay.server.connection import TargetConfig  # noqa: E402
+from binreplay.server.connection import ServerConfig  # noqa: E402
 
 import mariadb_parallel  # noqa: E402
 from workloads import BY_NAME, WORKLOADS, Workload  # noqa: E402
@@ -301,8 +301,8 @@ class Bench:
                     secs = mariadb_parallel.replay(t, files, coords.binlog_file, coords.position,
                                                    threads=m.threads, mode=m.mode)
                 else:
-                    from binreplay.run.coordinator import ReplayOptions, run_replay
-                    opts = ReplayOptions(binlogs=files, target=TargetConfig(socket=str(t.socket), user="root"),
+                    from binreplay.run import ReplayOptions, run_replay
+                    opts = ReplayOptions(binlogs=files, target=ServerConfig(socket=str(t.socket), user="root"),
                                          from_backup=ctx["backup"], workers=m.threads, dependency=m.mode)
                     t0 = time.monotonic()
                     summary = run_replay(opts, make_reporter("none"))

@@ -1,3 +1,3 @@
-from binreplay.cli.main import main
+from binreplay.cli import main
 
 main()

@@ -1,12 +1,24 @@
-"""Typed errors and the exit codes they map to.
+"""Every failure binreplay can meet, and the one place that classifies server errors.
 
-Every failure a user can cause or meet is one of these classes; the CLI turns
-it into a one-line message and the documented exit code (README "Exit codes").
+A failure a user can cause or meet is one of the `BinreplayError` classes below; the CLI turns it
+into one line on stderr and the class's documented exit code (docs/exit-codes.md). Anything else
+reaching the CLI is a bug: exit 1, with the traceback in the log.
+
+Errors from a MySQL/MariaDB server (pymysql exceptions) are classified here and nowhere else
+(`classify`), by their error number:
+
+    LOST       the session is gone (killed, timed out, server restarted): reconnect, then redo what
+               is safe to redo (a COMMIT's outcome is looked up, never guessed)
+    RETRY      a deadlock or a lock wait timeout: roll back and retry with backoff
+    PRIVILEGE  the user lacks a privilege: say which one
+    REFUSED    anything else: the statement was rejected
 """
 
 from __future__ import annotations
 
 import enum
+
+import pymysql
 
 
 class ExitCode(enum.IntEnum):
@@ -15,18 +27,27 @@ class ExitCode(enum.IntEnum):
     USAGE = 2             # bad flags or flag combination (click uses 2 as well)
     BAD_INPUT = 3         # binlog files or bounds are wrong (missing, corrupt, truncated, bad position)
     TARGET = 4            # target unreachable, authentication failed, or a statement failed
-    PRIVILEGE = 5         # the target user lacks a privilege binreplay needs
+    PRIVILEGE = 5         # a server user lacks a privilege binreplay needs
     STATE_CONFLICT = 6    # the target's progress records disagree with this run (use --restart)
     UNSUPPORTED = 7       # valid input that binreplay cannot apply exactly (yet)
     DIFFERENT = 8         # verify: the target's content differs from the reference server
     SCHEMA_MISMATCH = 9   # the target's tables do not match the binlog's (not restored from the right backup?)
+    SOURCE = 10           # the live source (--source-host, fetch) unreachable or lost for too long
     INTERRUPTED = 130     # stopped by a signal; rerun the same command to resume
 
 
 class BinreplayError(Exception):
-    """Base class: carries the exit code the CLI should use."""
+    """Base class: carries the exit code the CLI uses, and whether rerunning the same command
+    resumes. The CLI adds that advice to the error line (`advice`); messages never carry it."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    resumable: bool = False
+    advice_text = "rerun the same command to resume"
+
+    def __init__(self, message: str = "", *, resumable: bool | None = None) -> None:
+        super().__init__(message)
+        if resumable is not None:
+            self.resumable = resumable
 
 
 class UsageError(BinreplayError):
@@ -51,17 +72,21 @@ class PositionError(BadInputError):
 
 class TargetError(BinreplayError):
     exit_code = ExitCode.TARGET
+    resumable = True
+    advice_text = "what was applied is recorded: rerun the same command to resume"
 
 
 class PrivilegeError(TargetError):
     exit_code = ExitCode.PRIVILEGE
+    resumable = False
 
 
 class SourceError(BinreplayError):
-    """The live source (--source-host, fetch) is unreachable or was lost for too long: like the
-    target, exit 4, and rerunning resumes."""
+    """The live source (--source-host, fetch) is unreachable or was lost for too long; rerunning resumes."""
 
-    exit_code = ExitCode.TARGET
+    exit_code = ExitCode.SOURCE
+    resumable = True
+    advice_text = "rerun the same command to resume (what was fetched is kept)"
 
 
 class StateConflictError(BinreplayError):
@@ -82,3 +107,83 @@ class SchemaMismatchError(BinreplayError):
 
 class Interrupted(BinreplayError):
     exit_code = ExitCode.INTERRUPTED
+    resumable = True
+
+
+def server_error(role: str) -> type[BinreplayError]:
+    """The error class for a failure of the server in `role` ("target", "source", "reference")."""
+    return SourceError if role == "source" else TargetError
+
+
+# --- server errors --------------------------------------------------------------------------
+
+class Fault(enum.Enum):
+    LOST = "lost"
+    RETRY = "retry"
+    PRIVILEGE = "privilege"
+    REFUSED = "refused"
+
+
+ER_ACCESS_DENIED = 1045                 # wrong user or password
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+ER_SOURCE_CANNOT_SERVE = 1236           # a binlog dump asked for a purged or unknown file/position
+_LOST = frozenset({
+    2006, 2013, 2055,                   # client: server gone away, lost during query, lost (TLS)
+    1053,                               # the server is shutting down
+    1927,                               # MariaDB: connection killed
+    1158, 1159, 1160, 1161,             # network read/write error or timeout (replication stream)
+})
+_RETRY = frozenset({ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK})
+_PRIVILEGE = frozenset({1044, 1045, 1142, 1227})   # db / user / table / specific access denied
+# ER_ERROR_ON_WRITE, ER_GET_ERRNO (errno 28 = ENOSPC in the text), ER_DISK_FULL, ER_RECORD_FILE_FULL
+_NO_SPACE = frozenset({3, 1030, 1021, 1114})
+CANNOT_CONNECT = frozenset({2002, 2003, 2005})
+
+
+def error_code(exc: BaseException) -> int:
+    """The server (or client library) error number of `exc`, 0 if it has none."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+def classify(exc: BaseException) -> Fault:
+    if isinstance(exc, pymysql.err.InterfaceError):   # used after the socket was closed
+        return Fault.LOST
+    return classify_code(error_code(exc))
+
+
+def classify_code(code: int) -> Fault:
+    if code in _LOST:
+        return Fault.LOST
+    if code in _RETRY:
+        return Fault.RETRY
+    if code in _PRIVILEGE:
+        return Fault.PRIVILEGE
+    return Fault.REFUSED
+
+
+def connection_lost(exc: BaseException) -> bool:
+    return classify(exc) is Fault.LOST
+
+
+def first_line(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    msg = args[1] if len(args) > 1 else str(exc)
+    return str(msg).splitlines()[0] if msg else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a server error: its number and first line, and what a full disk means."""
+    args = getattr(exc, "args", ())
+    if len(args) > 1:
+        text = f"error {args[0]}: {first_line(exc)}"
+        if args[0] in _NO_SPACE and (args[0] in (1021, 1114) or "28" in str(args[1])):
+            text += " (the target is out of disk space: free some, then rerun the same command to resume)"
+        return text
+    return first_line(exc)
+
+
+def advice(exc: BinreplayError) -> str:
+    """What the error line ends with: how to go on."""
+    return f"; {exc.advice_text}" if exc.resumable else ""

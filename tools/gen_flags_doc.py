@@ -62,7 +62,7 @@ def render_command(cmd: click.Command, ctx: click.Context) -> str:
 
 def render(main: click.Group | None = None) -> str:
     if main is None:
-        from binreplay.cli.main import main as cli_main
+        from binreplay.cli import main as cli_main
 
         main = cli_main
     root = click.Context(main, info_name="binreplay")

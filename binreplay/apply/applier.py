@@ -16,20 +16,15 @@ from typing import Callable
 import pymysql
 
 from binreplay.state.store import ProgressStore
-from binreplay.errors import TargetError
+from binreplay.errors import Fault, TargetError, classify, describe, error_code
 from binreplay.devtools.faults import crash_point
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.apply.row_checks import GUARD, RESET, RowCheck
-from binreplay.apply.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack, quote_string
-from binreplay.server.connection import (CONNECTION_LOST, ServerInfo, TargetConfig, connect, connection_lost,
-                              describe_sql_error, sql_error_code)
+from binreplay.apply.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack
+from binreplay.server.sql import quote_string
+from binreplay.server.connection import ServerConfig, ServerInfo, connect
 
 log = logging.getLogger(__name__)
-
-ER_LOCK_WAIT_TIMEOUT = 1205
-ER_LOCK_DEADLOCK = 1213
-RETRYABLE = (ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK)
-
 
 class _Retry(Exception):
     """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
@@ -48,7 +43,7 @@ class _Mismatch(Exception):
 
 
 class Applier:
-    def __init__(self, cfg: TargetConfig, store: ProgressStore, server: ServerInfo,
+    def __init__(self, cfg: ServerConfig, store: ProgressStore, server: ServerInfo,
                  collations: dict[int, tuple[str, str]], *, preserve_gtids: bool = False,
                  name: str = "worker-0", max_retries: int = 10, sql_apply=None) -> None:
         self.cfg = cfg
@@ -145,7 +140,7 @@ class Applier:
                 self.state.forget()
                 if attempt == self.max_retries:
                     raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
-                                      f"({exc.reason}); rerun the same command to resume") from None
+                                      f"({exc.reason})") from None
                 delay = min(0.05 * 2 ** attempt, 2.0)
                 log.info("%s: %s at %s; retrying in %.2fs", self.name, exc.reason, trxs[0].start, delay)
                 time.sleep(delay)
@@ -203,11 +198,11 @@ class Applier:
         try:
             return [part for trx in trxs for part in self.builder.body(trx)]
         except pymysql.err.MySQLError as exc:
-            if connection_lost(exc):
+            if classify(exc) is Fault.LOST:
                 self.close()
-                raise _Retry(f"lost the connection ({describe_sql_error(exc)})") from None
+                raise _Retry(f"lost the connection ({describe(exc)})") from None
             raise TargetError(f"the target failed while the transaction at {trxs[0].start} was prepared: "
-                              f"{describe_sql_error(exc)}") from None
+                              f"{describe(exc)}") from None
 
     def _apply_rolled_back(self, trx: Transaction) -> None:
         """The source rolled back but kept non-transactional changes: do the same, then record
@@ -259,21 +254,21 @@ class Applier:
                 self._rollback()
                 raise exc.check.error(exc.found) from None
             except pymysql.err.MySQLError as exc:
-                code = sql_error_code(exc)
-                if step.statement and step.expected_error and code == step.expected_error:
+                if step.statement and step.expected_error and error_code(exc) == step.expected_error:
                     continue  # the source got the same error and logged the statement anyway
-                if code in CONNECTION_LOST or isinstance(exc, pymysql.err.InterfaceError):
+                fault = classify(exc)
+                if fault is Fault.LOST:
                     self.close()
                     if commit and last and self._was_committed(first):
                         return
                     # Nothing of the group is committed: the server rolled it back.
-                    raise _Retry(f"lost the connection ({describe_sql_error(exc)})") from None
+                    raise _Retry(f"lost the connection ({describe(exc)})") from None
                 self._rollback()
-                if code in RETRYABLE and not any(t.kind is TrxKind.DDL for t in trxs):
-                    raise _Retry(describe_sql_error(exc)) from None
+                if fault is Fault.RETRY and not any(t.kind is TrxKind.DDL for t in trxs):
+                    raise _Retry(describe(exc)) from None
                 what = step.sql[:200].decode("utf-8", "replace").replace("\n", " ")
                 raise TargetError(f"the target rejected the transaction at {first.start} "
-                                  f"({first.gtid or 'no GTID'}): {describe_sql_error(exc)} [in: {what}]") from None
+                                  f"({first.gtid or 'no GTID'}): {describe(exc)} [in: {what}]") from None
             if step.statement and step.expected_error:
                 log.warning("%s: the statement at %s failed on the source with error %s but succeeded on the "
                             "target", self.name, first.start, step.expected_error)
@@ -299,4 +294,4 @@ class Applier:
             except TargetError:
                 time.sleep(0.5 * (attempt + 1))
         raise TargetError(f"lost the connection during COMMIT of the transaction at {trx.start} and could not "
-                          "reconnect to learn its outcome; rerun to resume (the progress table decides)")
+                          "reconnect to learn its outcome (a rerun lets the progress table decide)")

@@ -33,6 +33,7 @@ from typing import Callable
 
 from binreplay.binlog import json_diff
 from binreplay.binlog import constants as C
+from binreplay.binlog.boundaries import is_transaction_control
 from binreplay.binlog import rows as R
 from binreplay.binlog.header import event_body, post_header_len
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
@@ -41,7 +42,7 @@ from binreplay.errors import UnsupportedError, UsageError
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.apply.row_checks import RowCheck
 from binreplay.apply.sql_values import ColumnType, renderer
-from binreplay.apply.statements import quote_ident
+from binreplay.server.sql import quote_ident, text as _text
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +112,6 @@ def load_target_columns(conn, schema: str, table: str) -> tuple[tuple[TargetColu
         cur.execute("SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s AND "
                     "TABLE_NAME=%s AND INDEX_NAME='PRIMARY' ORDER BY SEQ_IN_INDEX", (schema, table))
         return cols, tuple(_text(r[0]) for r in cur.fetchall())
-
-
-def _text(v) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 class SqlTranslator:
@@ -387,7 +384,7 @@ def translation_pieces(trx: Transaction) -> list[Transaction]:
             if after_statement:
                 pieces.append([])
                 after_statement = False
-        elif isinstance(ev.info, QueryInfo) and ev.info.sql.strip().upper() not in (b"BEGIN", b"COMMIT", b"ROLLBACK"):
+        elif isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql):
             after_statement = True
         pieces[-1].append(ev)
     return [trx] if len(pieces) == 1 else [replace(trx, events=events) for events in pieces]

@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass, field
 
 from binreplay.binlog import constants as C
+from binreplay.server.sql import quote_ident, quote_string
+from binreplay.binlog.boundaries import is_transaction_control
 from binreplay.binlog.header import post_header_len
 from binreplay.binlog.events import (DECIMAL_RESULT, INT_RESULT, REAL_RESULT, decode_decimal)
 from binreplay.model import (Event, FormatDescription, IntvarInfo, QueryContext, QueryInfo, RandInfo,
@@ -36,14 +38,6 @@ MARIADB_INSERT_HISTORY = 1 << 30
 DEFAULT_BINLOG_CHUNK = 4 << 20
 # --apply sql: generated statements are joined into packets of about this size.
 SQL_PACKET_BYTES = 2 << 20
-
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def quote_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass
@@ -206,8 +200,8 @@ class StatementBuilder:
             elif t in (C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT):
                 q = ev.info
                 assert isinstance(q, QueryInfo)
-                if _is_transaction_control(q):
-                    continue
+                if is_transaction_control(q.sql):
+                    continue  # the applier opens and ends the target transaction itself
                 flush_rows()
                 sql = q.sql
                 if self.sql is not None:
@@ -333,11 +327,6 @@ class StatementBuilder:
 
 def binlog_statement(raw_events: list[bytes]) -> bytes:
     return b"BINLOG '" + base64.b64encode(b"".join(raw_events)) + b"'"
-
-
-def _is_transaction_control(q: QueryInfo) -> bool:
-    text = q.sql.strip().upper()
-    return text in (b"BEGIN", b"COMMIT", b"ROLLBACK")
 
 
 def _is_statement_end(ev: Event, fde: FormatDescription) -> bool:

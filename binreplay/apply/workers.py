@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from binreplay.apply.applier import Applier
-from binreplay.errors import BinreplayError, Interrupted, TargetError
+from binreplay.errors import Interrupted
 from binreplay.model import Transaction
 from binreplay.schedule.scheduler import KeySet, Scheduler
 
@@ -139,14 +139,12 @@ class WorkerPool:
             started = time.monotonic()
             try:
                 applier.apply_group(trxs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the coordinator
+            except BaseException as exc:  # noqa: BLE001 - handed to the coordinator, which raises it
                 with self.lock:
                     self.busy -= 1
                     if self.error is None:
-                        self.error = exc if isinstance(exc, BinreplayError) else TargetError(
-                            f"{applier.name} failed: {type(exc).__name__}: {exc}")
-                        if not isinstance(exc, BinreplayError):
-                            log.exception("%s failed", applier.name)
+                        # Anything but a BinreplayError is a bug: it reaches the CLI as it is (exit 1).
+                        self.error = exc
                     self._stopping = True
                     self.lock.notify_all()
                 return

@@ -18,7 +18,7 @@ from binreplay.binlog import serialization as S
 from binreplay.errors import BadInputError, UnsupportedError
 from binreplay.model import (
     FormatDescription, IntvarInfo, MariadbGtid, MysqlGtid, QueryContext, QueryInfo, RandInfo,
-    TableMapInfo, UserVarInfo,
+    UserVarInfo,
 )
 
 
@@ -275,21 +275,6 @@ def parse_mysql_gtid(body: bytes, type_code: int) -> MysqlGtid:
 
 
 # --- the rest --------------------------------------------------------------
-
-def parse_table_map(body: bytes, post_header_len: int) -> TableMapInfo:
-    if post_header_len == 6:
-        table_id = struct.unpack_from("<I", body, 0)[0]
-        pos = 6
-    else:
-        table_id = int.from_bytes(body[0:6], "little")
-        pos = 8
-    n = body[pos]
-    schema = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    pos += n + 2
-    n = body[pos]
-    table = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    return TableMapInfo(table_id, schema, table)
-
 
 def parse_intvar(body: bytes) -> IntvarInfo:
     kind = body[0]

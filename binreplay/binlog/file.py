@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_format_description, parse_rotate
+from binreplay.binlog.header import body_of
 from binreplay.errors import BadInputError, ChecksumError, PositionError, UnsupportedError
 from binreplay.model import Event, FormatDescription
 
@@ -178,5 +179,5 @@ class BinlogFile:
     def payload(self, event: Event) -> bytes:
         """The event body without header and checksum."""
         assert self.fde is not None
-        end = len(event.raw) - (C.CRC_LEN if self.fde.has_crc32 and event.type_code != C.FORMAT_DESCRIPTION_EVENT else 0)
-        return event.raw[C.HEADER_LEN:end]
+        # The FORMAT_DESCRIPTION keeps its trailer: its parser reads the checksum algorithm from it.
+        return body_of(event.raw, self.fde.has_crc32 and event.type_code != C.FORMAT_DESCRIPTION_EVENT)

@@ -23,7 +23,11 @@ def post_header_len(fde: FormatDescription, type_code: int) -> int:
     return V2_POST_HEADER if type_code in _V2_TYPES else V1_POST_HEADER
 
 
+def body_of(raw: bytes, has_crc: bool) -> bytes:
+    """An event's bytes without its common header and (when the file has them) its checksum."""
+    return raw[C.HEADER_LEN:len(raw) - (C.CRC_LEN if has_crc else 0)]
+
+
 def event_body(ev: Event, fde: FormatDescription) -> bytes:
     """The event without its common header and checksum."""
-    end = len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)
-    return ev.raw[C.HEADER_LEN:end]
+    return body_of(ev.raw, fde.has_crc32)

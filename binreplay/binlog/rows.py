@@ -22,6 +22,7 @@ from typing import Callable
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import decompress_mariadb, read_packed_int
 from binreplay.errors import BadInputError
+from binreplay.model import TableMapInfo
 
 # MYSQL_TYPE_* codes as they appear in TABLE_MAP events.
 T_DECIMAL = 0
@@ -141,7 +142,9 @@ def parse_table_map(body: bytes, post_header_len: int) -> TableMap:
         raise RowFormatError(f"malformed TABLE_MAP event: {exc}") from None
 
 
-def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:
+def table_map_names(body: bytes, post_header_len: int) -> tuple[TableMapInfo, int]:
+    """The table id and names a TABLE_MAP body starts with, and the offset of what follows them
+    (the one reading of this layout: the full parse below and the reader both use it)."""
     if post_header_len == 6:  # pre-5.1.4 servers: 4-byte table id
         table_id, pos = int.from_bytes(body[0:4], "little"), 6
     else:
@@ -151,7 +154,12 @@ def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:
     pos += n + 2  # length byte, name, NUL
     n = body[pos]
     table = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    pos += n + 2
+    return TableMapInfo(table_id, schema, table), pos + n + 2
+
+
+def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:
+    names, pos = table_map_names(body, post_header_len)
+    table_id, schema, table = names.table_id, names.schema, names.table
     count, pos = read_packed_int(body, pos)
     types = list(body[pos:pos + count])
     pos += count

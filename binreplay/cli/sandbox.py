@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from binreplay.cli.app import main
 from binreplay.errors import TargetError, UsageError
 from binreplay.devtools.sandbox import Sandbox, create_sandbox
 
@@ -171,7 +172,7 @@ _dir_option = click.option(
     help=f"Directory holding the sandboxes  [default: ${DIR_ENV} or ~/.binreplay/sandboxes].")
 
 
-@click.group("sandbox")
+@main.group("sandbox")
 def sandbox_group() -> None:
     """Throwaway local MariaDB servers (for rehearsing a restore, or as a scratch target)."""
 

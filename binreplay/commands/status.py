@@ -16,10 +16,10 @@ from pathlib import Path
 import pymysql
 
 from binreplay.state.store import ProgressStore
-from binreplay.devtools.compare import quote_ident
-from binreplay.errors import TargetError
+from binreplay.server.sql import quote_ident
+from binreplay.errors import TargetError, describe
 from binreplay.source.reader import BinlogReader
-from binreplay.server.connection import TargetConfig, connect, describe_sql_error
+from binreplay.server.connection import ServerConfig, connect
 
 # The replay flags a run records (runs.arguments), in the order a command line gives them.
 _REPLAY_FLAGS = ("from_backup", "start_position", "start_datetime", "start_gtid", "include_gtids", "exclude_gtids",
@@ -77,18 +77,18 @@ def _utc(value: object) -> str | None:
     return f"{value} UTC" if value is not None else None
 
 
-def read_status(cfg: TargetConfig, schema: str = "binreplay", binlogs: list[Path] | None = None) -> RunStatus:
+def read_status(cfg: ServerConfig, schema: str = "binreplay", binlogs: list[Path] | None = None) -> RunStatus:
     conn = connect(cfg.resolved(), multi_statements=False)
     try:
         return _Reader(conn, schema, cfg).status(binlogs or [])
     except pymysql.err.MySQLError as exc:
-        raise TargetError(f"target {cfg.where}: {describe_sql_error(exc)}") from None
+        raise TargetError(f"target {cfg.where}: {describe(exc)}") from None
     finally:
         conn.close()
 
 
 class _Reader:
-    def __init__(self, conn: pymysql.connections.Connection, schema: str, cfg: TargetConfig) -> None:
+    def __init__(self, conn: pymysql.connections.Connection, schema: str, cfg: ServerConfig) -> None:
         self.conn, self.schema, self.cfg = conn, schema, cfg
         self.q = quote_ident(schema)
 
@@ -178,7 +178,7 @@ def _described(trx) -> SourceTransaction:
     return SourceTransaction(str(trx.end), str(trx.gtid) if trx.gtid is not None else None, when)
 
 
-def resume_command(st: RunStatus, cfg: TargetConfig, binlogs: list[Path]) -> str:
+def resume_command(st: RunStatus, cfg: ServerConfig, binlogs: list[Path]) -> str:
     """The replay command that resumes the run: its recorded arguments, this target's connection
     flags (never the password) and the binlog files (the paths given to status, else their names)."""
     given = {p.name: str(p) for p in binlogs}
@@ -228,7 +228,7 @@ def human_status(st: RunStatus) -> str:
     if st.applied_above_mark:
         la = st.last_applied or {}
         lines.append(f"applied above the mark: {st.applied_above_mark} transactions (furthest {la.get('position')}"
-                     f"{f' GTID ' + la['gtid'] if la.get('gtid') else ''}, at {la.get('applied_at')})")
+                     f"{' GTID ' + la['gtid'] if la.get('gtid') else ''}, at {la.get('applied_at')})")
     for ddl in st.pending_ddl:
         lines.append(f"DDL started but not recorded as done at {ddl['position']} ({ddl['started_at']}): "
                      f"{ddl['statement']}")

@@ -24,9 +24,9 @@ from typing import Any
 
 import pymysql
 
-from binreplay.devtools.compare import SYSTEM_SCHEMAS, quote_ident
-from binreplay.errors import TargetError, UsageError
-from binreplay.server.connection import TargetConfig, connect, describe_sql_error
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
+from binreplay.errors import TargetError, UsageError, describe
+from binreplay.server.connection import ServerConfig, connect
 
 Connection = pymysql.connections.Connection
 Key = tuple[Any, ...]
@@ -40,8 +40,8 @@ _CONTENT_TABLE_TYPES = frozenset({"BASE TABLE", "SYSTEM VERSIONED"})
 
 @dataclass(frozen=True)
 class VerifyOptions:
-    target: TargetConfig
-    reference: TargetConfig
+    target: ServerConfig
+    reference: ServerConfig
     databases: tuple[str, ...] = ()      # empty: every user database on either server
     chunk_size: int = 10_000
     threads: int = 4
@@ -103,7 +103,7 @@ class VerifyReport:
 class _Side:
     """One server's connection, with its role for messages."""
     role: str            # "reference" or "target"
-    cfg: TargetConfig
+    cfg: ServerConfig
     conn: Connection
 
     def rows(self, sql: str, args: list | tuple | None = None) -> list[tuple]:
@@ -112,7 +112,7 @@ class _Side:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
         except pymysql.err.MySQLError as exc:
-            raise TargetError(f"{self.role} {self.cfg.where}: {describe_sql_error(exc)}") from None
+            raise TargetError(f"{self.role} {self.cfg.where}: {describe(exc)}") from None
 
     def close(self) -> None:
         try:
@@ -121,12 +121,8 @@ class _Side:
             pass
 
 
-def _open(role: str, cfg: TargetConfig) -> _Side:
-    try:
-        conn = connect(cfg, multi_statements=False)
-    except TargetError as exc:
-        # target.connect words its messages for the target; say which server it was.
-        raise TargetError(str(exc).replace("target", role, 1)) from None
+def _open(role: str, cfg: ServerConfig) -> _Side:
+    conn = connect(cfg, role=role, multi_statements=False)
     side = _Side(role, cfg, conn)
     # UTC: a TIMESTAMP is the same instant whatever the servers' time zones are.
     side.rows("SET SESSION time_zone = '+00:00'")

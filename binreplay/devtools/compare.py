@@ -23,10 +23,11 @@ import pymysql
 import pymysql.connections
 import pymysql.cursors
 
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
+
 Connection = pymysql.connections.Connection
 Row = tuple[bytes | None, ...]
 
-SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 CHUNK_ROWS = 5000
 
 # Types whose equal sort keys imply equal bytes; everything else is ordered by
@@ -55,10 +56,6 @@ class TableDiff:
     def __str__(self) -> str:
         where = f"{self.schema}.{self.table}" if self.table else self.schema
         return f"{where}: {self.reason}"
-
-
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 # ---- raw session ----------------------------------------------------------

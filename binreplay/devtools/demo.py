@@ -18,9 +18,9 @@ from pathlib import Path
 
 from binreplay.source.backup_meta import read_backup_coordinates
 from binreplay.report.progress import make_reporter
-from binreplay.run.coordinator import ReplayOptions, run_replay
+from binreplay.run import ReplayOptions, run_replay
 from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
-from binreplay.server.connection import TargetConfig
+from binreplay.server.connection import ServerConfig
 from binreplay.commands.verify import VerifyOptions, human_report, verdict, verify
 from binreplay.devtools.workload import create_base, run_workload
 
@@ -52,8 +52,8 @@ def pipe_replay(source: Sandbox, target: Sandbox, files: list[Path], start_pos: 
     return time.monotonic() - t0
 
 
-def _config(server: Sandbox) -> TargetConfig:
-    return TargetConfig(socket=str(server.socket), user="root")
+def _config(server: Sandbox) -> ServerConfig:
+    return ServerConfig(socket=str(server.socket), user="root")
 
 
 def run_demo(transactions: int = 5000, workdir: Path | None = None, keep: bool = False) -> int:

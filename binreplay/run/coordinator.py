@@ -12,30 +12,26 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
-from binreplay.schedule.dependencies import Dependencies
-from binreplay.source.backup_meta import read_backup_coordinates
-from binreplay.binlog.file import BinlogFile
-from binreplay.source.selection import Bounds, Selector, Verdict, parse_datetime, validate
-from binreplay.state.store import PositionTracker
-from binreplay.state.control import ControlSession
-from binreplay.errors import (BadInputError, Interrupted, PrivilegeError, SchemaMismatchError, TargetError,
-                              UnsupportedError, UsageError)
-from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
-from binreplay.model import MariadbGtid, TrxKind
-from binreplay.report.progress import Reporter, Summary
-from binreplay.source.reader import BinlogReader
-from binreplay.devtools.faults import crash_point
-from binreplay.source.filters import Filters
-from binreplay.run.table_check import TargetTables
-from binreplay.server.connection import TargetConfig, check_privilege, load_collations, server_info
-from binreplay.apply.statements import binlog_statement
 from binreplay.apply.workers import GroupLimits, WorkerPool
+from binreplay.binlog.constants import ROWS_EVENTS
+from binreplay.devtools.faults import crash_point
+from binreplay.errors import Interrupted, SchemaMismatchError, UnsupportedError
+from binreplay.model import Transaction, TrxKind
+from binreplay.report.progress import Reporter, Summary
+from binreplay.run.options import ReplayOptions
+from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
+from binreplay.run.table_check import TargetTables
+from binreplay.schedule.dependencies import Dependencies
+from binreplay.server.connection import check_privilege, load_collations, server_info
+from binreplay.signals import StopSignals
+from binreplay.source.reader import BinlogReader
+from binreplay.source.selection import Bounds, Selector, Verdict, check_end, resolve_bounds, selected
+from binreplay.state.control import ControlSession
+from binreplay.state.store import PositionTracker
 
 log = logging.getLogger(__name__)
 
@@ -43,202 +39,25 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
 
 
-def default_workers() -> int:
-    """One connection per core, at most 8 (measured: more threads than cores only add contention)."""
-    return max(1, min(8, os.cpu_count() or 1))
-
-
-@dataclass
-class ReplayOptions:
-    binlogs: list[Path]
-    target: TargetConfig = field(default_factory=TargetConfig)
-    start_position: int | None = None
-    stop_position: int | None = None
-    start_datetime: str | None = None
-    stop_datetime: str | None = None
-    start_gtid: str | None = None
-    stop_gtid: str | None = None
-    include_gtids: str | None = None
-    exclude_gtids: str | None = None
-    from_backup: Path | None = None
-    preserve_gtids: bool = False
-    dry_run: bool = False
-    restart: bool = False
-    workers: int = field(default_factory=lambda: default_workers())
-    dependency: str = "row"
-    group_commit: bool = True
-    group_max_trx: int = 100
-    group_max_bytes: int = 4 << 20
-    preserve_commit_order: bool = False
-    retries: int = 10
-    progress_schema: str = "binreplay"
-    preflight: bool = True
-    apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (sql_apply.py)
-    allow_triggers: bool = False             # --apply sql: target triggers would fire on replayed rows
-    filters: Filters = field(default_factory=Filters)
-
-    def fingerprint_fields(self) -> dict:
-        """What identifies a replay for resuming: where it starts and what it selects.
-        Stop bounds are left out on purpose: a rerun may extend a replay to a later stop point."""
-        return {
-            "start_file": self.binlogs[0].name if self.binlogs else None,
-            "start_position": self.start_position, "start_datetime": self.start_datetime,
-            "start_gtid": self.start_gtid, "include_gtids": self.include_gtids,
-            "exclude_gtids": self.exclude_gtids,
-            "from_backup": str(self.from_backup) if self.from_backup else None,
-            "preserve_gtids": self.preserve_gtids,
-            # What the filters select is part of the replay's identity (only when given: older runs resume).
-            **({"filters": repr(self.filters)} if self.filters.active else {}),
-        }
-
-
-def selection_bounds(opts: ReplayOptions) -> tuple[Bounds, list[Path]]:
-    files = list(opts.binlogs)
-    start_index = 0
-    start_pos = opts.start_position
-    start_gtid = opts.start_gtid
-    exclude = opts.exclude_gtids
-    if opts.from_backup is not None:
-        if start_pos is not None or start_gtid or exclude:
-            raise UsageError("--from-backup gives the start point; do not combine it with --start-position, "
-                             "--start-gtid or --exclude-gtids")
-        coords = read_backup_coordinates(opts.from_backup)
-        if coords.binlog_file and coords.position:
-            names = [f.name for f in files]
-            if coords.binlog_file not in names:
-                raise BadInputError(f"{opts.from_backup}: the backup starts at {coords.binlog_file}:{coords.position}, "
-                                    f"which is not among the binlog files given")
-            start_index = names.index(coords.binlog_file)
-            start_pos = coords.position
-        elif coords.mariadb_gtid:
-            start_gtid = coords.mariadb_gtid
-        elif coords.mysql_gtid_executed:
-            exclude = coords.mysql_gtid_executed
-        else:
-            raise BadInputError(f"{opts.from_backup}: no usable start coordinates in it")
-    b = Bounds(
-        start_file_index=start_index,
-        start_position=start_pos,
-        stop_file_index=len(files) - 1,
-        stop_position=opts.stop_position,
-        start_datetime=parse_datetime(opts.start_datetime, "--start-datetime") if opts.start_datetime else None,
-        stop_datetime=parse_datetime(opts.stop_datetime, "--stop-datetime") if opts.stop_datetime else None,
-        include_gtids=MysqlGtidSet(opts.include_gtids) if opts.include_gtids else None,
-        exclude_gtids=MysqlGtidSet(exclude) if exclude else None,
-    )
-    if start_gtid or opts.stop_gtid:
-        b.mariadb = MariadbGtidBounds(parse_mariadb_gtid_list(start_gtid or ""),
-                                      parse_mariadb_gtid_list(opts.stop_gtid or ""))
-    validate(b)
-    return b, files
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop stops between transactions, checkpointed."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, object] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.signal is not None:  # a second signal: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-
-
-def _scan(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> tuple[int, dict]:
-    """Read everything once without touching the target: validates the input up front and counts."""
-    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
-                          on_warning=lambda m: reporter.warn(m, summary))
-    selector = Selector(bounds)
-    selected = 0
-    kinds: dict[str, int] = {}
-    has_payload = False
-    for trx in reader.transactions():
-        v = selector.verdict(trx)
-        if v is Verdict.STOP:
-            break
-        if v is Verdict.APPLY:
-            selected += 1
-            kinds[trx.kind.value] = kinds.get(trx.kind.value, 0) + 1
-            has_payload |= trx.from_payload
-            selector.after_applied()
-    check_end(selector, bounds, reader)
-    return selected, {"kinds": kinds, "has_payload": has_payload, "stats": reader.stats,
-                      "stop_reason": selector.stop_reason}
-
-
-def check_end(selector: Selector, bounds: Bounds, reader: BinlogReader) -> None:
-    problems = selector.problems_at_end()
-    if selector.stop_reason is None:
-        problems += _stop_position_beyond_end(bounds, reader)
-    if problems:
-        raise BadInputError("; ".join(problems))
-
-
-def _stop_position_beyond_end(bounds: Bounds, reader: BinlogReader) -> list[str]:
-    last = reader.files[-1]
-    if bounds.stop_position is not None and last.tail is not None and bounds.stop_position > last.tail.clean_end:
-        return [f"--stop-position {bounds.stop_position} is beyond the end of {last.name} "
-                f"(it ends at {last.tail.clean_end})"]
-    return []
-
-
-def _preflight(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
-               compressed_ok: bool = False) -> int | None:
-    """Validate the input before the target is touched, in one fast pass (no grouping): a corrupt,
-    truncated or misordered file, a bad start position, an event binreplay refuses, or a stop
-    GTID that is not in the files stops the run here, with nothing applied. Returns the number of
-    transactions (for the ETA)."""
-    # Its warnings (a truncated last file) are left to the applying pass, which says them once.
-    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
-                          on_warning=lambda m: None)
-    m = bounds.mariadb
-    reached: set[int] = set()
-
-    def on_gtid(g) -> None:
-        if m is not None and isinstance(g, MariadbGtid) and m.stop_reached(g):
-            reached.add(g.domain_id)
-
-    count = reader.validate(on_gtid if m is not None and m.has_stop else None, compressed_ok=compressed_ok)
-    if count is None:  # no GTID events to count or check: the full reader does both
-        return _scan(bounds, files, reporter, summary)[0]
-    problems = []
-    if m is not None and m.has_stop and not m.all_stops_reached(reached):
-        problems.append("stop GTID " + ",".join(map(str, m.unreached_stops(reached))) + " is not in the binlogs given")
-    problems += _stop_position_beyond_end(bounds, reader)
-    if problems:
-        raise BadInputError("; ".join(problems))
-    return count
-
-
 def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     summary = Summary()
     t0 = time.monotonic()
-    bounds, files = selection_bounds(opts)
+    files = list(opts.binlogs)
+    bounds = resolve_bounds(files, opts.selection())
     total = None
     if opts.dry_run:
-        total, scan = _scan(bounds, files, reporter, summary)
-        summary.bytes_read = scan["stats"].bytes
+        found = survey(bounds, files, reporter, summary)
+        summary.bytes_read = found.stats.bytes
         summary.outcome = "dry-run"
-        summary.skipped = scan["stats"].transactions - total
-        summary.stop_reason = scan["stop_reason"]
+        summary.skipped = found.stats.transactions - found.selected
+        summary.stop_reason = found.stop_reason
         summary.elapsed_s = time.monotonic() - t0
-        reporter.stream.write(f"binreplay: dry run: {total} transactions would be applied "
-                              f"({', '.join(f'{k}: {v}' for k, v in sorted(scan['kinds'].items())) or 'none'})"
-                              f"; {len(files)} file(s), {scan['stats'].events} events\n")
+        reporter.stream.write(f"binreplay: dry run: {found.selected} transactions would be applied "
+                              f"({', '.join(f'{k}: {v}' for k, v in sorted(found.kinds.items())) or 'none'})"
+                              f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
     if opts.preflight:
-        total = _preflight(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
+        total = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
     run = _Run(opts, bounds, files, reporter, summary)
     try:
         run.prepare_target()
@@ -301,8 +120,8 @@ class _Run:
                             max_retries=opts.retries, sql_apply=sql_apply) for i in range(opts.workers)]
         appliers[0].open()
         if sql_apply is None:
-            _check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
-        elif not _may_set_pseudo_thread(appliers[0]):
+            check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
+        elif not may_set_pseudo_thread(appliers[0]):
             for a in appliers:
                 a.builder.pseudo_thread = False
         for a in appliers[1:]:
@@ -325,7 +144,7 @@ class _Run:
             self.tracker.done(trx.seq)
             s.applied += 1
             s.ddl += trx.kind is TrxKind.DDL
-            s.row_events += sum(1 for e in trx.events if e.type_code in _ROWS)
+            s.row_events += sum(1 for e in trx.events if e.type_code in ROWS_EVENTS)
         last = trxs[-1]
         if self._last_seq is None or last.seq > self._last_seq:
             self._last_seq = last.seq
@@ -359,16 +178,11 @@ class _Run:
         self._apply_started = time.monotonic()
         pool.start()
         try:
-            with _StopFlag() as stop:
+            with StopSignals() as stop:
                 self._stop = stop
-                for trx in reader.transactions():
-                    verdict = selector.verdict(trx)
-                    if verdict is Verdict.STOP:
-                        break
-                    self._dispatch(trx, verdict, selector)
+                for trx, verdict in selected(reader.transactions(), selector):
+                    self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
-                    if selector.stop_reason is not None:
-                        break
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
                 if resume.low_water is None:
                     # (After a resume the prefix before the mark is not re-read here; the
@@ -383,23 +197,17 @@ class _Run:
             self.control.run(lambda: self.store.finish("complete"))
         except KeyboardInterrupt:
             self._stop_safely("interrupted", "interrupted")
-            raise Interrupted("interrupted; rerun the same command to resume") from None
+            raise Interrupted("interrupted") from None
         except Interrupted as exc:
             summary.outcome = "interrupted"
             self._stop_safely("interrupted", str(exc))
             raise
-        except TargetError as exc:
-            summary.outcome = "failed"
-            self._stop_safely("failed", str(exc))
-            if "resume" in str(exc):
-                raise
-            raise type(exc)(f"{exc}; what was applied is recorded: rerun the same command to resume") from None
         except Exception as exc:
             summary.outcome = "failed"
             self._stop_safely("failed", str(exc))
             raise
 
-    def _dispatch(self, trx, verdict: Verdict, selector: Selector) -> None:
+    def _dispatch(self, trx: Transaction, verdict: Verdict) -> None:
         pool, summary = self.pool, self.summary
         assert pool is not None
         apply = verdict is Verdict.APPLY and (trx.file_index, trx.end_pos) not in self.resume.applied_above
@@ -410,8 +218,6 @@ class _Run:
         with pool.lock:
             # A deferred transaction may be applied by a later run: the mark must not pass it.
             self.tracker.add(trx.seq, trx.end, done=not apply, hold=verdict is Verdict.DEFER)
-        if verdict is Verdict.APPLY:
-            selector.after_applied()
         if not apply:
             return
         trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, summary))
@@ -444,8 +250,7 @@ class _Run:
 
     def _tick(self, position: str) -> None:
         """Progress display, checkpoint, and signals: called often, does work about once a second."""
-        if self._stop.signal is not None:
-            raise Interrupted(f"interrupted by signal {self._stop.signal}; rerun the same command to resume")
+        self._stop.raise_if_stopped()
         now = time.monotonic()
         if now >= self._next_tick:
             self._next_tick = now + min(CHECKPOINT_INTERVAL_S, 0.5)
@@ -495,27 +300,3 @@ class _Run:
         if self.control is not None:
             self.control.close()
 
-
-def _check_apply_privileges(applier: Applier, first_file: Path, server) -> None:
-    """Fail before applying anything if the user cannot run BINLOG or set the replay session context."""
-    fde_event = next(BinlogFile(first_file).events())
-    assert applier.conn is not None
-    check_privilege(applier.conn, binlog_statement([fde_event.raw]),
-                    f"{server.binlog_replay_privilege}, needed to apply row events (BINLOG statements)")
-    applier.state.fde_raw = fde_event.raw
-    check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id",
-                    f"{server.binlog_replay_privilege}, needed to set the session context of replayed statements")
-
-
-def _may_set_pseudo_thread(applier: Applier) -> bool:
-    """--apply sql needs no BINLOG privilege; without it, replayed statements run without
-    pseudo_thread_id (which only names temporary tables in the target's own binlog)."""
-    try:
-        check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id", "")
-        return True
-    except PrivilegeError:
-        log.info("the target user may not set pseudo_thread_id; replayed statements run without it")
-        return False
-
-
-from binreplay.binlog.constants import ROWS_EVENTS as _ROWS  # noqa: E402

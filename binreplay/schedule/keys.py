@@ -41,7 +41,7 @@ from typing import AbstractSet, Callable
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
-from binreplay.binlog.events import decode_decimal, parse_table_map as parse_table_map_names
+from binreplay.binlog.events import decode_decimal
 from binreplay.binlog.header import event_body, post_header_len  # noqa: F401 - re-exported
 from binreplay.errors import BadInputError
 from binreplay.model import Event, FormatDescription, TableMapInfo, Transaction
@@ -102,7 +102,7 @@ def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str
                keys: KeySet) -> tuple[int, _TablePlan | None]:
     body = event_body(ev, fde)
     phl = post_header_len(fde, C.TABLE_MAP_EVENT)
-    names = ev.info if isinstance(ev.info, TableMapInfo) else parse_table_map_names(body, phl)
+    names = ev.info if isinstance(ev.info, TableMapInfo) else R.table_map_names(body, phl)[0]
     info = schema.table(names.schema, names.table)
     if info is not None and info.fk_group:
         keys[("grp", info.fk_group)] = True   # the group stands for the table: no row keys

@@ -10,28 +10,12 @@ from pathlib import Path
 import pymysql
 from pymysql.constants import CLIENT
 
-from binreplay.errors import PrivilegeError, TargetError, UsageError
-
-ER_ACCESS_DENIED = 1045
-ER_DBACCESS_DENIED = 1044
-ER_TABLEACCESS_DENIED = 1142
-ER_SPECIFIC_ACCESS_DENIED = 1227
-CONNECTION_LOST = (2006, 2013, 2055)
-ER_CONNECTION_KILLED = 1927
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """The session is gone (killed, timed out, server restarted): reconnecting is the remedy."""
-    if isinstance(exc, pymysql.err.InterfaceError):  # used after the socket was closed
-        return True
-    if isinstance(exc, pymysql.err.OperationalError) and exc.args:
-        return exc.args[0] in CONNECTION_LOST or exc.args[0] == ER_CONNECTION_KILLED
-    return False
-CANNOT_CONNECT = (2002, 2003, 2005)
+from binreplay.errors import (ER_ACCESS_DENIED, Fault, PrivilegeError, UsageError, classify, describe, error_code,
+                              first_line, server_error)
 
 
 @dataclass(frozen=True)
-class TargetConfig:
+class ServerConfig:
     host: str | None = None
     port: int = 3306
     user: str | None = None
@@ -50,7 +34,7 @@ class TargetConfig:
             return f"socket {self.socket or 'default'}"
         return f"{self.host}:{self.port}"
 
-    def resolved(self) -> "TargetConfig":
+    def resolved(self) -> "ServerConfig":
         """Fill gaps from --defaults-file ([client] and [mysql] groups) and MYSQL_PWD, like the mysql client."""
         cfg = self
         if self.defaults_file:
@@ -79,9 +63,11 @@ class TargetConfig:
         return cfg
 
 
-def connect(cfg: TargetConfig, *, multi_statements: bool = True,
+def connect(cfg: ServerConfig, *, role: str = "target", multi_statements: bool = True,
             found_rows: bool = False) -> pymysql.connections.Connection:
-    """`found_rows`: an UPDATE's affected-row count is the rows it matched, not those it changed."""
+    """`role` names the server in errors ("target", "source", "reference"), which are a SourceError
+    for the source and a TargetError otherwise. `found_rows`: an UPDATE's affected-row count is the
+    rows it matched, not those it changed."""
     kwargs: dict = dict(
         user=cfg.user or os.environ.get("USER") or "root",
         password=cfg.password or "",
@@ -101,17 +87,17 @@ def connect(cfg: TargetConfig, *, multi_statements: bool = True,
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
-        code = exc.args[0] if exc.args else 0
-        if code == ER_ACCESS_DENIED:
-            raise TargetError(f"target {cfg.where}: access denied for user '{kwargs['user']}' "
-                              "(wrong user or password)") from None
-        raise TargetError(f"cannot connect to target {cfg.where}: {_first_line(exc)}") from None
+        error = server_error(role)
+        if error_code(exc) == ER_ACCESS_DENIED:
+            raise error(f"{role} {cfg.where}: access denied for user '{kwargs['user']}' "
+                        "(wrong user or password)") from None
+        raise error(f"cannot connect to {role} {cfg.where}: {first_line(exc)}") from None
 
 
 SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
 
 
-def tls_options(cfg: TargetConfig, on_socket: bool) -> dict:
+def tls_options(cfg: ServerConfig, on_socket: bool) -> dict:
     """pymysql options for --ssl-mode with the mysql client's meanings.
 
     Default: PREFERRED over TCP; DISABLED on a Unix socket (nothing to protect, and pymysql
@@ -133,31 +119,6 @@ def tls_options(cfg: TargetConfig, on_socket: bool) -> dict:
                 raise UsageError(f"--ssl-{key} file not found: {value}")
             ssl[key] = value
     return {"ssl": ssl}
-
-
-def _first_line(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    msg = args[1] if len(args) > 1 else str(exc)
-    return str(msg).splitlines()[0] if msg else type(exc).__name__
-
-
-# ER_ERROR_ON_WRITE, ER_DISK_FULL, ER_GET_ERRNO, ER_RECORD_FILE_FULL: how a full disk reaches a client
-_NO_SPACE_CODES = (3, 1021, 1030, 1114)
-
-
-def describe_sql_error(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    if len(args) > 1:
-        text = f"error {args[0]}: {_first_line(exc)}"
-        if args[0] in _NO_SPACE_CODES and (args[0] in (1021, 1114) or "28" in str(args[1])):
-            text += " (the target is out of disk space: free some, then rerun the same command to resume)"
-        return text
-    return _first_line(exc)
-
-
-def sql_error_code(exc: BaseException) -> int:
-    args = getattr(exc, "args", ())
-    return args[0] if args and isinstance(args[0], int) else 0
 
 
 @dataclass(frozen=True)
@@ -194,9 +155,9 @@ def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what
             while cur.nextset():
                 pass
     except pymysql.err.MySQLError as exc:
-        if sql_error_code(exc) in (ER_SPECIFIC_ACCESS_DENIED, ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED):
-            raise PrivilegeError(f"the target user lacks {what}: {_first_line(exc)}") from None
-        raise TargetError(f"target check failed ({what}): {describe_sql_error(exc)}") from None
+        if classify(exc) is Fault.PRIVILEGE:
+            raise PrivilegeError(f"the target user lacks {what}: {first_line(exc)}") from None
+        raise server_error("target")(f"target check failed ({what}): {describe(exc)}") from None
 
 
 TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "TokuDB", "RocksDB", "NDBCLUSTER", "ndbcluster", "SEQUENCE"})

@@ -12,6 +12,8 @@ from typing import Any
 
 import pymysql
 
+from binreplay.server.sql import optional_text, quote_ident, text
+
 # Printable ASCII: the probes of `ascii_folding_safe`.
 _PROBE_CHARS = tuple(range(0x20, 0x7F))
 
@@ -122,7 +124,7 @@ class SchemaCache:
         if not columns:
             return {}
         indexes = self._load_unique_indexes(schema)
-        kinds = {str(t): (e, _text(k)) for t, e, k in self._query(
+        kinds = {str(t): (e, text(k)) for t, e, k in self._query(
             "SELECT TABLE_NAME, ENGINE, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
             schema)}
         groups = self._groups()
@@ -140,9 +142,9 @@ class SchemaCache:
         for table, name, ordinal, data_type, charset, collation, column_type, nullable, fsp in rows:
             cols = out.setdefault(str(table), [])
             cols.append(ColumnInfo(
-                name=str(name), ordinal=len(cols), data_type=_text(data_type).lower(),
-                charset=_opt_text(charset), collation=_opt_text(collation),
-                column_type=_text(column_type).lower(), nullable=nullable == "YES", fsp=int(fsp or 0)))
+                name=str(name), ordinal=len(cols), data_type=text(data_type).lower(),
+                charset=optional_text(charset), collation=optional_text(collation),
+                column_type=text(column_type).lower(), nullable=nullable == "YES", fsp=int(fsp or 0)))
             if int(ordinal) != len(cols):
                 raise RuntimeError(f"information_schema.COLUMNS of {schema}.{table} has a gap in ORDINAL_POSITION")
         return {t: tuple(c) for t, c in out.items()}
@@ -160,7 +162,7 @@ class SchemaCache:
             else:
                 ix.columns.append(str(column))
                 ix.sub_parts.append(int(sub_part) if sub_part is not None else None)
-            ix.hashed = _text(index_type).upper() == "HASH"
+            ix.hashed = text(index_type).upper() == "HASH"
         return {t: list(ixs.values()) for t, ixs in out.items()}
 
     def _groups(self) -> dict[tuple[str, str], str]:
@@ -198,7 +200,7 @@ class SchemaCache:
     def _probe_folding(self, charset: str, collation: str) -> bool:
         probes = [b"xx"] + [b"x" + bytes([c]) + b"x" for c in _PROBE_CHARS]
         exprs = ", ".join(
-            f"WEIGHT_STRING(CONVERT(_latin1 X'{p.hex()}' USING {_ident(charset)}) COLLATE {_ident(collation)})"
+            f"WEIGHT_STRING(CONVERT(_latin1 X'{p.hex()}' USING {quote_ident(charset)}) COLLATE {quote_ident(collation)})"
             for p in probes)
         try:
             (weights,) = self._query(f"SELECT {exprs}")
@@ -277,15 +279,3 @@ def column_mismatch(tmap: Any, info: TableInfo) -> str | None:
     if tmap.column_count < len(info.columns) or hidden not in allowed:
         return f"the binlog has {tmap.column_count} columns, the target {len(info.columns)}"
     return None
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
-
-
-def _opt_text(value: Any) -> str | None:
-    return None if value is None else _text(value)

@@ -66,6 +66,29 @@ def read_backup_coordinates(path: Path) -> BackupCoordinates:
     return _read_by_content(path)
 
 
+@dataclass(frozen=True)
+class BackupStart:
+    """Where a replay onto this backup starts: a binlog file and position when the backup recorded
+    them, else its GTID state (MariaDB position, or MySQL executed set)."""
+
+    binlog_file: str | None = None
+    position: int | None = None
+    mariadb_gtid: str | None = None
+    mysql_gtid_executed: str | None = None
+
+
+def backup_start(path: Path) -> BackupStart:
+    """`--from-backup`: the start point a backup's metadata gives (file+position first)."""
+    coords = read_backup_coordinates(path)
+    if coords.binlog_file and coords.position:
+        return BackupStart(binlog_file=coords.binlog_file, position=coords.position)
+    if coords.mariadb_gtid:
+        return BackupStart(mariadb_gtid=coords.mariadb_gtid)
+    if coords.mysql_gtid_executed:
+        return BackupStart(mysql_gtid_executed=coords.mysql_gtid_executed)
+    raise BadInputError(f"{path}: no usable start coordinates in it")
+
+
 def _not_found(path: Path) -> BadInputError:
     return BadInputError(
         f"{path}: no binlog coordinates found (expected xtrabackup_binlog_info,"

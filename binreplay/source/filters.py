@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from binreplay.binlog import constants as C
+from binreplay.binlog.boundaries import is_transaction_control
 from binreplay.binlog.header import event_body, post_header_len
 from binreplay.binlog.rows import rows_table_id
 from binreplay.errors import UsageError
@@ -224,7 +225,7 @@ def _rebuild(raw: bytes, body: bytes, crc: bool) -> bytes:
 
 def _is_control(ev: Event) -> bool:
     q = ev.info
-    return isinstance(q, QueryInfo) and q.sql.strip().upper() in (b"BEGIN", b"COMMIT", b"ROLLBACK")
+    return isinstance(q, QueryInfo) and is_transaction_control(q.sql)
 
 
 # --- statement text ------------------------------------------------------------------

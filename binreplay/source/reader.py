@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import struct
 import zlib
 from collections import Counter
@@ -19,17 +18,15 @@ from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
-from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.file import BinlogFile, FileTail
+from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
+from binreplay.binlog.names import check_file_sequence
+from binreplay.binlog.rows import table_map_names
 from binreplay.errors import BadInputError, PositionError, TruncatedError, UnsupportedError
 from binreplay.model import Event, MysqlGtid, Transaction, TrxKind
 
 log = logging.getLogger(__name__)
 
-_BEGIN = re.compile(rb"^\s*BEGIN\s*$", re.I)
-_COMMIT = re.compile(rb"^\s*COMMIT\s*$", re.I)
-_ROLLBACK = re.compile(rb"^\s*ROLLBACK\s*$", re.I)
-_XA = re.compile(rb"^\s*XA\s", re.I)
-_BINLOG_NAME = re.compile(r"^(.*)\.(\d+)$")
 
 _UNSUPPORTED = {
     C.START_ENCRYPTION_EVENT: "encrypted binlog events; decrypt the binlog with the server first",
@@ -78,22 +75,6 @@ def _writes_gtids(fde) -> bool:
     return fde.flavor == "mariadb" or E._version_tuple(fde.server_version) >= (5, 7, 6)
 
 
-def _sequence_number(name: str) -> tuple[str, int] | None:
-    m = _BINLOG_NAME.match(name)
-    return (m.group(1), int(m.group(2))) if m else None
-
-
-def check_file_sequence(paths: list[Path]) -> None:
-    """Files must be given in order with no gap (base.000007 then base.000008 ...)."""
-    prev = None
-    for p in paths:
-        cur = _sequence_number(p.name)
-        if prev and cur and prev[0] == cur[0] and cur[1] != prev[1] + 1:
-            what = "out of order" if cur[1] <= prev[1] else "a gap in the sequence"
-            raise BadInputError(f"binlog files are {what}: {prev[0]}.{prev[1]:06d} is followed by {p.name}")
-        prev = cur or prev
-
-
 class _Group:
     """A transaction being assembled."""
 
@@ -102,8 +83,6 @@ class _Group:
         self.first = first
         self.file = file
         self.gtid = None
-        self.standalone_expected = False   # GTID seen, no BEGIN: the next statement is the whole trx
-        self.opened = False                # BEGIN seen
         self.pending: list[Event] = []     # INTVAR/RAND/USER_VAR waiting for their statement
         self.statements = 0
         self.rows = 0
@@ -142,6 +121,15 @@ class BinlogReader:
             except OSError:
                 sizes.append(0)
         return sizes
+
+    @property
+    def last_name(self) -> str:
+        return self.files[-1].name
+
+    @property
+    def last_tail(self) -> FileTail | None:
+        """How the last file ended, once it was read."""
+        return self.files[-1].tail
 
     @property
     def total_bytes(self) -> int:
@@ -225,6 +213,7 @@ class BinlogReader:
     def _file_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
         self.stats.files += 1
         self._group = None
+        self._bounds = Boundaries()
         first_after_skip = skip is not None
         stats = self.stats
         feed = self._feed
@@ -279,11 +268,10 @@ class BinlogReader:
                     raise UnsupportedError(f"{f.path}: XA transaction {group.gtid} at position {ev.start} "
                                            "cannot be replayed by binreplay")
                 # A MariaDB GTID event stands in for BEGIN unless it is flagged standalone.
-                group.opened = not group.gtid.flags & C.FL_STANDALONE
-                group.standalone_expected = not group.opened
+                self._bounds.gtid(implies_begin=not group.gtid.flags & C.FL_STANDALONE)
             else:
                 group.gtid = _mysql_gtid(f, ev, body)
-                group.standalone_expected = True
+                self._bounds.gtid(implies_begin=False)
             group.events.append(ev)
             self._group = group
             return None
@@ -299,15 +287,15 @@ class BinlogReader:
             q = E.parse_query(f.payload(ev), fde.post_header_lengths[C.QUERY_EVENT - 1],
                               compressed=t == C.QUERY_COMPRESSED_EVENT)
             ev.info = q
-            if _XA.match(q.sql):
+            control = statement_control(q.sql)
+            if control is Control.XA:
                 raise UnsupportedError(f"{f.path}: XA transaction at position {ev.start} cannot be replayed by binreplay")
-            if _BEGIN.match(q.sql):
-                group.opened = True
-                group.standalone_expected = False
+            step = self._bounds.query(control)
+            if step is Step.OPEN:
                 group.events.append(ev)
                 return None
-            if group.opened and (_COMMIT.match(q.sql) or _ROLLBACK.match(q.sql)):
-                group.rolled_back = bool(_ROLLBACK.match(q.sql))
+            if step is Step.END:
+                group.rolled_back = control is Control.ROLLBACK
                 group.events.append(ev)
                 self._group = None
                 return self._close(f, group, TrxKind.STATEMENT)
@@ -318,7 +306,7 @@ class BinlogReader:
             group.thread_id = q.thread_id
             if ev.flags & C.LOG_EVENT_THREAD_SPECIFIC_F:
                 group.temp = True
-            if not group.opened:
+            if step is Step.ALONE:
                 # A statement outside BEGIN ... COMMIT commits on its own: DDL or non-transactional.
                 self._group = None
                 return self._close(f, group, TrxKind.DDL)
@@ -330,7 +318,7 @@ class BinlogReader:
             group.pending.append(ev)
             return None
         if t == C.TABLE_MAP_EVENT:
-            info = E.parse_table_map(f.payload(ev), fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
+            info, _ = table_map_names(f.payload(ev), fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
             ev.info = info
             group.tables.add((info.schema, info.table))
             group.events.append(ev)
@@ -340,6 +328,7 @@ class BinlogReader:
             group.events.append(ev)
             return None
         if t == C.XID_EVENT:
+            self._bounds.event(t)
             group.events.append(ev)
             self._group = None
             return self._close(f, group, TrxKind.STATEMENT)

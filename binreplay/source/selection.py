@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
+from binreplay.binlog.file import FileTail
 from binreplay.errors import BadInputError, UsageError
-from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction
+from binreplay.source.backup_meta import backup_start
+from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 
 
 class Verdict(enum.Enum):
@@ -117,3 +122,91 @@ def validate(b: Bounds) -> None:
         raise UsageError(f"--stop-position {b.stop_position} is not after --start-position {b.start_position}")
     if b.start_position is not None and b.start_position < 4:
         raise BadInputError(f"--start-position {b.start_position} is before the first event (4)")
+
+
+@dataclass(frozen=True)
+class SelectionArgs:
+    """The start/stop flags as the user gave them (replay and plan share them)."""
+
+    start_position: int | None = None
+    stop_position: int | None = None
+    start_datetime: str | None = None
+    stop_datetime: str | None = None
+    start_gtid: str | None = None
+    stop_gtid: str | None = None
+    include_gtids: str | None = None
+    exclude_gtids: str | None = None
+    from_backup: Path | None = None
+
+
+def resolve_bounds(files: list[Path], args: SelectionArgs) -> Bounds:
+    """The flags (and `--from-backup`'s metadata) turned into bounds over `files`."""
+    start_index = 0
+    start_pos, start_gtid, exclude = args.start_position, args.start_gtid, args.exclude_gtids
+    if args.from_backup is not None:
+        if start_pos is not None or start_gtid or exclude:
+            raise UsageError("--from-backup gives the start point; do not combine it with --start-position, "
+                             "--start-gtid or --exclude-gtids")
+        start = backup_start(args.from_backup)
+        if start.binlog_file:
+            names = [f.name for f in files]
+            if start.binlog_file not in names:
+                raise BadInputError(f"{args.from_backup}: the backup starts at {start.binlog_file}:{start.position}, "
+                                    f"which is not among the binlog files given")
+            start_index, start_pos = names.index(start.binlog_file), start.position
+        start_gtid, exclude = start.mariadb_gtid, start.mysql_gtid_executed
+    b = Bounds(
+        start_file_index=start_index,
+        start_position=start_pos,
+        stop_file_index=len(files) - 1,
+        stop_position=args.stop_position,
+        start_datetime=parse_datetime(args.start_datetime, "--start-datetime") if args.start_datetime else None,
+        stop_datetime=parse_datetime(args.stop_datetime, "--stop-datetime") if args.stop_datetime else None,
+        include_gtids=MysqlGtidSet(args.include_gtids) if args.include_gtids else None,
+        exclude_gtids=MysqlGtidSet(exclude) if exclude else None,
+    )
+    if start_gtid or args.stop_gtid:
+        b.mariadb = MariadbGtidBounds(parse_mariadb_gtid_list(start_gtid or ""),
+                                      parse_mariadb_gtid_list(args.stop_gtid or ""))
+    validate(b)
+    return b
+
+
+def selected(transactions: Iterable[Transaction], selector: Selector) -> Iterator[tuple[Transaction, Verdict]]:
+    """Every transaction up to the stop point with the selector's verdict on it (never STOP)."""
+    for trx in transactions:
+        verdict = selector.verdict(trx)
+        if verdict is Verdict.STOP:
+            return
+        if verdict is Verdict.APPLY:
+            selector.after_applied()
+        yield trx, verdict
+        if selector.stop_reason is not None:
+            return
+
+
+class _Files(Protocol):
+    """What the end checks need of the files read: the last one's name and how it ended."""
+
+    @property
+    def last_name(self) -> str: ...
+
+    @property
+    def last_tail(self) -> FileTail | None: ...
+
+
+def check_end(selector: Selector, bounds: Bounds, files: _Files) -> None:
+    """After reading to the end: stop points the binlogs never reached are bad input."""
+    problems = selector.problems_at_end()
+    if selector.stop_reason is None:
+        problems += stop_position_beyond_end(bounds, files)
+    if problems:
+        raise BadInputError("; ".join(problems))
+
+
+def stop_position_beyond_end(bounds: Bounds, files: _Files) -> list[str]:
+    tail = files.last_tail
+    if bounds.stop_position is not None and tail is not None and bounds.stop_position > tail.clean_end:
+        return [f"--stop-position {bounds.stop_position} is beyond the end of {files.last_name} "
+                f"(it ends at {tail.clean_end})"]
+    return []

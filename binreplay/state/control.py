@@ -18,9 +18,9 @@ from typing import Callable, TypeVar
 import pymysql
 
 from binreplay.state.store import ProgressStore
-from binreplay.errors import StateConflictError, TargetError
+from binreplay.errors import StateConflictError, TargetError, connection_lost
 from binreplay.server.tables import SchemaCache
-from binreplay.server.connection import TargetConfig, connect, connection_lost
+from binreplay.server.connection import ServerConfig, connect
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ RECONNECT_WINDOW_S = float(os.environ.get("BINREPLAY_RECONNECT_WINDOW", "30"))
 
 
 class ControlSession:
-    def __init__(self, cfg: TargetConfig, progress_schema: str) -> None:
+    def __init__(self, cfg: ServerConfig, progress_schema: str) -> None:
         self.cfg = cfg
         self.conn: pymysql.connections.Connection = connect(cfg)
         self.store = ProgressStore(self.conn, progress_schema)
@@ -71,7 +71,7 @@ class ControlSession:
                     raise
                 if time.monotonic() > deadline:
                     raise TargetError(f"lost the control connection to the target and could not reconnect within "
-                                      f"{RECONNECT_WINDOW_S:.0f} s; rerun the same command to resume") from None
+                                      f"{RECONNECT_WINDOW_S:.0f} s") from None
                 time.sleep(1.0)
 
     def close(self) -> None:

@@ -25,11 +25,8 @@ import pymysql
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
-from binreplay.apply.statements import quote_ident, quote_string
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident, quote_string
 from binreplay.server.connection import check_privilege
-
-SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
-
 
 def _schema_ddl(schema: str) -> list[str]:
     s = quote_ident(schema)
@@ -229,7 +226,7 @@ class ProgressStore:
 
     def schema_fingerprint(self) -> str:
         """A digest of every user table's definition, to tell whether a DDL took effect."""
-        excluded = ",".join(quote_string(s) for s in SYSTEM_SCHEMAS + (self.schema,))
+        excluded = ",".join(quote_string(s) for s in sorted(SYSTEM_SCHEMAS | {self.schema}))
         row = self._exec(
             "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ("
             " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"

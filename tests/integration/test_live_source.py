@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from binreplay.errors import ExitCode
 from helpers import assert_same_content, run_binreplay, snapshot_to_target
 
 from binreplay.devtools.compare import compare_servers
@@ -354,7 +355,7 @@ def test_source_errors_have_their_exit_codes(clean_servers, tmp_path):
     r = run_binreplay("fetch", *_source_flags(source), "--out", out, "--start-file", "nosuch-bin.000001")
     assert r.returncode == 3 and "not on the source" in r.stderr, r.stderr
     r = run_binreplay("fetch", "--source-socket", str(tmp_path / "none.sock"), "--source-user", "root", "--out", out)
-    assert r.returncode == 4 and "source" in r.stderr, r.stderr
+    assert r.returncode == ExitCode.SOURCE and "source" in r.stderr, r.stderr
     source.execute("CREATE USER 'nobinlog'@'localhost' IDENTIFIED BY 'pw'")
     r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password", "pw", "--out", out)
     assert r.returncode == 5 and "BINLOG MONITOR" in r.stderr, r.stderr

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binreplay.report.progress import Reporter
-from binreplay.run.coordinator import ReplayOptions, run_replay
-from binreplay.server.connection import TargetConfig
+from binreplay.run import ReplayOptions, run_replay
+from binreplay.server.connection import ServerConfig
 
 MODES = ("row", "table", "commit-order")
 WORKERS = (1, 4, 16)
@@ -63,7 +63,7 @@ def replay_all_ways(source, target, tmp_path: Path, setup: list[str], workload, 
     for mode in modes:
         for n in workers:
             _restore(target, dump)
-            opts = ReplayOptions(binlogs=files, target=TargetConfig(socket=str(target.socket), user="root"),
+            opts = ReplayOptions(binlogs=files, target=ServerConfig(socket=str(target.socket), user="root"),
                                  start_position=start[1], workers=n, dependency=mode, restart=True, **options)
             summary = run_replay(opts, _Quiet())
             assert summary.outcome == "complete"

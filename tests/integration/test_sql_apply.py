@@ -425,7 +425,7 @@ def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -
     from binreplay.apply.applier import Applier
     from binreplay.apply.sql_rows import SqlApplyShared
     from binreplay.server.connection import (
-        TargetConfig,
+        ServerConfig,
         connect,
         load_collations,
         server_info,
@@ -437,7 +437,7 @@ def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -
     start = backup(source, target, "CREATE DATABASE sa", "CREATE TABLE sa.t (id INT PRIMARY KEY, v INT)")
     run_on(source, ["INSERT INTO sa.t VALUES (1, 1), (2, 2)", "UPDATE sa.t SET v = 3 WHERE id = 2"])
     files = binlogs_from(source, start[0])
-    cfg = TargetConfig(socket=str(target.socket), user="root")
+    cfg = ServerConfig(socket=str(target.socket), user="root")
     control = connect(cfg)
     try:
         store = ProgressStore(control)

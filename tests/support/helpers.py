@@ -12,7 +12,8 @@ from typing import IO
 
 import pymysql
 
-from binreplay.devtools.compare import SYSTEM_SCHEMAS, compare_servers, quote_ident
+from binreplay.devtools.compare import compare_servers
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
 from binreplay.devtools.sandbox import Sandbox
 
 _CHANGE_MASTER = re.compile(rb"CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)")

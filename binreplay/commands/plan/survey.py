@@ -11,19 +11,18 @@ the target's schema would be.
 from __future__ import annotations
 
 import heapq
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
-from binreplay.binlog.events import parse_table_map as parse_table_map_names
-from binreplay.source.selection import Selector, Verdict
+from binreplay.source.selection import SelectionArgs, Selector, Verdict, check_end, resolve_bounds, selected
 from binreplay.schedule.dependencies import MODES, Dependencies
 from binreplay.schedule.keys import event_body, post_header_len
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.commands.plan.binlog_tables import BinlogSchema
 from binreplay.commands.plan.simulation import CriticalPath, SimResult, Simulation
 from binreplay.source.reader import BinlogReader
-from binreplay.run.coordinator import ReplayOptions, check_end, selection_bounds
 
 WORKER_COUNTS = (4, 8, 16)
 # A smaller pool is preferred while its simulated speed-up is within this share of the best.
@@ -132,26 +131,20 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
 
-def make_plan(selection: ReplayOptions, top: int = 10) -> Plan:
-    """Plan what `selection` (binlogs and replay's start/stop options; the rest is ignored) would
-    replay; `top` bounds the list of largest transactions."""
-    bounds, files = selection_bounds(selection)
+def make_plan(files: list[Path], selection: SelectionArgs, top: int = 10) -> Plan:
+    """Plan what a replay of `files` with these start/stop options would apply; `top` bounds the
+    list of largest transactions."""
+    bounds = resolve_bounds(files, selection)
     plan = Plan(files=[str(f) for f in files[bounds.start_file_index:]])
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
                           on_warning=plan.warnings.append)
     selector = Selector(bounds)
     survey = _Survey(plan, top)
-    for trx in reader.transactions():
-        verdict = selector.verdict(trx)
-        if verdict is Verdict.STOP:
-            break
-        if verdict is not Verdict.APPLY:
+    for trx, verdict in selected(reader.transactions(), selector):
+        if verdict is Verdict.APPLY:
+            survey.add(trx)
+        else:
             plan.skipped += 1
-            continue
-        selector.after_applied()
-        survey.add(trx)
-        if selector.stop_reason is not None:
-            break
     check_end(selector, bounds, reader)
     plan.stop_reason = selector.stop_reason
     survey.finish()
@@ -239,7 +232,7 @@ class _Survey:
             except R.RowFormatError:
                 walker = None
             self.walkers[layout] = walker
-        names = parse_table_map_names(body, phl)
+        names = R.table_map_names(body, phl)[0]
         key = (names.schema, names.table)
         stats = self.tables.get(key)
         if stats is None:

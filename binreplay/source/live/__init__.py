@@ -1,1 +1,1 @@
-"""Binlogs from a live server: the replication protocol, the fetch into a spool, --follow."""
+"""Binlogs from a live server: the replication protocol, and the fetch into local spool files."""

@@ -30,19 +30,22 @@ from typing import Callable
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_format_description, parse_mariadb_gtid, parse_rotate
 from binreplay.binlog.file import verify_crc, verify_fde_crc
-from binreplay.errors import BadInputError, PrivilegeError, SourceError, TargetError, UsageError
+from binreplay.binlog.header import body_of
+from binreplay.errors import (ER_SOURCE_CANNOT_SERVE, BadInputError, Fault, PrivilegeError, SourceError, UsageError,
+                              classify, classify_code, describe)
 from binreplay.source.gtid import MariadbGtidBounds, parse_mariadb_gtid_list
 from binreplay.model import FormatDescription
 from binreplay.source.live.replication import DumpRequest, ReplicationStream, StreamLost, StreamRefused
-from binreplay.source.live.spool import (SpoolFile, TransactionBoundaries, binlog_sort_key, make_spool_dir, spool_events,
+from binreplay.binlog.names import binlog_sort_key
+from binreplay.binlog.boundaries import Boundaries
+from binreplay.source.live.spool import (SpoolFile, feed_boundary, make_spool_dir, spool_events,
                              spool_files, spool_io, spool_sequence, trim_to_boundary)
-from binreplay.server.connection import TargetConfig, connect, sql_error_code
+from binreplay.server.connection import ServerConfig, connect
+from binreplay.signals import Background, StopSignals
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<IBIIIH")
-_ER_ACCESS_DENIED = (1045, 1227)
-_ER_SOURCE_BINLOG = 1236      # the source cannot serve the requested file/position (purged, unknown)
 _PENDING_LIMIT = 64 << 20     # a larger transaction is written through before it completes
 _SYNC_EVERY_S = 0.5
 
@@ -54,7 +57,7 @@ def random_server_id() -> int:
 
 @dataclass
 class FetchOptions:
-    source: TargetConfig
+    source: ServerConfig
     out: Path
     start_file: str | None = None       # default: resume from `out`, else the source's oldest binlog
     start_gtid: str | None = None       # MariaDB: start with the file holding this GTID position
@@ -88,7 +91,7 @@ class Fetcher:
         self.stats = FetchStats()
         self._stopping = threading.Event()
         self._stream: ReplicationStream | None = None
-        self._boundaries = TransactionBoundaries()
+        self._boundaries = Boundaries()
         self._gtid_bounds = MariadbGtidBounds(None, parse_mariadb_gtid_list(opts.stop_gtid)) if opts.stop_gtid else None
         self._reached: set[int] = set()
         self.file: SpoolFile | None = None
@@ -144,12 +147,8 @@ class Fetcher:
 
     # -- setup -------------------------------------------------------------------
 
-    def _connect(self, cfg: TargetConfig):
-        try:
-            return connect(cfg, multi_statements=False)
-        except TargetError as exc:
-            # target.connect words its errors for the target; this server is the source
-            raise SourceError(str(exc).replace("target", "source", 1)) from None
+    def _connect(self, cfg: ServerConfig):
+        return connect(cfg, role="source", multi_statements=False)
 
     def _resume_point(self, conn, available: list[str]) -> tuple[str, int]:
         """Where to ask the source to start: after what the spool already holds, else the start file."""
@@ -197,11 +196,11 @@ class Fetcher:
         with the same checks `_take` makes, and finish before streaming."""
         if self._gtid_bounds is None and self.opts.stop_datetime is None:
             return
-        boundaries = TransactionBoundaries()
+        boundaries = Boundaries()
         for ev, body, fde in spool_events(paths):
             if self._stops_before(ev.type_code, ev.timestamp, boundaries):
                 return
-            at_boundary = boundaries.feed(ev.type_code, body, fde)
+            at_boundary = feed_boundary(boundaries, ev.type_code, body, fde)
             self._note_stop_gtid(ev.type_code, body, ev.server_id)
             if at_boundary and self._all_stop_gtids_reached():
                 return
@@ -232,7 +231,7 @@ class Fetcher:
         if name not in self.stats.files:
             self.stats.files.append(name)
 
-    def _stream_once(self, cfg: TargetConfig) -> None:
+    def _stream_once(self, cfg: ServerConfig) -> None:
         assert self.name is not None
         # Anything not yet written is asked for again: the spool's end is the position.
         self.pending.clear()
@@ -264,15 +263,15 @@ class Fetcher:
             stream.close()
 
     def _refused(self, exc: StreamRefused) -> Exception:
-        if exc.code in _ER_ACCESS_DENIED:
+        if classify_code(exc.code) is Fault.PRIVILEGE:
             return PrivilegeError(f"the source user lacks REPLICATION SLAVE (needed to read the binlog over "
                                   f"the replication protocol): {exc.message}")
-        if exc.code == _ER_SOURCE_BINLOG:
+        if exc.code == ER_SOURCE_CANNOT_SERVE:
             return BadInputError(f"the source cannot send {self.name}:{self.pos}: {exc.message}")
         return SourceError(f"the source refused the binlog dump: {exc}")
 
     def _body(self, raw: bytes) -> bytes:
-        return raw[C.HEADER_LEN:len(raw) - (C.CRC_LEN if self.crc else 0)]
+        return body_of(raw, self.crc)
 
     def _take(self, raw: bytes) -> None:
         """One event off the wire: check it, then queue it for its transaction's write."""
@@ -298,7 +297,7 @@ class Fetcher:
         if self._stops_before(t, ts, self._boundaries):
             return
         body = self._body(raw)
-        at_boundary = self._boundaries.feed(t, body, self.fde)
+        at_boundary = feed_boundary(self._boundaries, t, body, self.fde)
         self.pending.append(raw)
         self._pending_bytes += size
         self.pos += size
@@ -330,7 +329,7 @@ class Fetcher:
         self._finish("reached --stop-gtid in every domain it names")
         return True
 
-    def _stops_before(self, t: int, ts: int, boundaries: TransactionBoundaries) -> bool:
+    def _stops_before(self, t: int, ts: int, boundaries: Boundaries) -> bool:
         """--stop-datetime: the first transaction at or after it is not fetched."""
         stop = self.opts.stop_datetime
         if stop is None or ts < stop or boundaries.inside or t in C.FILE_LEVEL_EVENTS:
@@ -423,7 +422,7 @@ class Fetcher:
             self.file = None
 
 
-def _inspect_source(conn, cfg: TargetConfig) -> tuple[str, bool, list[str]]:
+def _inspect_source(conn, cfg: ServerConfig) -> tuple[str, bool, list[str]]:
     """Flavour, checksum setting and binlog list of the source; fails early on a missing privilege."""
     import pymysql
 
@@ -437,10 +436,10 @@ def _inspect_source(conn, cfg: TargetConfig) -> tuple[str, bool, list[str]]:
             cur.execute("SHOW BINARY LOGS")
             available = [str(r[0]) for r in cur.fetchall()]
     except pymysql.MySQLError as exc:
-        if sql_error_code(exc) in _ER_ACCESS_DENIED:
+        if classify(exc) is Fault.PRIVILEGE:
             grant = "BINLOG MONITOR (or REPLICATION CLIENT)" if flavor == "mariadb" else "REPLICATION CLIENT"
             raise PrivilegeError(f"the source user lacks {grant}, needed for SHOW BINARY LOGS") from None
-        raise SourceError(f"source {cfg.where}: {exc}") from None
+        raise SourceError(f"source {cfg.where}: {describe(exc)}") from None
     return flavor, str(checksum).upper() == "CRC32", available
 
 
@@ -454,36 +453,8 @@ def check_fetch_options(opts: FetchOptions) -> None:
 def fetch_until_signalled(opts: FetchOptions) -> FetchStats:
     """`binreplay fetch`: run a Fetcher in a thread so SIGINT/SIGTERM stop it cleanly (the files end at a
     transaction boundary), then exit 130; a rerun resumes."""
-    import signal
-
-    from binreplay.errors import Interrupted
-
     fetcher = Fetcher(opts)
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            outcome["stats"] = fetcher.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
-            outcome["error"] = exc
-
-    received: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        fetcher.stop()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        thread = threading.Thread(target=work, name="binreplay-fetch", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(timeout=0.2)
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    if received:
-        raise Interrupted(f"interrupted by signal {received[0]}; rerun the same command to resume")
-    return outcome["stats"]  # type: ignore[return-value]
+    with StopSignals(on_stop=fetcher.stop, second_interrupts=False) as stop:
+        stats = Background(fetcher.run, "binreplay-fetch").start().result()
+    stop.raise_if_stopped()
+    return stats

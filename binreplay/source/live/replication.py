@@ -34,12 +34,12 @@ from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE  # noq
 from pymysqlreplication.binlogstream import COM_BINLOG_DUMP_GTID, ReportSlave  # noqa: E402
 from pymysqlreplication.gtid import GtidSet  # noqa: E402
 
+from binreplay.errors import Fault, classify_code, error_code  # noqa: E402
+
 _BINLOG_DUMP_NON_BLOCK = 0x01            # EOF at the end of the binlog instead of waiting
 _BINLOG_SEND_ANNOTATE_ROWS_EVENT = 0x02  # MariaDB: else ANNOTATE_ROWS events are left out (holes)
 _BINLOG_THROUGH_GTID = 0x04              # MySQL COM_BINLOG_DUMP_GTID
 _MARIA_SLAVE_CAPABILITY_GTID = 4         # MariaDB sends GTID events as they are, not as BEGIN stand-ins
-# Errors after which a new dump from the last position written is the whole remedy.
-_LOST = frozenset({2006, 2013, 2055, 1053, 1927, 1158, 1159, 1160, 1161})
 
 
 class StreamLost(Exception):
@@ -160,9 +160,11 @@ class ReplicationStream:
 
 
 def _classify(exc: Exception) -> Exception:
+    """A lost connection is remedied by a new dump from the last position written; any other error
+    is the source's answer."""
     args = getattr(exc, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else 0
+    code = error_code(exc)
     message = str(args[1]) if len(args) > 1 else str(exc)
-    if code in _LOST or code == 0:
+    if classify_code(code) is Fault.LOST or code == 0:
         return StreamLost(f"error {code}: {message}" if code else message)
     return StreamRefused(code, message.splitlines()[0] if message else "")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import struct
 import time
 from dataclasses import dataclass
@@ -32,15 +31,14 @@ from typing import Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_mariadb_gtid, parse_query, parse_rotate
+from binreplay.binlog.boundaries import Boundaries, statement_control
 from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.names import binlog_sort_key, is_binlog_name, next_binlog_name
 from binreplay.errors import BadInputError, UsageError
 from binreplay.model import Event, FormatDescription
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^(.+)\.(\d+)$")
-_BEGIN = re.compile(rb"^\s*BEGIN\s*$", re.I)
-_END = re.compile(rb"^\s*(COMMIT|ROLLBACK)\s*$", re.I)
 
 
 @contextlib.contextmanager
@@ -59,24 +57,12 @@ def make_spool_dir(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
 
 
-def next_binlog_name(name: str) -> str:
-    m = _NAME.match(name)
-    if m is None:
-        raise BadInputError(f"binlog name {name!r} has no sequence number")
-    return f"{m.group(1)}.{int(m.group(2)) + 1:0{len(m.group(2))}d}"
-
-
-def binlog_sort_key(name: str) -> tuple[str, int]:
-    m = _NAME.match(name)
-    return (m.group(1), int(m.group(2))) if m else (name, -1)
-
-
 def spool_files(out: Path, first: str | None = None) -> list[Path]:
     """The binlog files of a spool directory in sequence order (from `first` on, if given)."""
     with spool_io("read", out):
         if not out.is_dir():
             return []
-        found = [(binlog_sort_key(p.name), p) for p in out.iterdir() if _NAME.match(p.name) and p.is_file()]
+        found = [(binlog_sort_key(p.name), p) for p in out.iterdir() if is_binlog_name(p.name) and p.is_file()]
     found.sort()
     files = [p for _, p in found]
     if first is not None:
@@ -96,43 +82,16 @@ def spool_sequence(out: Path, first: str) -> list[Path]:
     return existing
 
 
-class TransactionBoundaries:
-    """Tells where transactions end in an event stream (GTID [BEGIN] ... XID|COMMIT, or one
-    standalone statement), so the spool is appended to, and cut back to, only between two of them."""
-
-    def __init__(self) -> None:
-        self.inside = False
-        self.opened = False   # BEGIN seen (or a MariaDB GTID without the standalone flag)
-
-    def state(self) -> tuple[bool, bool]:
-        return self.inside, self.opened
-
-    def restore(self, state: tuple[bool, bool]) -> None:
-        self.inside, self.opened = state
-
-    def feed(self, t: int, body: bytes, fde: FormatDescription) -> bool:
-        """Take one event; True if the stream is now between transactions."""
-        if t in C.FILE_LEVEL_EVENTS:
-            return not self.inside
-        if t in C.GTID_EVENTS:
-            self.inside = True
-            self.opened = t == C.MARIADB_GTID_EVENT and not parse_mariadb_gtid(body, 0).flags & C.FL_STANDALONE
-            return False
-        if t in (C.XID_EVENT, C.TRANSACTION_PAYLOAD_EVENT, C.XA_PREPARE_LOG_EVENT):
-            self.inside = self.opened = False
-            return True
-        if t in (C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT):
-            sql = parse_query(body, fde.post_header_lengths[C.QUERY_EVENT - 1],
-                              compressed=t == C.QUERY_COMPRESSED_EVENT).sql
-            if _BEGIN.match(sql):
-                self.inside = self.opened = True
-                return False
-            if self.opened and not _END.match(sql):
-                return False
-            self.inside = self.opened = False   # COMMIT/ROLLBACK, or a statement that commits alone
-            return True
-        self.inside = True   # rows, table maps, statement context, annotations: inside a transaction
-        return False
+def feed_boundary(boundaries: Boundaries, t: int, body: bytes, fde: FormatDescription) -> bool:
+    """Take one event of a spooled stream; True if the stream is now between transactions."""
+    if t in C.GTID_EVENTS:
+        return boundaries.gtid(t == C.MARIADB_GTID_EVENT
+                               and not parse_mariadb_gtid(body, 0).flags & C.FL_STANDALONE).between
+    if t in (C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT):
+        sql = parse_query(body, fde.post_header_lengths[C.QUERY_EVENT - 1],
+                          compressed=t == C.QUERY_COMPRESSED_EVENT).sql
+        return boundaries.query(statement_control(sql)).between
+    return boundaries.event(t).between
 
 
 class SpoolFile:
@@ -192,13 +151,13 @@ class Trimmed:
 def trim_to_boundary(path: Path) -> Trimmed:
     """Cut the spool's last file back to its last transaction boundary; say where to go on."""
     bf = BinlogFile(path)
-    boundaries = TransactionBoundaries()
+    boundaries = Boundaries()
     boundary = 0
     ended_by: str | None = None
     try:
         for ev in bf.events():
             assert bf.fde is not None
-            if boundaries.feed(ev.type_code, bf.payload(ev), bf.fde):
+            if feed_boundary(boundaries, ev.type_code, bf.payload(ev), bf.fde):
                 boundary = ev.end
             if ev.type_code == C.ROTATE_EVENT and not ev.flags & C.LOG_EVENT_ARTIFICIAL_F:
                 ended_by = parse_rotate(bf.payload(ev))[1]

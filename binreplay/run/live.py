@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from binreplay.source.backup_meta import read_backup_coordinates
+from binreplay.source.backup_meta import backup_start
 from binreplay.source.selection import parse_datetime
 from binreplay.errors import BadInputError, Interrupted, UsageError
 from binreplay.source.live.fetch import (FetchOptions, Fetcher, FetchStats, check_fetch_options, fetch_until_signalled,
                              random_server_id)
 from binreplay.report.progress import Reporter, Summary
-from binreplay.run.coordinator import ReplayOptions, run_replay
+from binreplay.run.coordinator import run_replay
+from binreplay.run.options import ReplayOptions
 from binreplay.source.live.spool import spool_files
-from binreplay.server.connection import TargetConfig
+from binreplay.server.connection import ServerConfig
+from binreplay.signals import Background, StopSignals
 
 ROUND_INTERVAL_S = 1.0   # with --follow, at most one replay round a second: rounds batch what arrived
 SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it waits
@@ -33,7 +34,7 @@ SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it wai
 
 @dataclass
 class LiveSource:
-    source: TargetConfig
+    source: ServerConfig
     start_file: str | None = None       # --source-binlog
     spool_dir: Path | None = None
     follow: bool = False
@@ -41,7 +42,7 @@ class LiveSource:
     heartbeat_s: float = 5.0
 
 
-def default_spool_dir(source: TargetConfig) -> Path:
+def default_spool_dir(source: ServerConfig) -> Path:
     """Deterministic, so rerunning the same command finds (and resumes) the same spool."""
     where = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.resolved().where).strip("_")
     return Path.cwd() / "binreplay-spool" / where
@@ -60,13 +61,9 @@ def _fetch_options(opts: ReplayOptions, live: LiveSource, spool: Path) -> tuple[
     if opts.from_backup is not None:
         if start_file:
             raise UsageError("--from-backup gives the start point; do not combine it with --source-binlog")
-        coords = read_backup_coordinates(opts.from_backup)
-        start_file = coords.binlog_file if coords.binlog_file and coords.position else None
-        start_pos = coords.position or 4
-        if start_file is None:
-            start_gtid, exclude = coords.mariadb_gtid, coords.mysql_gtid_executed
-            if not (start_gtid or exclude):
-                raise BadInputError(f"{opts.from_backup}: no usable start coordinates in it")
+        start = backup_start(opts.from_backup)
+        start_file, start_pos = start.binlog_file, start.position or 4
+        start_gtid, exclude = start.mariadb_gtid, start.mysql_gtid_executed
     if start_file is None and not (start_gtid or exclude):
         raise UsageError("with --source-host, give where to start: --source-binlog NAME [--start-position N], "
                          "--from-backup, or --start-gtid / --exclude-gtids")
@@ -111,8 +108,10 @@ class _Follow:
         self.reporter = reporter
         self.total = Summary()
         self._new = threading.Event()
-        self._signal: int | None = None
-        self._error: BaseException | None = None
+        # Only a flag on a signal: the handler runs on the main thread, possibly inside `_new.wait()`
+        # holding the Event's lock, so setting `_new` there could deadlock. The loop polls instead.
+        self._stop = StopSignals(second_interrupts=False)
+        self._fetching = Background(self._fetch, "binreplay-fetch")
         # A stop GTID is only known to be in the files once the fetch reached it: until then a round
         # could not tell "not yet" from "never", so rounds wait for the fetch to end.
         self._rounds_wait_for_end = opts.stop_gtid is not None
@@ -120,55 +119,49 @@ class _Follow:
     def _arrived(self, _stats: FetchStats) -> None:
         self._new.set()
 
-    def _fetch(self) -> None:
+    def _fetch(self) -> FetchStats:
         try:
-            self.fetcher.run()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
-            self._error = exc
+            return self.fetcher.run()
         finally:
             self._new.set()
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        # Only a flag: the handler runs on the main thread, possibly inside `_new.wait()` holding the
-        # Event's lock, so `_new.set()` here could deadlock. The loop below polls for it instead.
-        self._signal = signum
-
     def run(self) -> tuple[Summary, FetchStats]:
-        thread = threading.Thread(target=self._fetch, name="binreplay-fetch", daemon=True)
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         t0 = time.monotonic()
-        first = True
         try:
-            thread.start()
-            while True:
-                self._new.wait(timeout=SIGNAL_POLL_S)
-                self._raise_if_stopped()
-                fetching = thread.is_alive()
-                if not self._new.is_set() or (fetching and self._rounds_wait_for_end):
-                    continue
-                self._new.clear()
-                if self._past_start():
-                    summary = self._round(first)
-                    first = False
-                    if summary.stop_reason is not None:
-                        self.total.stop_reason = summary.stop_reason
-                        break
-                if not fetching:
-                    self._raise_if_stopped()
-                    self.total.stop_reason = self.total.stop_reason or self.fetcher.stats.stop_reason
-                    break
-                time.sleep(ROUND_INTERVAL_S)
+            with self._stop:
+                self._fetching.start()
+                self._rounds()
             self.total.outcome = "complete"
         except Interrupted:
             self.total.outcome = "interrupted"
             raise
         finally:
             self.fetcher.stop()
-            thread.join(timeout=30)
-            for s, handler in old.items():
-                signal.signal(s, handler)
+            self._fetching.join(timeout=30)
             self.total.elapsed_s = time.monotonic() - t0
         return self.total, self.fetcher.stats
+
+    def _rounds(self) -> None:
+        """Replay what arrived, round after round, until a stop point, the fetch's end or a signal."""
+        first = True
+        while True:
+            self._new.wait(timeout=SIGNAL_POLL_S)
+            self._raise_if_stopped()
+            fetching = self._fetching.alive()
+            if not self._new.is_set() or (fetching and self._rounds_wait_for_end):
+                continue
+            self._new.clear()
+            if self._past_start():
+                summary = self._round(first)
+                first = False
+                if summary.stop_reason is not None:
+                    self.total.stop_reason = summary.stop_reason
+                    return
+            if not fetching:
+                self._raise_if_stopped()
+                self.total.stop_reason = self.total.stop_reason or self.fetcher.stats.stop_reason
+                return
+            time.sleep(ROUND_INTERVAL_S)
 
     def _past_start(self) -> bool:
         """A round needs the spool to reach the start position (else it is not a valid start yet)."""
@@ -176,10 +169,8 @@ class _Follow:
         return at is not None and (at[0] != self.start[0] or at[1] >= self.start[1])
 
     def _raise_if_stopped(self) -> None:
-        if self._signal is not None:
-            raise Interrupted(f"interrupted by signal {self._signal}; rerun the same command to resume")
-        if self._error is not None:
-            raise self._error
+        self._stop.raise_if_stopped()
+        self._fetching.raise_error()
 
     def _round(self, first: bool) -> Summary:
         opts = _on_spool(self.opts, self.spool, self.fetcher.stats, preflight=self.opts.preflight and first)

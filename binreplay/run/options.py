@@ -1,0 +1,68 @@
+"""What a replay run is asked to do: every flag of `binreplay replay`, as one dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from binreplay.server.connection import ServerConfig
+from binreplay.source.filters import Filters
+from binreplay.source.selection import SelectionArgs
+
+
+def default_workers() -> int:
+    """One connection per core, at most 8 (measured: more threads than cores only add contention)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class ReplayOptions:
+    binlogs: list[Path]
+    target: ServerConfig = field(default_factory=ServerConfig)
+    start_position: int | None = None
+    stop_position: int | None = None
+    start_datetime: str | None = None
+    stop_datetime: str | None = None
+    start_gtid: str | None = None
+    stop_gtid: str | None = None
+    include_gtids: str | None = None
+    exclude_gtids: str | None = None
+    from_backup: Path | None = None
+    preserve_gtids: bool = False
+    dry_run: bool = False
+    restart: bool = False
+    workers: int = field(default_factory=lambda: default_workers())
+    dependency: str = "row"
+    group_commit: bool = True
+    group_max_trx: int = 100
+    group_max_bytes: int = 4 << 20
+    preserve_commit_order: bool = False
+    retries: int = 10
+    progress_schema: str = "binreplay"
+    preflight: bool = True
+    apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (sql_apply.py)
+    allow_triggers: bool = False             # --apply sql: target triggers would fire on replayed rows
+    filters: Filters = field(default_factory=Filters)
+
+    def selection(self) -> SelectionArgs:
+        """The start/stop flags, as `source.selection` resolves them into bounds."""
+        return SelectionArgs(
+            start_position=self.start_position, stop_position=self.stop_position,
+            start_datetime=self.start_datetime, stop_datetime=self.stop_datetime,
+            start_gtid=self.start_gtid, stop_gtid=self.stop_gtid, include_gtids=self.include_gtids,
+            exclude_gtids=self.exclude_gtids, from_backup=self.from_backup)
+
+    def fingerprint_fields(self) -> dict:
+        """What identifies a replay for resuming: where it starts and what it selects.
+        Stop bounds are left out on purpose: a rerun may extend a replay to a later stop point."""
+        return {
+            "start_file": self.binlogs[0].name if self.binlogs else None,
+            "start_position": self.start_position, "start_datetime": self.start_datetime,
+            "start_gtid": self.start_gtid, "include_gtids": self.include_gtids,
+            "exclude_gtids": self.exclude_gtids,
+            "from_backup": str(self.from_backup) if self.from_backup else None,
+            "preserve_gtids": self.preserve_gtids,
+            # What the filters select is part of the replay's identity (only when given: older runs resume).
+            **({"filters": repr(self.filters)} if self.filters.active else {}),
+        }

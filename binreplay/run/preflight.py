@@ -1,0 +1,99 @@
+"""Everything checked before the first transaction is applied: the input (a full read of the
+selection, no server contact) and the target's privileges for the apply mode.
+
+A corrupt, truncated or misordered file, a bad start position, an event binreplay refuses, or a
+stop point the files do not reach stops the run here, with nothing applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from binreplay.apply.applier import Applier
+from binreplay.apply.statements import binlog_statement
+from binreplay.binlog.file import BinlogFile
+from binreplay.errors import BadInputError, PrivilegeError
+from binreplay.model import MariadbGtid
+from binreplay.report.progress import Reporter, Summary
+from binreplay.server.connection import ServerInfo, check_privilege
+from binreplay.source.reader import BinlogReader, ReaderStats
+from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected, stop_position_beyond_end
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Survey:
+    """What a full read of the selection found."""
+
+    selected: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)   # transaction kind -> count
+    has_payload: bool = False                             # a MySQL compressed transaction is selected
+    stats: ReaderStats = field(default_factory=ReaderStats)
+    stop_reason: str | None = None
+
+
+def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> Survey:
+    """Read everything once without touching the target: validates the input and counts."""
+    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
+                          on_warning=lambda m: reporter.warn(m, summary))
+    selector = Selector(bounds)
+    result = Survey()
+    for trx, verdict in selected(reader.transactions(), selector):
+        if verdict is Verdict.APPLY:
+            result.selected += 1
+            result.kinds[trx.kind.value] = result.kinds.get(trx.kind.value, 0) + 1
+            result.has_payload |= trx.from_payload
+    check_end(selector, bounds, reader)
+    result.stats, result.stop_reason = reader.stats, selector.stop_reason
+    return result
+
+
+def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
+                   compressed_ok: bool = False) -> int | None:
+    """The input checks in one fast pass (no grouping); returns the number of transactions (for the ETA)."""
+    # Its warnings (a truncated last file) are left to the applying pass, which says them once.
+    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
+                          on_warning=lambda m: None)
+    m = bounds.mariadb
+    reached: set[int] = set()
+
+    def on_gtid(g: object) -> None:
+        if m is not None and isinstance(g, MariadbGtid) and m.stop_reached(g):
+            reached.add(g.domain_id)
+
+    count = reader.validate(on_gtid if m is not None and m.has_stop else None, compressed_ok=compressed_ok)
+    if count is None:  # no GTID events to count or check: the full reader does both
+        return survey(bounds, files, reporter, summary).selected
+    problems = []
+    if m is not None and m.has_stop and not m.all_stops_reached(reached):
+        problems.append("stop GTID " + ",".join(map(str, m.unreached_stops(reached))) + " is not in the binlogs given")
+    problems += stop_position_beyond_end(bounds, reader)
+    if problems:
+        raise BadInputError("; ".join(problems))
+    return count
+
+
+def check_apply_privileges(applier: Applier, first_file: Path, server: ServerInfo) -> None:
+    """Fail before applying anything if the user cannot run BINLOG or set the replay session context."""
+    fde_event = next(BinlogFile(first_file).events())
+    assert applier.conn is not None
+    check_privilege(applier.conn, binlog_statement([fde_event.raw]),
+                    f"{server.binlog_replay_privilege}, needed to apply row events (BINLOG statements)")
+    applier.state.fde_raw = fde_event.raw
+    check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id",
+                    f"{server.binlog_replay_privilege}, needed to set the session context of replayed statements")
+
+
+def may_set_pseudo_thread(applier: Applier) -> bool:
+    """--apply sql needs no BINLOG privilege; without it, replayed statements run without
+    pseudo_thread_id (which only names temporary tables in the target's own binlog)."""
+    assert applier.conn is not None
+    try:
+        check_privilege(applier.conn, "SET @@session.pseudo_thread_id=@@session.pseudo_thread_id", "")
+        return True
+    except PrivilegeError:
+        log.info("the target user may not set pseudo_thread_id; replayed statements run without it")
+        return False
