@@ -1,6 +1,6 @@
 """`binreplay sandbox start|stop|status`: throwaway MariaDB servers that outlive the command.
 
-Each sandbox lives in ``DIR/NAME`` (see sandbox.py for its layout). ``start`` records the
+Each sandbox lives in ``DIR/NAME`` (see binreplay.devtools.sandbox for its layout). ``start`` records the
 settings it used in ``DIR/NAME/sandbox.json`` so that ``stop`` and ``status``, run later from
 another process, can find the server again; the server itself is found through its pid file.
 """

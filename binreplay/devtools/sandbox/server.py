@@ -1,28 +1,13 @@
-"""Throwaway local MariaDB servers for tests, the demo and benchmarks.
-
-A sandbox is one ``mariadbd`` process whose every file lives under ``basedir``
-(datadir, binlogs, socket, pid file, error log). It never reads a my.cnf
-(``--no-defaults``), listens only on its own unix socket and a private
-127.0.0.1 port, and so can run next to a system server and next to sandboxes
-started by other processes.
-
-Typical use::
-
-    with create_sandbox(tmp / "src", name="src", log_bin=True) as src:
-        src.execute("CREATE DATABASE d")
-"""
+"""The Sandbox: one mariadbd whose files all live under its basedir; start, stop, kill, connect."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import re
 import shutil
 import signal
-import socket as socketlib
 import subprocess
 import tempfile
 import time
@@ -34,77 +19,17 @@ from typing import Any
 import pymysql
 import pymysql.connections
 
-SERVER_BINARIES = ("mariadbd", "mariadb-install-db")
-_SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+from binreplay.devtools.sandbox.binaries import ensure_server_binaries, install_datadir, root_flags, server_binary
+from binreplay.devtools.sandbox.processes import die_with_parent, free_port, greets, server_pid
+
 _SUN_PATH_MAX = 100          # sockaddr_un.sun_path is 108 bytes; keep a margin
 _INIT_MARKER = ".initialized"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-_PR_SET_PDEATHSIG = 1
-
-
-def _which(name: str) -> str | None:
-    """shutil.which, also looking in sbin dirs (not on PATH for non-root users)."""
-    extra = os.pathsep.join(_SBIN_DIRS)
-    return shutil.which(name) or shutil.which(name, path=extra)
-
-
-def ensure_server_binaries() -> None:
-    """Raise RuntimeError with an install hint when the server binaries are missing."""
-    for binary in SERVER_BINARIES:
-        if _which(binary) is None:
-            raise RuntimeError(f"{binary} not found: apt-get install mariadb-server")
-
-
-def _server_binary(name: str) -> str:
-    path = _which(name)
-    if path is None:
-        raise RuntimeError(f"{name} not found: apt-get install mariadb-server")
-    return path
-
-
-def _free_port() -> int:
-    """A TCP port free right now on 127.0.0.1 (the kernel picks it)."""
-    with socketlib.socket(socketlib.AF_INET, socketlib.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _root_flags() -> list[str]:
-    # mariadbd and its bootstrap refuse to run as root unless told to.
-    return ["--user=root"] if os.geteuid() == 0 else []
 
 
 def _opt_key(key: str) -> str:
     """Normalise option names so 'binlog_format' overrides 'binlog-format'."""
     return key.strip().lstrip("-").replace("_", "-")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: have the kernel SIGTERM the server if its parent dies.
-
-    Keeps a SIGKILLed test runner from leaking servers. Note the signal is tied
-    to the *thread* that started the server.
-    """
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass
@@ -181,21 +106,7 @@ class Sandbox:
         if self.datadir.exists():
             shutil.rmtree(self.datadir)  # a half-finished earlier attempt
         self.basedir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            _server_binary("mariadb-install-db"), "--no-defaults",
-            f"--datadir={self.datadir}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db", "--skip-name-resolve",
-            # Same redo size as at runtime, so the first start skips a resize.
-            "--innodb-log-file-size=64M",
-            *_root_flags(),
-        ]
-        result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"mariadb-install-db failed for sandbox {self.name} ({result.returncode}):\n"
-                f"{(result.stdout + result.stderr)[-3000:]}"
-            )
+        install_datadir(self.datadir, self.name)
         marker.touch()
 
     def server_args(self) -> list[str]:
@@ -229,7 +140,7 @@ class Sandbox:
         opts |= {_opt_key(k): v for k, v in self.options.items()}
         flags = [f"--{k}" if v is None else f"--{k}={v}" for k, v in opts.items()]
         # --no-defaults must come first.
-        return [_server_binary("mariadbd"), "--no-defaults", *flags, *_root_flags()]
+        return [server_binary("mariadbd"), "--no-defaults", *flags, *root_flags()]
 
     def start(self, timeout: float = 60) -> None:
         """Start the server (no-op when running) and wait until it accepts connections."""
@@ -248,7 +159,7 @@ class Sandbox:
                 return
             except RuntimeError:
                 if self.auto_port and "Address already in use" in self._error_log_since(log_offset):
-                    self.port = _free_port()  # lost a race for the port: try another
+                    self.port = free_port()  # lost a race for the port: try another
                     continue
                 raise
         raise RuntimeError(f"sandbox {self.name}: no free TCP port after several tries")
@@ -262,7 +173,7 @@ class Sandbox:
                 # Own process group: Ctrl-C in the caller's terminal does not
                 # reach the server; we stop it ourselves.
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
 
     def _wait_ready(self, timeout: float) -> None:
@@ -275,7 +186,7 @@ class Sandbox:
                     f"sandbox {self.name}: mariadbd exited with {code} during start; "
                     f"{self.error_log}:\n{self._error_log_tail()}"
                 )
-            if self._greets():
+            if greets(self.socket):
                 self.connect(connect_timeout=5).close()  # and really logs us in
                 return
             if time.monotonic() > deadline:
@@ -286,22 +197,6 @@ class Sandbox:
                     f"{self.error_log}:\n{self._error_log_tail()}"
                 )
             time.sleep(0.03)
-
-    def _greets(self) -> bool:
-        """True once the server sends its handshake on the socket.
-
-        Probing with a raw socket, not pymysql: a pymysql connect that fails
-        half-way (the server is still starting) leaks its socket.
-        """
-        try:
-            with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as sock:
-                sock.settimeout(2)
-                sock.connect(str(self.socket))
-                header = sock.recv(5)
-        except OSError:
-            return False
-        # 3-byte length, sequence id, then protocol version 10 (an error packet has 0xff).
-        return len(header) == 5 and header[4] == 10
 
     def stop(self, timeout: float = 60) -> None:
         """Clean shutdown: SHUTDOWN statement, then SIGTERM, then SIGKILL."""
@@ -344,14 +239,7 @@ class Sandbox:
 
     def _foreign_pid(self) -> int | None:
         """Pid of a server on our datadir started by someone else (another process)."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        # The pid file survives a kill, so check the pid is still our server.
-        if _pid_alive(pid) and f"--datadir={self.datadir}" in _cmdline(pid):
-            return pid
-        return None
+        return server_pid(self.pid_file, self.datadir)
 
     def _signal(self, sig: signal.Signals) -> None:
         try:
@@ -472,7 +360,7 @@ def create_sandbox(
     """
     ensure_server_binaries()
     sandbox = Sandbox(
-        name=name, basedir=Path(basedir), port=port or _free_port(), server_id=server_id,
+        name=name, basedir=Path(basedir), port=port or free_port(), server_id=server_id,
         log_bin=log_bin, binlog_format=binlog_format, options=dict(options or {}),
         auto_port=port is None, die_with_parent=die_with_parent,
     )
