@@ -17,68 +17,39 @@ reconnecting never loses or repeats an event.
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from binreplay.binlog import constants as C
+from binreplay.binlog.boundaries import Boundaries
 from binreplay.binlog.events import parse_format_description, parse_mariadb_gtid, parse_rotate
 from binreplay.binlog.file import verify_crc, verify_fde_crc
 from binreplay.binlog.header import body_of
-from binreplay.errors import (ER_SOURCE_CANNOT_SERVE, BadInputError, Fault, PrivilegeError, SourceError, UsageError,
-                              classify, classify_code, describe)
-from binreplay.source.gtid import MariadbGtidBounds, parse_mariadb_gtid_list
-from binreplay.model import FormatDescription
-from binreplay.source.live.replication import DumpRequest, ReplicationStream, StreamLost, StreamRefused
 from binreplay.binlog.names import binlog_sort_key
-from binreplay.binlog.boundaries import Boundaries
-from binreplay.source.live.spool import (SpoolFile, feed_boundary, make_spool_dir, spool_events,
-                             spool_files, spool_io, spool_sequence, trim_to_boundary)
+from binreplay.errors import ER_SOURCE_CANNOT_SERVE, BadInputError, Fault, PrivilegeError, SourceError, classify_code
+from binreplay.model import FormatDescription
 from binreplay.server.connection import ServerConfig, connect
 from binreplay.signals import Background, StopSignals
+from binreplay.source.gtid import MariadbGtidBounds, parse_mariadb_gtid_list
+from binreplay.source.live.fetch_options import FetchOptions, FetchStats, check_fetch_options, random_server_id
+from binreplay.source.live.fetch_start import inspect_source, resume_point
+from binreplay.source.live.replication import DumpRequest, ReplicationStream, StreamLost, StreamRefused
+from binreplay.source.live.spool import SpoolFile, feed_boundary, make_spool_dir, spool_events
+
+# The options and stats are defined in fetch_options.py; importers take them from here too.
+__all__ = ["FetchOptions", "FetchStats", "Fetcher", "check_fetch_options", "fetch_until_signalled",
+           "random_server_id"]
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<IBIIIH")
 _PENDING_LIMIT = 64 << 20     # a larger transaction is written through before it completes
 _SYNC_EVERY_S = 0.5
-
-
-def random_server_id() -> int:
-    """A server_id no real replica is likely to use (the source drops a replica whose id another takes)."""
-    return random.randint(1 << 30, (1 << 32) - 1)
-
-
-@dataclass
-class FetchOptions:
-    source: ServerConfig
-    out: Path
-    start_file: str | None = None       # default: resume from `out`, else the source's oldest binlog
-    start_gtid: str | None = None       # MariaDB: start with the file holding this GTID position
-    exclude_gtids: str | None = None    # MySQL: start with the file holding the first GTID not in this set
-    stop_file: str | None = None        # stop once this file is complete
-    follow: bool = False                # wait for new events like a replica, until stopped
-    stop_datetime: int | None = None    # stop before the first transaction at or after this time
-    stop_gtid: str | None = None        # MariaDB: stop after these GTIDs
-    server_id: int = field(default_factory=random_server_id)
-    heartbeat_s: float = 5.0
-    retry_for_s: float = 60.0           # give up (exit 4, resumable) after the source is gone this long
-
-
-@dataclass
-class FetchStats:
-    files: list[str] = field(default_factory=list)   # names written to, in order
-    events: int = 0
-    bytes: int = 0
-    reconnects: int = 0
-    position: tuple[str, int] | None = None          # end of the spool's last complete transaction
-    stop_reason: str | None = None
 
 
 class Fetcher:
@@ -116,8 +87,9 @@ class Fetcher:
         make_spool_dir(self.opts.out)
         conn = self._connect(cfg)
         try:
-            self.flavor, self.crc, available = _inspect_source(conn, cfg)
-            start = self._resume_point(conn, available)
+            source = inspect_source(conn, cfg)
+            self.flavor, self.crc = source.flavor, source.crc32
+            start = self._resume_point(conn, source.binlogs)
         finally:
             conn.close()
         self._start_at(*start)
@@ -152,43 +124,12 @@ class Fetcher:
 
     def _resume_point(self, conn, available: list[str]) -> tuple[str, int]:
         """Where to ask the source to start: after what the spool already holds, else the start file."""
-        opts = self.opts
-        first = opts.start_file
-        if first is None and (opts.start_gtid is not None or opts.exclude_gtids is not None):
-            existing = spool_files(opts.out)
-            first = existing[0].name if existing else self._file_of_gtid_position(conn)
-        if first is None:
-            existing = spool_files(opts.out)
-            if not existing and not available:
-                raise BadInputError("the source has no binary logs")
-            first = existing[0].name if existing else available[0]
-        existing = spool_sequence(opts.out, first)
-        self.stats.files = [p.name for p in existing]
-        if not existing:
-            self._require_on_source(first, available)
-            return first, 4
-        last = existing[-1]
-        trimmed = trim_to_boundary(last)
-        self.file, self.fde = trimmed.file, trimmed.fde
-        if trimmed.removed:
-            existing.pop()
-            self.stats.files.remove(last.name)
-        elif trimmed.next_name != last.name:
-            self._require_on_source(trimmed.next_name, available, after=last.name)
-        if existing:
-            kept = existing[-1]
-            with spool_io("read", kept):
-                self.stats.position = (kept.name, trimmed.end if kept is last else kept.stat().st_size)
-            self._stops_in_spool(existing)
-        return trimmed.next_name, trimmed.next_pos
-
-    def _require_on_source(self, name: str, available: list[str], after: str | None = None) -> None:
-        if name in available:
-            return
-        have = f"it has {available[0]} to {available[-1]}" if available else "it has none"
-        if after is not None and available and binlog_sort_key(name) > binlog_sort_key(available[-1]):
-            return  # the next file does not exist yet (the source restarted and will create it)
-        raise BadInputError(f"binlog {name} is not on the source (purged, or a wrong name); {have}")
+        point = resume_point(self.opts, available, lambda: self._file_of_gtid_position(conn))
+        self.stats.files, self.file, self.fde = point.files, point.file, point.fde
+        if point.position is not None:
+            self.stats.position = point.position
+            self._stops_in_spool(point.complete)
+        return point.name, point.pos
 
     def _stops_in_spool(self, paths: list[Path]) -> None:
         """A rerun asks the source for what comes after the spool, so a stop point the spool already
@@ -420,34 +361,6 @@ class Fetcher:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-def _inspect_source(conn, cfg: ServerConfig) -> tuple[str, bool, list[str]]:
-    """Flavour, checksum setting and binlog list of the source; fails early on a missing privilege."""
-    import pymysql
-
-    flavor = "mariadb" if "mariadb" in conn.get_server_info().lower() else "mysql"
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@global.log_bin, @@global.binlog_checksum")
-            log_bin, checksum = cur.fetchone()
-            if not int(log_bin):
-                raise BadInputError(f"the source {cfg.where} has no binary log (log_bin is OFF)")
-            cur.execute("SHOW BINARY LOGS")
-            available = [str(r[0]) for r in cur.fetchall()]
-    except pymysql.MySQLError as exc:
-        if classify(exc) is Fault.PRIVILEGE:
-            grant = "BINLOG MONITOR (or REPLICATION CLIENT)" if flavor == "mariadb" else "REPLICATION CLIENT"
-            raise PrivilegeError(f"the source user lacks {grant}, needed for SHOW BINARY LOGS") from None
-        raise SourceError(f"source {cfg.where}: {describe(exc)}") from None
-    return flavor, str(checksum).upper() == "CRC32", available
-
-
-def check_fetch_options(opts: FetchOptions) -> None:
-    if opts.start_file and (opts.start_gtid or opts.exclude_gtids):
-        raise UsageError("give the start as a file or as a GTID position, not both")
-    if opts.follow and opts.stop_file:
-        raise UsageError("--stop-never and --stop-file exclude each other")
 
 
 def fetch_until_signalled(opts: FetchOptions) -> FetchStats:
