@@ -1,13 +1,12 @@
 """`binreplay status`: where the last replay into a target stands, read from its progress tables.
 
-Read-only. The run's own records say what it replays and how far it got (checkpoint.py); the
+Read-only. The run's own records say what it replays and how far it got (state/readback.py); the
 named lock a running replay holds says whether it is still alive, so a run recorded as
 `running` whose lock is free is one that crashed or was killed.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -15,11 +14,10 @@ from pathlib import Path
 
 import pymysql
 
-from binreplay.state.store import ProgressStore
-from binreplay.server.sql import quote_ident
 from binreplay.errors import TargetError, describe
-from binreplay.source.reader import BinlogReader
 from binreplay.server.connection import ServerConfig, connect
+from binreplay.source.reader import BinlogReader
+from binreplay.state.readback import ProgressReadback
 
 # The replay flags a run records (runs.arguments), in the order a command line gives them.
 _REPLAY_FLAGS = ("from_backup", "start_position", "start_datetime", "start_gtid", "include_gtids", "exclude_gtids",
@@ -80,7 +78,7 @@ def _utc(value: object) -> str | None:
 def read_status(cfg: ServerConfig, schema: str = "binreplay", binlogs: list[Path] | None = None) -> RunStatus:
     conn = connect(cfg.resolved(), multi_statements=False)
     try:
-        return _Reader(conn, schema, cfg).status(binlogs or [])
+        return _Reader(ProgressReadback(conn, schema), cfg).status(binlogs or [])
     except pymysql.err.MySQLError as exc:
         raise TargetError(f"target {cfg.where}: {describe(exc)}") from None
     finally:
@@ -88,30 +86,18 @@ def read_status(cfg: ServerConfig, schema: str = "binreplay", binlogs: list[Path
 
 
 class _Reader:
-    def __init__(self, conn: pymysql.connections.Connection, schema: str, cfg: ServerConfig) -> None:
-        self.conn, self.schema, self.cfg = conn, schema, cfg
-        self.q = quote_ident(schema)
-
-    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self.conn.cursor() as cur:
-            cur.execute(sql, args or None)
-            return list(cur.fetchall())
+    def __init__(self, progress: ProgressReadback, cfg: ServerConfig) -> None:
+        self.progress, self.schema, self.cfg = progress, progress.schema, cfg
 
     def status(self, binlogs: list[Path]) -> RunStatus:
-        self._rows("SET SESSION time_zone = '+00:00'")
         st = RunStatus(self.schema, "none")
-        has_runs = self._rows("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'runs'",
-                              (self.schema,))
-        run = self._rows(f"SELECT run_id, state, arguments, binlog_files, started_at, updated_at, finished_at, host, "
-                         f"pid, last_error FROM {self.q}.runs ORDER BY run_id DESC LIMIT 1") if has_runs else []
-        if not run:
+        run = self.progress.last_run()
+        if run is None:
             return st
-        (run_id, st.recorded_state, arguments, files, started, updated, finished, st.host, st.pid,
-         st.last_error) = run[0]
-        st.run_id = int(run_id)
-        st.arguments, st.binlog_files = json.loads(arguments), json.loads(files)
-        st.started_at, st.updated_at, st.finished_at = _utc(started), _utc(updated), _utc(finished)
-        self._progress(st)
+        st.run_id, st.recorded_state, st.arguments, st.binlog_files = run.run_id, run.state, run.arguments, run.binlog_files
+        st.started_at, st.updated_at, st.finished_at = (_utc(t) for t in (run.started_at, run.updated_at, run.finished_at))
+        st.host, st.pid, st.last_error = run.host, run.pid, run.last_error
+        self._progress(st, run.run_id)
         self._activity(st)
         self._look_up_mark(st, binlogs)
         st.state = ("active" if st.active_connection is not None else
@@ -120,38 +106,27 @@ class _Reader:
             st.resume_command = resume_command(st, self.cfg, binlogs)
         return st
 
-    def _progress(self, st: RunStatus) -> None:
-        mark = self._rows(f"SELECT binlog_file, file_index, pos, transactions FROM {self.q}.checkpoint "
-                          "WHERE run_id = %s ORDER BY file_index DESC, pos DESC LIMIT 1", (st.run_id,))
-        file_index, pos = -1, 0
-        if mark:
-            file, file_index, pos, st.transactions_to_mark = mark[0][0], int(mark[0][1]), int(mark[0][2]), \
-                int(mark[0][3])
-            st.low_water_mark = f"{file}:{pos}"
-        above = "run_id = %s AND (file_index > %s OR (file_index = %s AND end_pos > %s))"
-        args = (st.run_id, file_index, file_index, pos)
-        st.applied_above_mark = int(self._rows(f"SELECT COUNT(*) FROM {self.q}.applied WHERE {above}", args)[0][0])
-        last = self._rows(f"SELECT binlog_file, end_pos, gtid, applied_at FROM {self.q}.applied WHERE {above} "
-                          "ORDER BY file_index DESC, end_pos DESC LIMIT 1", args)
-        if last:
-            st.last_applied = {"position": f"{last[0][0]}:{last[0][1]}", "gtid": last[0][2],
-                               "applied_at": _utc(last[0][3])}
-        st.pending_ddl = [
-            {"position": f"{f}:{p}", "statement": bytes(s).decode("utf-8", "replace")[:200], "started_at": _utc(t)}
-            for f, p, s, t in self._rows(f"SELECT binlog_file, end_pos, statement, started_at FROM {self.q}.ddl_journal "
-                                         "WHERE run_id = %s AND state = 'started' ORDER BY file_index, end_pos",
-                                         (st.run_id,))]
+    def _progress(self, st: RunStatus, run_id: int) -> None:
+        mark = self.progress.low_water_mark(run_id)
+        if mark is not None:
+            st.low_water_mark, st.transactions_to_mark = f"{mark.binlog_file}:{mark.pos}", mark.transactions
+        st.applied_above_mark = self.progress.applied_above(run_id, mark)
+        last = self.progress.furthest_applied(run_id, mark)
+        if last is not None:
+            st.last_applied = {"position": f"{last.binlog_file}:{last.end_pos}", "gtid": last.gtid,
+                               "applied_at": _utc(last.applied_at)}
+        st.pending_ddl = [{"position": f"{d.binlog_file}:{d.end_pos}",
+                           "statement": d.statement.decode("utf-8", "replace")[:200], "started_at": _utc(d.started_at)}
+                          for d in self.progress.pending_ddl(run_id)]
 
     def _activity(self, st: RunStatus) -> None:
-        """Who holds the lock a replay takes for its whole run (checkpoint.ProgressStore.lock)."""
-        lock_name = ProgressStore(self.conn, self.schema).lock_name   # one definition of the name
-        holder = self._rows("SELECT IS_USED_LOCK(%s)", (lock_name,))[0][0]
+        holder = self.progress.lock_holder()
         if holder is None:
             return
-        st.active_connection = int(holder)
-        who = self._rows("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (holder,))
-        if who:
-            st.active_client = f"{who[0][0]}@{who[0][1]}, connected {who[0][2]}s"
+        st.active_connection = holder.connection_id
+        if holder.client is not None:
+            c = holder.client
+            st.active_client = f"{c.user}@{c.host}, connected {c.connected_s}s"
 
     def _look_up_mark(self, st: RunStatus, binlogs: list[Path]) -> None:
         """GTID and source time of the transaction at the mark and of the next one, from the binlogs."""
