@@ -44,13 +44,6 @@ _SCAN = re.compile(r"""'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|/\*.*?\*/|(?:--
                    re.IGNORECASE | re.DOTALL)
 
 
-def load_default_collations(conn) -> dict[str, int]:
-    """character set -> the id of its default collation on the target."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT CHARACTER_SET_NAME, ID FROM information_schema.COLLATIONS WHERE IS_DEFAULT = 'Yes'")
-        return {(cs.decode() if isinstance(cs, bytes) else str(cs)): int(i) for cs, i in cur.fetchall()}
-
-
 @dataclass
 class ContextTranslation:
     """Shared by every worker of a SQL-mode replay (so each mapping is warned about once)."""

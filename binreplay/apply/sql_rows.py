@@ -37,11 +37,12 @@ from binreplay.binlog.boundaries import is_transaction_control
 from binreplay.binlog import rows as R
 from binreplay.binlog.header import event_body, post_header_len
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
-from binreplay.apply.cross_flavor import ContextTranslation, load_default_collations
+from binreplay.apply.cross_flavor import ContextTranslation
 from binreplay.errors import UnsupportedError, UsageError
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.apply.row_checks import RowCheck
 from binreplay.apply.sql_values import ColumnType, renderer
+from binreplay.server.catalog import default_collations
 from binreplay.server.sql import quote_ident, text as _text
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class SqlTranslator:
         """How source statements' session context is made acceptable to the target (cross_flavor.py)."""
         if self.shared.context is None:
             self.shared.context = ContextTranslation(self.shared.flavor, self.shared.collations,
-                                                     load_default_collations(self.conn()))
+                                                     default_collations(self.conn()))
         return self.shared.context
 
     # -- events -> statements ---------------------------------------------------------

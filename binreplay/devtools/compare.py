@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ import pymysql
 import pymysql.connections
 import pymysql.cursors
 
+from binreplay.server import catalog
 from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
 
 Connection = pymysql.connections.Connection
@@ -98,13 +99,6 @@ def _query(conn: Connection, sql: str, args: tuple[Any, ...] | None = None) -> l
 
 # ---- schemas --------------------------------------------------------------
 
-def user_schemas(conn: Connection, exclude: Iterable[str] = ()) -> list[str]:
-    """User schemas on the server, sorted (system schemas and `exclude` left out)."""
-    with _raw_session(conn):
-        names = _all_schemas(conn)
-    return sorted(names - SYSTEM_SCHEMAS - set(exclude))
-
-
 def compare_servers(
     reference_conn: Connection, target_conn: Connection, *,
     schemas: list[str] | None = None, exclude: tuple[str, ...] = ("binreplay",),
@@ -112,7 +106,7 @@ def compare_servers(
 ) -> list[TableDiff]:
     """All differences between the two servers' user schemas ([] when identical)."""
     with _raw_session(reference_conn) as ref, _raw_session(target_conn) as tgt:
-        ref_schemas, tgt_schemas = _all_schemas(ref), _all_schemas(tgt)
+        ref_schemas, tgt_schemas = catalog.schema_names(ref), catalog.schema_names(tgt)
         if schemas is None:
             skip = SYSTEM_SCHEMAS | set(exclude)
             schemas = sorted((ref_schemas | tgt_schemas) - skip)
@@ -130,10 +124,6 @@ def compare_servers(
         return diffs
 
 
-def _all_schemas(conn: Connection) -> set[str]:
-    return {name for (name,) in _query(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")}
-
-
 # ---- one schema -----------------------------------------------------------
 
 @dataclass
@@ -145,26 +135,19 @@ class _Columns:
 
 def _schema_objects(conn: Connection, schema: str) -> dict[str, str]:
     """Table name -> TABLE_TYPE (BASE TABLE, VIEW, SEQUENCE, SYSTEM VERSIONED)."""
-    rows = _query(conn, "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
-                        "WHERE TABLE_SCHEMA = %s", (schema,))
-    return {str(name): str(kind) for name, kind in rows}
+    return {t.name: t.kind for t in catalog.tables(conn, [schema])}
 
 
 def _schema_columns(conn: Connection, schema: str) -> dict[str, _Columns]:
     """Columns (all, including INVISIBLE ones) and primary key of every table, in one go."""
     result: dict[str, _Columns] = {}
-    for table, column, data_type in _query(
-        conn, "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-              "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION", (schema,)):
-        cols = result.setdefault(table, _Columns([], [], []))
-        cols.names.append(column)
-        cols.types.append(data_type.lower())
-    for table, column in _query(
-        conn, "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-              "WHERE TABLE_SCHEMA = %s AND INDEX_NAME = 'PRIMARY' "
-              "ORDER BY TABLE_NAME, SEQ_IN_INDEX", (schema,)):
-        if table in result:
-            result[table].primary_key.append(column)
+    for c in catalog.columns(conn, [schema]):
+        cols = result.setdefault(c.table, _Columns([], [], []))
+        cols.names.append(c.name)
+        cols.types.append(c.data_type)
+    for key in catalog.unique_keys(conn, [schema]):
+        if key.name == "PRIMARY" and key.table in result:
+            result[key.table].primary_key.extend(key.columns)
     return result
 
 
@@ -263,19 +246,9 @@ class _SchemaComparison:
 
     def _compare_routines(self) -> None:
         """Triggers, procedures, functions and events, by SHOW CREATE."""
-        listings = [
-            ("TRIGGER", "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
-                        "WHERE TRIGGER_SCHEMA = %s"),
-            ("PROCEDURE", "SELECT ROUTINE_NAME FROM information_schema.ROUTINES "
-                          "WHERE ROUTINE_SCHEMA = %s AND ROUTINE_TYPE = 'PROCEDURE'"),
-            ("FUNCTION", "SELECT ROUTINE_NAME FROM information_schema.ROUTINES "
-                         "WHERE ROUTINE_SCHEMA = %s AND ROUTINE_TYPE = 'FUNCTION'"),
-            ("EVENT", "SELECT EVENT_NAME FROM information_schema.EVENTS "
-                      "WHERE EVENT_SCHEMA = %s"),
-        ]
-        for kind, sql in listings:
-            ref = {n for (n,) in _query(self.ref, sql, (self.schema,))}
-            tgt = {n for (n,) in _query(self.tgt, sql, (self.schema,))}
+        for kind in catalog.STORED_OBJECT_KINDS:
+            ref = catalog.stored_object_names(self.ref, self.schema, kind)
+            tgt = catalog.stored_object_names(self.tgt, self.schema, kind)
             for name in sorted(ref | tgt):
                 label = f"{kind.lower()} {name}"
                 if name not in tgt:

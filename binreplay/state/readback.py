@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pymysql
 
+from binreplay.server.catalog import table_exists
 from binreplay.server.sql import quote_ident
 from binreplay.state.store import ProgressStore
 
@@ -95,13 +96,9 @@ class ProgressReadback:
             cur.execute(sql, args or None)
             return list(cur.fetchall())
 
-    def has_runs_table(self) -> bool:
-        return bool(self._rows("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                               (self.schema, RUNS)))
-
     def last_run(self) -> RunRecord | None:
         """The latest run recorded (None: no progress tables, or no run yet)."""
-        if not self.has_runs_table():
+        if not table_exists(self.conn, self.schema, RUNS):
             return None
         rows = self._rows(f"SELECT run_id, state, arguments, binlog_files, started_at, updated_at, finished_at, host, "
                           f"pid, last_error FROM {self.q}.{RUNS} ORDER BY run_id DESC LIMIT 1")

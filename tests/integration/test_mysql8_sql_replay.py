@@ -122,12 +122,13 @@ def test_mysql8_collation_names_in_statement_text(clean_servers) -> None:
     """Only a COLLATE clause naming a collation the target lacks is changed; the same name in a string
     literal or a comment stays, a name the target knows stays, a statement without one is the same bytes.
     The translated statement runs on the MariaDB target."""
-    from binreplay.apply.cross_flavor import ContextTranslation, load_default_collations
+    from binreplay.apply.cross_flavor import ContextTranslation
+    from binreplay.server.catalog import default_collations
     from binreplay.server.connection import load_collations
 
     _, target = clean_servers
     with target.connect() as conn:
-        translation = ContextTranslation("mariadb", load_collations(conn), load_default_collations(conn))
+        translation = ContextTranslation("mariadb", load_collations(conn), default_collations(conn))
     sql = ("CREATE TABLE fx.c (a VARCHAR(10) COLLATE utf8mb4_0900_ai_ci, "
            "b VARCHAR(30) CHARACTER SET utf8mb4 COLLATE `utf8mb4_de_pb_0900_as_cs` DEFAULT 'COLLATE utf8mb4_0900_bin', "
            "c VARCHAR(10) COLLATE utf8mb4_bin) /* COLLATE utf8mb4_0900_ai_ci */ "

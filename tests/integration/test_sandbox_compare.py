@@ -13,9 +13,9 @@ from binreplay.devtools.compare import (
     TableDiff,
     compare_servers,
     normalized_table_ddl,
-    user_schemas,
 )
 from binreplay.devtools.sandbox import Sandbox, create_sandbox
+from binreplay.server.catalog import user_schemas
 
 Servers = tuple[Sandbox, Sandbox]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from binreplay.commands.verify.connections import Pair, Side
 from binreplay.commands.verify.results import TableResult, VerifyOptions
 from binreplay.errors import UsageError
+from binreplay.server import catalog as server_catalog
 from binreplay.server.sql import SYSTEM_SCHEMAS
 
 # Table types whose rows are compared (views and sequences are compared by kind only).
@@ -32,7 +33,7 @@ class TableToCheck:
 
 
 def databases(side: Side) -> set[str]:
-    return {str(n) for (n,) in side.rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")}
+    return side.ask(server_catalog.schema_names)
 
 
 def selected_databases(pair: Pair, opts: VerifyOptions) -> list[str]:
@@ -47,41 +48,27 @@ def selected_databases(pair: Pair, opts: VerifyOptions) -> list[str]:
 
 
 def tables(side: Side, databases: list[str]) -> dict[tuple[str, str], TableShape]:
-    if not databases:
-        return {}
-    marks = ",".join(["%s"] * len(databases))
-    tables = {(str(s), str(t)): TableShape(str(kind), estimated_rows=int(n or 0)) for s, t, kind, n in side.rows(
-        f"SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES "
-        f"WHERE TABLE_SCHEMA IN ({marks})", databases)}
-    for s, t, name, data_type, column_type, nullable, collation in side.rows(
-            f"SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLLATION_NAME "
-            f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({marks}) "
-            "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", databases):
-        if (str(s), str(t)) in tables:
-            definition = f"{column_type}{'' if nullable == 'YES' else ' NOT NULL'}" + \
-                (f" COLLATE {collation}" if collation else "")
-            tables[str(s), str(t)].columns.append((str(name), str(data_type).lower(), definition))
-    _pick_keys(side, databases, tables)
-    return tables
+    shapes = {(t.schema, t.name): TableShape(t.kind, estimated_rows=t.estimated_rows)
+              for t in side.ask(server_catalog.tables, databases)}
+    for c in side.ask(server_catalog.columns, databases):
+        shape = shapes.get((c.schema, c.table))
+        if shape is not None:
+            definition = f"{c.column_type}{'' if c.nullable else ' NOT NULL'}" + \
+                (f" COLLATE {c.collation}" if c.collation else "")
+            shape.columns.append((c.name, c.data_type, definition))
+    _pick_keys(side, databases, shapes)
+    return shapes
 
 
-def _pick_keys(side: Side, databases: list[str], tables: dict[tuple[str, str], TableShape]) -> None:
+def _pick_keys(side: Side, databases: list[str], shapes: dict[tuple[str, str], TableShape]) -> None:
     """The primary key, else the first unique key whose columns are all NOT NULL (rows with a
     NULL key would fall outside every key range)."""
-    marks = ",".join(["%s"] * len(databases))
-    indexes: dict[tuple[str, str], dict[str, list[str]]] = {}
-    nullable: set[tuple[str, str, str]] = set()
-    for s, t, index, column, null in side.rows(
-            f"SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS "
-            f"WHERE TABLE_SCHEMA IN ({marks}) AND NON_UNIQUE = 0 ORDER BY TABLE_SCHEMA, TABLE_NAME, "
-            "INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX", databases):
-        indexes.setdefault((str(s), str(t)), {}).setdefault(str(index), []).append(str(column))
-        if null == "YES":
-            nullable.add((str(s), str(t), str(index)))
-    for table, by_name in indexes.items():
-        if table in tables:
-            tables[table].key = next((cols for name, cols in by_name.items()
-                                      if (*table, name) not in nullable), [])
+    keyed: set[tuple[str, str]] = set()
+    for key in side.ask(server_catalog.unique_keys, databases):     # per table the primary key first
+        table = (key.schema, key.table)
+        if table in shapes and table not in keyed and not key.nullable:
+            shapes[table].key = list(key.columns)
+            keyed.add(table)
 
 
 def compare_catalogs(ref: dict[tuple[str, str], TableShape], tgt: dict[tuple[str, str], TableShape],

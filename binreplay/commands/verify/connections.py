@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
 
 import pymysql
 
@@ -15,6 +16,7 @@ from binreplay.errors import TargetError, describe
 from binreplay.server.connection import ServerConfig, connect
 
 Connection = pymysql.connections.Connection
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,10 +27,20 @@ class Side:
     conn: Connection
 
     def rows(self, sql: str, args: list | tuple | None = None) -> list[tuple]:
-        try:
+        with self._errors_named():
             with self.conn.cursor() as cur:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
+
+    def ask(self, question: Callable[..., T], *args: Any) -> T:
+        """A server.catalog query of this server, e.g. `side.ask(catalog.tables, schemas)`."""
+        with self._errors_named():
+            return question(self.conn, *args)
+
+    @contextmanager
+    def _errors_named(self) -> Iterator[None]:
+        try:
+            yield
         except pymysql.err.MySQLError as exc:
             raise TargetError(f"{self.role} {self.cfg.where}: {describe(exc)}") from None
 
