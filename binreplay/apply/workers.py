@@ -11,30 +11,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from binreplay.apply.applier import Applier
 from binreplay.errors import Interrupted
 from binreplay.model import Transaction
+from binreplay.schedule.limits import IN_FLIGHT, GroupLimits
 from binreplay.schedule.scheduler import KeySet, Scheduler
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class GroupLimits:
-    """How many source transactions may share one target commit."""
-
-    max_count: int = 100
-    max_bytes: int = 4 << 20
-    preserve_commit_order: bool = False
-
-
 class WorkerPool:
     def __init__(self, appliers: list[Applier], limits: GroupLimits, *,
-                 on_done: Callable[[list[Transaction]], None], max_in_flight: int = 5000,
-                 max_in_flight_bytes: int = 64 << 20) -> None:
+                 on_done: Callable[[list[Transaction]], None], max_in_flight: int = IN_FLIGHT.max_transactions,
+                 max_in_flight_bytes: int = IN_FLIGHT.max_bytes) -> None:
         self.appliers = appliers
         self.limits = limits
         self.on_done = on_done                 # called under the pool's lock

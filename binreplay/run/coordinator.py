@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
-from binreplay.apply.workers import GroupLimits, WorkerPool
+from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import Interrupted, SchemaMismatchError, UnsupportedError
@@ -26,6 +26,7 @@ from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
 from binreplay.run.table_check import TargetTables
 from binreplay.schedule.dependencies import Dependencies
+from binreplay.schedule.limits import GroupLimits
 from binreplay.server.connection import check_privilege, load_collations, server_info
 from binreplay.signals import StopSignals
 from binreplay.source.reader import BinlogReader

@@ -12,13 +12,12 @@ and keying are the bottleneck. Speed-ups are against one worker with the same mo
 from __future__ import annotations
 
 import heapq
-import inspect
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
+from binreplay.schedule.limits import IN_FLIGHT, GroupLimits
 from binreplay.schedule.scheduler import KeySet, Scheduler
-from binreplay.apply.workers import GroupLimits, WorkerPool
 
 # Cost model, in microseconds: a durable commit (fsync), a round trip and statement
 # overhead per transaction, and the server's apply rate for row data. Only their ratios
@@ -26,10 +25,6 @@ from binreplay.apply.workers import GroupLimits, WorkerPool
 COMMIT_US = 1000.0
 TRANSACTION_US = 50.0
 BYTE_US = 0.02
-
-_POOL_DEFAULTS = inspect.signature(WorkerPool.__init__).parameters
-MAX_IN_FLIGHT: int = _POOL_DEFAULTS["max_in_flight"].default
-MAX_IN_FLIGHT_BYTES: int = _POOL_DEFAULTS["max_in_flight_bytes"].default
 
 
 def transaction_cost(size: int) -> float:
@@ -88,8 +83,8 @@ class Simulation:
                          [t / total for t in self._busy_time])
 
     def _window_open(self) -> bool:
-        return (not self._draining and len(self._sizes) < MAX_IN_FLIGHT
-                and (not self._sizes or self._bytes < MAX_IN_FLIGHT_BYTES))
+        return (not self._draining and len(self._sizes) < IN_FLIGHT.max_transactions
+                and (not self._sizes or self._bytes < IN_FLIGHT.max_bytes))
 
     def _run(self, final: bool) -> None:
         while True:
