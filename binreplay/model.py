@@ -6,7 +6,9 @@ checkpoint only ever look at these dataclasses, never at raw bytes layout.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import struct
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -69,6 +71,7 @@ class FormatDescription:
     post_header_lengths: bytes
     checksum_alg: int          # 0 = none, 1 = CRC32 (255/absent: undefined, treated as none)
     raw: bytes                 # the whole event, re-sent as BINLOG '<base64>' to prime a session
+    checksum_trailer: bool = True   # the FDE ends with the algorithm byte and its own CRC32
 
     @property
     def flavor(self) -> str:
@@ -170,9 +173,21 @@ class TrxKind(enum.Enum):
     EMPTY = "empty"            # BEGIN ... COMMIT with nothing in between
 
 
-@dataclass(slots=True)
+Span = tuple[int, int, int]
+"""(type code, start, end) of one event of a transaction, in the coordinates of its `data`."""
+
+_HEADER = struct.Struct("<IBIIIH")
+
+
+@dataclass(slots=True, eq=False)
 class Transaction:
-    """A source transaction: the unit that is applied atomically and recorded in the checkpoint."""
+    """A source transaction: the unit that is applied atomically and recorded in the checkpoint.
+
+    Its events are kept as the bytes the file has for them (`data`, one copy per transaction) and
+    where each event lies in them (`spans`); the hot path (BINLOG statements, conflict keys, table
+    checks) works on those slices. `events` builds `Event` objects only for the code that needs
+    them (statements, filters, --apply sql, plan), once.
+    """
 
     seq: int                               # reading order within this run, from 0
     file_index: int
@@ -182,13 +197,18 @@ class Transaction:
     timestamp: int                         # header timestamp of its first event (seconds, UTC)
     kind: TrxKind
     fde: FormatDescription
-    events: list[Event] = field(default_factory=list)
+    data: bytes = b""                      # the bytes of its events, in order
+    spans: list[Span] = field(default_factory=list)
+    base: int = 0                          # the coordinate of data[0] (start_pos when data is the file's)
+    infos: dict[int, object] = field(default_factory=dict)   # parsed bodies, by span index
+    positions: list[int] | None = None     # file offset of each event when data is not the file's slice
     gtid: Gtid | None = None
     tables: frozenset[tuple[str, str]] = frozenset()   # (schema, table) from TABLE_MAP events
     thread_id: int | None = None           # pseudo-thread of its statements (temporary tables)
     uses_temporary_tables: bool = False
     non_transactional: bool = False        # written with BEGIN ... COMMIT but the engine could not roll back
     from_payload: bool = False             # came out of a MySQL TRANSACTION_PAYLOAD (compressed)
+    _events: list[Event] | None = field(default=None, init=False, repr=False)
 
     @property
     def end(self) -> BinlogPosition:
@@ -208,3 +228,37 @@ class Transaction:
     @property
     def size(self) -> int:
         return self.end_pos - self.start_pos
+
+    def raw(self, span: Span) -> bytes:
+        """The bytes of one of its events."""
+        return self.data[span[1] - self.base:span[2] - self.base]
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = [self._event(i, span) for i, span in enumerate(self.spans)]
+        return self._events
+
+    def _event(self, i: int, span: Span) -> Event:
+        raw = self.raw(span)
+        ts, _t, server_id, _size, _log_pos, flags = _HEADER.unpack_from(raw)
+        if self.positions is None:
+            start, end = span[1], span[2]
+        else:
+            start = self.positions[i]
+            end = start + len(raw)
+        return Event(span[0], ts, server_id, flags, start, end, raw, self.infos.get(i))
+
+    def with_events(self, events: list[Event], **changes: object) -> "Transaction":
+        """The same transaction with other events (a filter dropped or rewrote some)."""
+        data = b"".join(ev.raw for ev in events)
+        spans, infos, at = [], {}, 0
+        for i, ev in enumerate(events):
+            spans.append((ev.type_code, at, at + len(ev.raw)))
+            at += len(ev.raw)
+            if ev.info is not None:
+                infos[i] = ev.info
+        trx = dataclasses.replace(self, data=data, spans=spans, base=0, infos=infos,
+                                  positions=[ev.start for ev in events], **changes)  # type: ignore[arg-type]
+        trx._events = list(events)
+        return trx

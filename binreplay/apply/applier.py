@@ -15,14 +15,16 @@ from typing import Callable
 
 import pymysql
 
-from binreplay.state.store import ProgressStore
-from binreplay.errors import Fault, TargetError, classify, describe, error_code
+from binreplay.apply.encoders import Encoder
+from binreplay.apply.packets import SessionState, Step, pack
+from binreplay.apply.row_checks import RowCheck
 from binreplay.devtools.faults import crash_point
+from binreplay.errors import Fault, TargetError, classify, describe, error_code
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
-from binreplay.apply.row_checks import GUARD, RESET, RowCheck
-from binreplay.apply.statements import SessionState, StatementBuilder, Step, merge_binlog_parts, pack
+from binreplay.schedule.batches import Batch
+from binreplay.server.connection import ServerConfig, connect
 from binreplay.server.sql import quote_string
-from binreplay.server.connection import ServerConfig, ServerInfo, connect
+from binreplay.state.store import ProgressStore
 
 log = logging.getLogger(__name__)
 
@@ -43,37 +45,32 @@ class _Mismatch(Exception):
 
 
 class Applier:
-    def __init__(self, cfg: ServerConfig, store: ProgressStore, server: ServerInfo,
-                 collations: dict[int, tuple[str, str]], *, preserve_gtids: bool = False,
-                 name: str = "worker-0", max_retries: int = 10, sql_apply=None) -> None:
+    """One target session. `encoder` (built by `make_encoder` for this session) says what its
+    transactions become in the apply mode of the run."""
+
+    def __init__(self, cfg: ServerConfig, store: ProgressStore, make_encoder: Callable[["Applier"], Encoder], *,
+                 preserve_gtids: bool = False, name: str = "worker-0", max_retries: int = 10) -> None:
         self.cfg = cfg
         self.base_store = store
         self.store = store
-        self.server = server
         self.preserve_gtids = preserve_gtids
         self.name = name
         self.max_retries = max_retries
-        self.retries = 0                      # retried groups (deadlocks, lock waits, lost connections)
+        self.retries = 0                      # retried batches (deadlocks, lock waits, lost connections)
         self.busy_s = 0.0                     # time spent applying, for the parallelism figure
         self.groups = 0                       # target commits done
         self.current = "idle"                 # what it is applying (shown with -v)
         self.state = SessionState()
-        # --apply sql (`sql_apply` is the workers' shared sql_apply.SqlApplyShared): rows become plain SQL.
-        translator = None
-        if sql_apply is not None:
-            from binreplay.apply.sql_rows import SqlTranslator
-
-            translator = SqlTranslator(sql_apply, lambda: self.conn)
-        self.builder = StatementBuilder(self.state, collations, flavor=server.flavor, sql=translator)
         self.conn: pymysql.connections.Connection | None = None
-        # Called before COMMIT with the group; False = not our turn in time (--preserve-commit-order).
-        self.commit_gate: Callable[[list[Transaction]], bool] | None = None
+        self.encoder = make_encoder(self)
+        # Called before COMMIT with the batch; False = not our turn in time (--preserve-commit-order).
+        self.commit_gate: Callable[[Batch], bool] | None = None
 
     # -- connection ------------------------------------------------------------
 
     def open(self) -> None:
         # --apply sql: UPDATE reports the rows it found, not only those it changed (row_checks.py).
-        self.conn = connect(self.cfg, found_rows=self.builder.sql is not None)
+        self.conn = connect(self.cfg, found_rows=self.encoder.found_rows)
         # Row changes are applied by primary key; READ COMMITTED takes no gap locks, so
         # workers applying disjoint rows do not block each other on neighbouring gaps.
         self._send(b"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -113,26 +110,28 @@ class Applier:
 
     # -- applying ----------------------------------------------------------------
 
-    def apply_group(self, trxs: list[Transaction]) -> None:
-        """Apply consecutive source transactions in one target commit (DDL: alone, journaled)."""
-        self.current = f"{len(trxs)} trx from {trxs[0].start}"
+    def apply_batch(self, batch: Batch) -> None:
+        """Apply a batch of consecutive source transactions in one target commit, with the record
+        of it (DDL: alone, journaled)."""
+        self.current = f"{len(batch.members)} trx from {batch.start}"
         try:
-            self._apply_group(trxs)
+            self._apply(batch)
             self.groups += 1
         finally:
             self.current = "idle"
 
-    def _apply_group(self, trxs: list[Transaction]) -> None:
+    def _apply(self, batch: Batch) -> None:
+        trxs = batch.members
         for attempt in range(self.max_retries + 1):
             if self.conn is None:
                 self.open()
             try:
                 if len(trxs) == 1 and trxs[0].kind is TrxKind.DDL:
-                    self._apply_standalone(trxs[0])
+                    self._apply_standalone(batch)
                 elif len(trxs) == 1 and trxs[0].non_transactional:
-                    self._apply_rolled_back(trxs[0])
+                    self._apply_rolled_back(batch)
                 else:
-                    self._apply_transactional(trxs)
+                    self._apply_transactional(batch)
                 return
             except _Retry as exc:
                 self.retries += 1  # read by the reporter (an int: no lock needed)
@@ -161,42 +160,35 @@ class Applier:
             return [b"SET @@SESSION.GTID_NEXT='AUTOMATIC'"]
         return []
 
-    def _apply_transactional(self, trxs: list[Transaction]) -> None:
-        # A group shares one commit, so it can only carry one source GTID: grouping is off
-        # with --preserve-gtids (the pool sends groups of one).
-        prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"] + self._row_check_reset()
+    def _apply_transactional(self, batch: Batch) -> None:
+        # A batch shares one commit, so it can only carry one source GTID: batches are of one
+        # transaction with --preserve-gtids.
+        trxs = batch.members
+        enc = self.encoder
+        prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"] + enc.check_reset()
         if trxs[0].kind in (TrxKind.STATEMENT, TrxKind.MIXED):
             # Statements run alone; keep the server's default isolation for them (a statement-format
             # binlog on the target refuses READ COMMITTED).
             prefix.insert(0, b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        suffix = self._row_check_guard() + [self.store.applied_insert(trxs), b"COMMIT"] + self._gtid_reset(trxs[0])
-        pieces = self._pieces(trxs)
+        suffix = enc.check_guard() + [self.store.applied_insert_of(batch), b"COMMIT"] + self._gtid_reset(trxs[0])
+        pieces = enc.pieces(trxs)
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             try:
-                parts = merge_binlog_parts(self._body(piece), self.builder.chunk_bytes)
+                parts = self._body(piece)
             except Exception:
                 if i and self.conn is not None:
                     self._rollback()   # earlier pieces ran in the open transaction
                 raise
-            self._run(trxs, pack(parts, prefix=prefix if i == 0 else [], suffix=suffix if last else []),
+            self._run(batch, pack(parts, prefix=prefix if i == 0 else [], suffix=suffix if last else []),
                       commit=last)
         crash_point("after-commit")
-
-    def _pieces(self, trxs: list[Transaction]) -> list[list[Transaction]]:
-        """What is built (and, in SQL mode, translated) at once: the whole group, except that in SQL
-        mode rows following a statement are translated after it ran (sql_apply.translation_pieces)."""
-        if self.builder.sql is None or not any(t.kind in (TrxKind.STATEMENT, TrxKind.MIXED) for t in trxs):
-            return [trxs]
-        from binreplay.apply.sql_rows import translation_pieces
-
-        return [[piece] for trx in trxs for piece in translation_pieces(trx)]
 
     def _body(self, trxs: list[Transaction]) -> list:
         """The statements of `trxs`. In SQL mode building them queries the target (table definitions,
         collations): a connection lost meanwhile is retried like one lost while applying."""
         try:
-            return [part for trx in trxs for part in self.builder.body(trx)]
+            return self.encoder.body(trxs)
         except pymysql.err.MySQLError as exc:
             if classify(exc) is Fault.LOST:
                 self.close()
@@ -204,22 +196,18 @@ class Applier:
             raise TargetError(f"the target failed while the transaction at {trxs[0].start} was prepared: "
                               f"{describe(exc)}") from None
 
-    def _apply_rolled_back(self, trx: Transaction) -> None:
+    def _apply_rolled_back(self, batch: Batch) -> None:
         """The source rolled back but kept non-transactional changes: do the same, then record
         it on its own (exactly-once cannot hold for such tables; the run warns about them)."""
+        trx = batch.members[0]
+        enc = self.encoder
         parts = self._body([trx])
-        self._run([trx], pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"] + self._row_check_reset(),
-                              suffix=self._row_check_guard() + [b"ROLLBACK"]), commit=False)
-        self._run([trx], [Step(self.store.applied_insert([trx]))], commit=False)
+        self._run(batch, pack(parts, prefix=self._gtid_sets(trx) + [b"BEGIN"] + enc.check_reset(),
+                              suffix=enc.check_guard() + [b"ROLLBACK"]), commit=False)
+        self._run(batch, [Step(self.store.applied_insert_of(batch))], commit=False)
 
-    def _row_check_reset(self) -> list[bytes]:
-        return [RESET] if self.builder.sql is not None else []
-
-    def _row_check_guard(self) -> list[bytes]:
-        """Before COMMIT: fail unless every row statement matched its rows (row_checks.py)."""
-        return [GUARD] if self.builder.sql is not None else []
-
-    def _apply_standalone(self, trx: Transaction) -> None:
+    def _apply_standalone(self, batch: Batch) -> None:
+        trx = batch.members[0]
         parts = self._body([trx])
         statement = b"\n".join(p.sql for p in parts if p.kind == "statement")
         intent = self.store.ddl_intent(trx)
@@ -235,16 +223,17 @@ class Applier:
         self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
         crash_point("ddl-started")
         steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
-        self._run([trx], steps, commit=False)
+        self._run(batch, steps, commit=False)
         crash_point("ddl-executed")
         self.store.ddl_done(trx)
 
-    def _run(self, trxs: list[Transaction], steps: list[Step], *, commit: bool) -> None:
+    def _run(self, batch: Batch, steps: list[Step], *, commit: bool) -> None:
+        trxs = batch.members
         first = trxs[0]
         for i, step in enumerate(steps):
             last = i == len(steps) - 1
             if last and commit:
-                if self.commit_gate is not None and not self.commit_gate(trxs):
+                if self.commit_gate is not None and not self.commit_gate(batch):
                     self._rollback()
                     raise _Retry("waited too long for earlier transactions to commit (commit order)")
                 crash_point("before-commit")
@@ -259,7 +248,7 @@ class Applier:
                 fault = classify(exc)
                 if fault is Fault.LOST:
                     self.close()
-                    if commit and last and self._was_committed(first):
+                    if commit and last and self._was_committed(batch):
                         return
                     # Nothing of the group is committed: the server rolled it back.
                     raise _Retry(f"lost the connection ({describe(exc)})") from None
@@ -279,19 +268,16 @@ class Applier:
         except Exception:  # noqa: BLE001 - the connection may be gone; the server rolls back then
             self.close()
 
-    def _was_committed(self, trx: Transaction) -> bool:
+    def _was_committed(self, batch: Batch) -> bool:
         """A connection lost during COMMIT: the progress table says whether it committed."""
         for attempt in range(5):
             try:
                 conn = connect(self.cfg)
                 try:
-                    with conn.cursor() as cur:
-                        cur.execute(f"SELECT 1 FROM {self.store.q}.applied WHERE run_id=%s AND file_index=%s "
-                                    "AND end_pos=%s", (self.store.run_id, trx.file_index, trx.end_pos))
-                        return cur.fetchone() is not None
+                    return self.base_store.on_connection(conn).was_applied(batch.file_index, batch.record_end)
                 finally:
                     conn.close()
             except TargetError:
                 time.sleep(0.5 * (attempt + 1))
-        raise TargetError(f"lost the connection during COMMIT of the transaction at {trx.start} and could not "
+        raise TargetError(f"lost the connection during COMMIT of the transaction at {batch.start} and could not "
                           "reconnect to learn its outcome (a rerun lets the progress table decide)")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from binreplay.binlog import json_diff
@@ -372,6 +372,26 @@ class _Batch:
         return [RowStatement(self.flags, sql, RowCheck(verb, self.plan.qualified, self.position, len(self.items)))]
 
 
+class TranslatedDialect:
+    """The session context of a source statement as the target understands it (cross_flavor.py),
+    loaded from the target the first time a statement needs it."""
+
+    def __init__(self, translator: SqlTranslator) -> None:
+        self._translator = translator
+
+    def collation(self, cid: int, source_flavor: str) -> int:
+        return self._translator.context().collation(cid, source_flavor)
+
+    def has_variable(self, name: str, source_flavor: str) -> bool:
+        return self._translator.context().has_variable(name, source_flavor)
+
+    def sql_mode(self, mode: int, source_flavor: str) -> int:
+        return self._translator.context().sql_mode(mode, source_flavor)
+
+    def statement(self, sql: bytes) -> bytes:
+        return self._translator.context().statement(sql)
+
+
 def translation_pieces(trx: Transaction) -> list[Transaction]:
     """`trx` cut before each run of row events that follows a statement of its own, so each run is
     translated once the statements before it have run on the target (CREATE TABLE t2 SELECT: the
@@ -388,7 +408,7 @@ def translation_pieces(trx: Transaction) -> list[Transaction]:
         elif isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql):
             after_statement = True
         pieces[-1].append(ev)
-    return [trx] if len(pieces) == 1 else [replace(trx, events=events) for events in pieces]
+    return [trx] if len(pieces) == 1 else [trx.with_events(events) for events in pieces]
 
 
 def session_settings(flags: int) -> list[tuple[str, object, str]]:

@@ -1,9 +1,9 @@
-"""The worker pool: N threads, each with its own Applier (connection), claiming groups
-from the scheduler and applying them.
+"""The worker pool: N threads, each with its own Applier (connection), claiming batches from the
+scheduler and applying each as one target transaction.
 
-Threads suffice: a worker spends its time waiting on the target, not in Python.
-The coordinator (the replay loop) submits transactions in source order; `submit` blocks
-while too many are in flight, which bounds memory however large the binlogs are.
+Threads suffice: a worker spends its time waiting on the target, not in Python. The coordinator
+submits batches in source order; `submit` blocks while too many are in flight, which bounds
+memory however large the binlogs are.
 """
 
 from __future__ import annotations
@@ -15,41 +15,38 @@ from typing import Callable
 
 from binreplay.apply.applier import Applier
 from binreplay.errors import Interrupted
-from binreplay.model import Transaction
-from binreplay.schedule.limits import IN_FLIGHT, GroupLimits
-from binreplay.schedule.scheduler import KeySet, Scheduler
+from binreplay.schedule.batches import Batch
+from binreplay.schedule.limits import IN_FLIGHT, InFlightLimits
+from binreplay.schedule.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
 
 class WorkerPool:
-    def __init__(self, appliers: list[Applier], limits: GroupLimits, *,
-                 on_done: Callable[[list[Transaction]], None], max_in_flight: int = IN_FLIGHT.max_transactions,
-                 max_in_flight_bytes: int = IN_FLIGHT.max_bytes) -> None:
+    def __init__(self, appliers: list[Applier], *, on_done: Callable[[Batch], None],
+                 limits: InFlightLimits = IN_FLIGHT, preserve_commit_order: bool = False) -> None:
         self.appliers = appliers
+        self.on_done = on_done                 # called by the worker under the pool's lock
         self.limits = limits
-        self.on_done = on_done                 # called under the pool's lock
-        self.max_in_flight = max_in_flight
-        self.max_in_flight_bytes = max_in_flight_bytes
         self.scheduler = Scheduler()
         self.lock = threading.Condition()
-        self._trx: dict[int, Transaction] = {}
+        self._batches: dict[int, Batch] = {}
         self._bytes = 0
         self._stopping = False
-        self.busy = 0                          # workers applying a group right now
+        self.busy = 0                          # workers applying a batch right now
         self.error: BaseException | None = None
         self._threads = [threading.Thread(target=self._work, args=(i,), name=a.name, daemon=True)
                          for i, a in enumerate(appliers)]
-        if limits.preserve_commit_order:
+        if preserve_commit_order:
             for a in appliers:
                 a.commit_gate = self._wait_for_turn
 
-    def _wait_for_turn(self, trxs: list[Transaction], timeout: float = 5.0) -> bool:
-        """--preserve-commit-order: commit only once every earlier transaction has committed.
-        False after `timeout`: the caller rolls back and retries, releasing its locks in case
-        the earlier transaction is waiting for them."""
+    def _wait_for_turn(self, batch: Batch, timeout: float = 5.0) -> bool:
+        """--preserve-commit-order: commit only once every earlier batch has committed. False after
+        `timeout`: the caller rolls back and retries, releasing its locks in case the earlier batch
+        is waiting for them."""
         with self.lock:
-            turn = self.lock.wait_for(lambda: self._stopping or self.scheduler.low_water >= trxs[0].seq,
+            turn = self.lock.wait_for(lambda: self._stopping or self.scheduler.low_water >= batch.seq,
                                       timeout=timeout)
             if self._stopping:
                 raise Interrupted("stopping before commit")
@@ -70,22 +67,23 @@ class WorkerPool:
 
     # -- coordinator side ------------------------------------------------------------
 
-    def submit(self, trx: Transaction, keys: KeySet, *, after: int | None = None) -> None:
+    def submit(self, batch: Batch) -> None:
         with self.lock:
-            while (not self._stopping and self._trx and (len(self._trx) >= self.max_in_flight
-                                                         or self._bytes >= self.max_in_flight_bytes)):
+            lim = self.limits
+            while not self._stopping and self._batches and (len(self._batches) >= lim.max_batches
+                                                            or self._bytes >= lim.max_bytes):
                 self.lock.wait()
             self._raise_error()
-            self._trx[trx.seq] = trx
-            self._bytes += trx.size
-            self.scheduler.add(trx.seq, keys, barrier=trx.is_barrier, after=after, size=trx.size)
+            self._batches[batch.seq] = batch
+            self._bytes += batch.size
+            self.scheduler.add(batch.seq, batch.keys, barrier=batch.barrier, after=batch.after, size=batch.size)
             self.lock.notify_all()
 
     def drain(self, on_wait: Callable[[], None] | None = None) -> None:
         """Wait until everything submitted is applied (or a worker failed); `on_wait` runs every half second."""
         while True:
             with self.lock:
-                if not self._trx or self._stopping:
+                if not self._batches or self._stopping:
                     self._raise_error()
                     return
                 self.lock.wait(timeout=0.5)
@@ -93,7 +91,7 @@ class WorkerPool:
                 on_wait()
 
     def stop(self) -> None:
-        """Stop claiming; workers finish the group they hold. Unclaimed work is dropped (a rerun resumes)."""
+        """Stop claiming; workers finish the batch they hold. Unclaimed work is dropped (a rerun resumes)."""
         with self.lock:
             self._stopping = True
             self.lock.notify_all()
@@ -115,21 +113,19 @@ class WorkerPool:
         allow_barrier = index == 0
         while True:
             with self.lock:
-                group: list[int] = []
+                claimed: list[int] = []
                 while not self._stopping:
-                    group = self.scheduler.claim(max_count=self.limits.max_count, max_bytes=self.limits.max_bytes,
-                                                 allow_barrier=allow_barrier,
-                                                 contiguous=self.limits.preserve_commit_order)
-                    if group:
+                    claimed = self.scheduler.claim(allow_barrier=allow_barrier)
+                    if claimed:
                         break
                     self.lock.wait()
-                if not group:
+                if not claimed:
                     return
-                trxs = [self._trx[s] for s in group]
+                batch = self._batches[claimed[0]]
                 self.busy += 1
             started = time.monotonic()
             try:
-                applier.apply_group(trxs)
+                applier.apply_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the coordinator, which raises it
                 with self.lock:
                     self.busy -= 1
@@ -141,9 +137,8 @@ class WorkerPool:
                 return
             applier.busy_s += time.monotonic() - started
             with self.lock:
+                self.on_done(batch)
                 self.busy -= 1
-                self.scheduler.finish(group)
-                for s in group:
-                    self._bytes -= self._trx.pop(s).size
-                self.on_done(trxs)
+                self.scheduler.finish(claimed)
+                self._bytes -= self._batches.pop(batch.seq).size
                 self.lock.notify_all()

@@ -105,7 +105,7 @@ FILE_LEVEL_EVENTS = frozenset({
 STATEMENT_CONTEXT_EVENTS = frozenset({INTVAR_EVENT, RAND_EVENT, USER_VAR_EVENT})
 # Informational events inside a transaction: kept for reporting, never sent to the target.
 INFORMATIONAL_EVENTS = frozenset({ANNOTATE_ROWS_EVENT, ROWS_QUERY_LOG_EVENT, IGNORABLE_LOG_EVENT,
-                                  TRANSACTION_CONTEXT_EVENT})
+                                  TRANSACTION_CONTEXT_EVENT, VIEW_CHANGE_EVENT})
 
 # MariaDB GTID event flags
 FL_STANDALONE = 1
@@ -119,6 +119,11 @@ FL_COMPLETED_XA = 128
 
 # Rows event flags
 STMT_END_F = 0x1
+
+
+def event_names() -> dict[int, str]:
+    """Every event type this module knows, by code."""
+    return dict(_NAMES)
 
 
 def event_name(type_code: int) -> str:

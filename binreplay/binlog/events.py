@@ -28,28 +28,37 @@ def _version_tuple(version: str) -> tuple[int, int, int]:
     return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
 
 
-def parse_format_description(raw: bytes) -> FormatDescription:
+def parse_format_description(raw: bytes, where: str = "FORMAT_DESCRIPTION event") -> FormatDescription:
+    """The whole FORMAT_DESCRIPTION event (header included) -> what it says about the file."""
     body = raw[C.HEADER_LEN:]
+    if len(body) < 57:
+        raise BadInputError(f"{where}: {len(body)} bytes of body, a format description has at least 57")
     binlog_version = struct.unpack_from("<H", body, 0)[0]
+    if binlog_version != 4:
+        raise BadInputError(f"{where}: binlog version {binlog_version}, not 4")
     server_version = body[2:52].split(b"\0", 1)[0].decode("ascii", "replace")
     create_ts = struct.unpack_from("<I", body, 52)[0]
     header_len = body[56]
+    if header_len != C.HEADER_LEN:
+        raise BadInputError(f"{where}: event headers of {header_len} bytes, not {C.HEADER_LEN}")
     rest = body[57:]
     is_mariadb = "mariadb" in server_version.lower()
     version = _version_tuple(server_version)
-    # Servers that know about checksums (MySQL 5.6.1+, MariaDB 5.3+) end the FDE
-    # with the algorithm byte and a 4-byte CRC slot, whatever the algorithm.
-    checksum_aware = version >= ((5, 3, 0) if is_mariadb else (5, 6, 1))
-    if checksum_aware:
-        post_header_lengths = rest[:-5]
-        checksum_alg = rest[-5]
+    # Servers that know about checksums (MySQL 5.6.1+, MariaDB 5.3+) end the FDE with the
+    # algorithm byte and a 4-byte CRC, whatever the algorithm (the CRC is always written).
+    trailer = version >= ((5, 3, 0) if is_mariadb else (5, 6, 1))
+    if trailer:
+        if len(rest) < 5:
+            raise BadInputError(f"{where}: the checksum trailer is missing")
+        post_header_lengths, checksum_alg = rest[:-5], rest[-5]
     else:
-        post_header_lengths = rest
-        checksum_alg = 0
-    if checksum_alg not in (0, 1):
-        checksum_alg = 0  # 255 = undefined: written by a server that did not compute checksums
+        post_header_lengths, checksum_alg = rest, 0
+    if checksum_alg not in (0, 1, 255):
+        raise BadInputError(f"{where}: unknown checksum algorithm {checksum_alg}")
+    if checksum_alg == 255:
+        checksum_alg = 0  # undefined: written by a server that did not compute checksums
     return FormatDescription(binlog_version, server_version, create_ts, header_len,
-                             bytes(post_header_lengths), checksum_alg, raw)
+                             bytes(post_header_lengths), checksum_alg, bytes(raw), trailer)
 
 
 def parse_rotate(body: bytes) -> tuple[int, str]:

@@ -1,13 +1,25 @@
 """Framing of binlog files: magic, 19-byte event headers, CRC32, the format description.
 
-This layer knows where events begin and end and whether their bytes are intact.
-It does not group events into transactions (that is `binreplay.source.reader`).
+This layer knows where events begin and end and whether their bytes are intact. It does not
+group events into transactions (that is `binreplay.source.reader`). Its one framing loop,
+`BinlogFile.scan`, holds every check that needs no event body:
+
+- the file is a regular file (a FIFO or device would block or never end) starting with the magic;
+- every event is at least a header long and at most 1 GiB (the server's own limit);
+- the header's end position (`log_pos`) is where the event really ends: a length field bit-flipped
+  by a failing disk is corrupt, never mistaken for a file cut short. Servers leave `log_pos` 0 in
+  some events (MariaDB 11.4+ inside transactions, artificial events), and a relay log's events
+  carry their source's positions, offset by a constant: both are allowed;
+- an event that runs past the end of the file with a consistent header is a truncated tail;
+- the CRC32 of every event when the FORMAT_DESCRIPTION says the server wrote them, and always the
+  FORMAT_DESCRIPTION's own (servers that know checksums always write it, whatever the algorithm).
 """
 
 from __future__ import annotations
 
-import io
 import mmap
+import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -21,8 +33,11 @@ from binreplay.errors import BadInputError, ChecksumError, PositionError, Unsupp
 from binreplay.model import Event, FormatDescription
 
 _HEADER = struct.Struct("<IBIIIH")
-_MAX_EVENT_SIZE = 1 << 30  # the server's hard limit (max_allowed_packet) is 1 GiB
-_RELEASE_EVERY = 16 << 20  # give mapped pages back to the kernel every 16 MiB read
+_FIELDS = struct.Struct("<BIII")         # type, server id, event size, log_pos (from offset 4 of the header)
+_CRC = struct.Struct("<I")
+MAX_EVENT_SIZE = 1 << 30                 # the server's hard limit (max_allowed_packet) is 1 GiB
+MAX_FDE_SIZE = 64 << 10                  # a real FORMAT_DESCRIPTION is a few hundred bytes
+_RELEASE_EVERY = 16 << 20                # give mapped pages back to the kernel every 16 MiB read
 
 
 @dataclass
@@ -36,9 +51,12 @@ class FileTail:
     stopped: bool = False          # closed with a STOP event (server shut down)
 
 
+def crc_matches(raw: bytes | memoryview) -> bool:
+    return zlib.crc32(raw[:-C.CRC_LEN]) == _CRC.unpack_from(raw, len(raw) - C.CRC_LEN)[0]
+
+
 def verify_crc(raw: bytes, where: str) -> None:
-    expected = struct.unpack_from("<I", raw, len(raw) - C.CRC_LEN)[0]
-    if zlib.crc32(memoryview(raw)[:-C.CRC_LEN]) != expected:
+    if not crc_matches(raw):
         raise ChecksumError(f"{where}: CRC32 checksum mismatch (corrupt binlog)")
 
 
@@ -46,18 +64,37 @@ def verify_fde_crc(raw: bytes, where: str) -> None:
     """verify_crc for a FORMAT_DESCRIPTION event, whose in-use flag may differ from when it was checksummed."""
     # The server rewrites the FDE's "in use" flag when it closes the file without
     # recomputing the checksum, so the CRC covers the flags as they were at write time.
+    if crc_matches(raw):
+        return
     fixed = bytearray(raw)
     flags = struct.unpack_from("<H", fixed, 17)[0]
+    struct.pack_into("<H", fixed, 17, flags & ~C.LOG_EVENT_BINLOG_IN_USE_F)
+    verify_crc(bytes(fixed), where)
+
+
+def open_regular(path: Path, what: str):
+    """Open a file for reading, refusing what is not a regular file (a FIFO would block in open())."""
     try:
-        verify_crc(bytes(fixed), where)
-    except ChecksumError:
-        struct.pack_into("<H", fixed, 17, flags & ~C.LOG_EVENT_BINLOG_IN_USE_F)
-        verify_crc(bytes(fixed), where)
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{what} not found: {path}") from None
+    except PermissionError:
+        raise BadInputError(f"cannot read {what} (permission denied): {path}") from None
+    except OSError as exc:  # a symlink loop, a name too long, ...
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInputError(f"not a {what} (a directory): {path}")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInputError(f"not a {what} (not a regular file): {path}")
+    try:
+        return open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 @dataclass
 class BinlogFile:
-    """One binlog file on disk; `events()` walks it, verifying framing and checksums."""
+    """One binlog file on disk; `scan()` walks it, verifying framing and checksums."""
 
     path: Path
     index: int = 0
@@ -66,115 +103,158 @@ class BinlogFile:
     server_id: int | None = None     # of the FORMAT_DESCRIPTION event: the server that wrote the file
     # Called once the file's FORMAT_DESCRIPTION is read (the reader checks files belong together).
     on_format: Callable[["BinlogFile"], None] | None = field(default=None, repr=False)
-    _size: int = field(default=0, repr=False)
+    # The file's bytes while `scan()` runs: event (start, end) offsets index it.
+    data: mmap.mmap | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
         return self.path.name
 
-    def open(self) -> io.BufferedReader:
+    def scan(self, skip_until: int | None = None, *, verified_to: int = 0) -> Iterator[tuple[int, int, int]]:
+        """Yield (type code, start, end) of every event in file order; `self.data` holds the bytes.
+
+        The FORMAT_DESCRIPTION event is always yielded first. With `skip_until`, the events before
+        that offset are skipped (not checksummed); it must be an event boundary (else PositionError).
+        Events ending at or before `verified_to` skip the per-event CRC (an earlier read of this run
+        checked them; the FORMAT_DESCRIPTION is always checked)."""
+        with open_regular(self.path, "binlog file") as f:
+            magic = f.read(4)
+            if magic == C.ENCRYPTED_MAGIC:
+                raise UnsupportedError(f"{self.path}: encrypted binlog; decrypt it with the server first")
+            if magic != C.MAGIC:
+                raise BadInputError(f"not a binlog file (bad magic bytes): {self.path}")
+            size = os.fstat(f.fileno()).st_size
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                self.data = mm
+                try:
+                    yield from self._events_of(mm, size, skip_until, verified_to)
+                finally:
+                    self.data = None
+
+    def _events_of(self, mm: mmap.mmap, size: int, skip_until: int | None,
+                   verified_to: int) -> Iterator[tuple[int, int, int]]:
+        # This loop runs once per event of every binlog: keep it lean (no per-event objects
+        # but the yielded tuple, no string formatting; messages are built only on error).
+        unpack = _FIELDS.unpack_from
+        crc_of = _CRC.unpack_from
+        crc32 = zlib.crc32
+        view = memoryview(mm)
+        pos = 4
+        check_crc = False
+        own_id: int | None = None   # events of the file's own server end where their log_pos says
+        relay = False               # after a second FORMAT_DESCRIPTION: a relay log
+        relayed: int | None = None  # there, log_pos - end of the source's events (learned, constant)
+        released = 0
+        skipping = skip_until is not None and skip_until > 4
+        first = True
         try:
-            f = open(self.path, "rb", buffering=1 << 20)
-        except FileNotFoundError:
-            raise BadInputError(f"binlog file not found: {self.path}") from None
-        except IsADirectoryError:
-            raise BadInputError(f"not a binlog file (a directory): {self.path}") from None
-        except PermissionError:
-            raise BadInputError(f"cannot read binlog file (permission denied): {self.path}") from None
-        magic = f.read(4)
-        if magic == C.ENCRYPTED_MAGIC:
-            f.close()
-            raise UnsupportedError(f"{self.path}: encrypted binlog; decrypt it with the server first")
-        if magic != C.MAGIC:
-            f.close()
-            raise BadInputError(f"not a binlog file (bad magic bytes): {self.path}")
-        self._size = self.path.stat().st_size
-        return f
-
-    def events(self, skip_until: int | None = None) -> Iterator[Event]:
-        """Yield every event in file order.
-
-        The FORMAT_DESCRIPTION event is always yielded first. With `skip_until`,
-        the events before that offset are skipped without being checksummed;
-        the offset must be an event boundary (else PositionError).
-        """
-        with self.open() as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            # This loop runs once per event of every binlog: keep it lean (mmap slices,
-            # no per-event string formatting; messages are built only on error).
-            size = len(mm)
-            unpack = _HEADER.unpack_from
-            crc32 = zlib.crc32
-            pos = 4
-            first = True
-            has_crc = False
-            released = 0
             while True:
                 if pos - released >= _RELEASE_EVERY:
-                    # Events are copied out of the map, so pages behind us can go: RSS stays flat
-                    # however large the file is.
+                    # Consumers copy what they keep, so pages behind us can go: RSS stays flat.
                     upto = pos - pos % mmap.PAGESIZE
                     mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
                     released = upto
                 if pos >= size:
-                    prev = self.tail
-                    self.tail = FileTail(size, pos, rotate_to=prev.rotate_to if prev else None,
-                                         stopped=prev.stopped if prev else False)
+                    self._set_tail(FileTail(size, pos))
                     break
                 if pos + C.HEADER_LEN > size:
-                    self._mark_partial(pos)
+                    self._set_tail(FileTail(size, pos, partial_event_at=pos))
                     break
-                ts, type_code, server_id, ev_size, _log_pos, flags = unpack(mm, pos)
-                if ev_size < C.HEADER_LEN or ev_size > _MAX_EVENT_SIZE:
-                    raise BadInputError(f"{self.path}: corrupt event header at position {pos} (event size {ev_size})")
+                t, server_id, ev_size, log_pos = unpack(mm, pos + 4)
                 end = pos + ev_size
+                # Where the header says the event ends must be where it ends (see the module docstring).
+                consistent = (not log_pos or log_pos == end or t == C.FORMAT_DESCRIPTION_EVENT
+                              or relay and server_id != own_id and (relayed is None or log_pos - end == relayed))
+                if ev_size < C.HEADER_LEN or ev_size > MAX_EVENT_SIZE:
+                    self._bad_header(pos, ev_size, log_pos, size)
                 if end > size:
-                    self._mark_partial(pos)
+                    if not consistent:
+                        self._bad_header(pos, ev_size, log_pos, size)
+                    # A header that says where the event ends, consistently, cut short by the file's end.
+                    self._set_tail(FileTail(size, pos, partial_event_at=pos))
                     break
-                if skip_until is not None and not first and pos < skip_until:
-                    if end > skip_until:
+                if first or t == C.FORMAT_DESCRIPTION_EVENT:
+                    # Relay logs carry the source's FDE again mid-file; it governs what follows, and
+                    # the positions after it are the source's.
+                    self._read_fde(mm, pos, end, t, first)
+                    assert self.fde is not None
+                    check_crc = self.fde.has_crc32
+                    own_id, relayed, relay, first = self.server_id, None, not first, False
+                    yield t, pos, end
+                    pos = end
+                    continue
+                if skipping and pos < skip_until:  # type: ignore[operator]
+                    if not consistent:
+                        self._bad_header(pos, ev_size, log_pos, size)
+                    if end > skip_until:  # type: ignore[operator]
                         raise PositionError(f"{self.path}: start position {skip_until} is inside an event "
                                             f"(the event at {pos} ends at {end})")
-                    if type_code != C.FORMAT_DESCRIPTION_EVENT:
-                        pos = end
-                        continue
-                raw = mm[pos:end]
-                event = Event(type_code, ts, server_id, flags, pos, end, raw)
-                if first or type_code == C.FORMAT_DESCRIPTION_EVENT:
-                    # relay logs carry the source's FDE again mid-file; it governs what follows
-                    self._read_fde(event)
-                    has_crc = self.fde is not None and self.fde.has_crc32
-                    first = False
-                elif has_crc and crc32(memoryview(raw)[:-C.CRC_LEN]) != int.from_bytes(raw[-C.CRC_LEN:], "little"):
-                    raise ChecksumError(f"{self.path}: {event.name} event at position {pos}: CRC32 checksum "
-                                        "mismatch (corrupt binlog)")
-                if type_code == C.ROTATE_EVENT and not flags & C.LOG_EVENT_ARTIFICIAL_F:
-                    self.tail = FileTail(size, end, rotate_to=parse_rotate(self.payload(event))[1])
-                elif type_code == C.STOP_EVENT:
-                    self.tail = FileTail(size, end, stopped=True)
+                    pos = end
+                    continue
+                skipping = False
+                # The checksum first: when it fails, it is the better diagnosis of a damaged event.
+                if check_crc and end > verified_to and crc32(view[pos:end - 4]) != crc_of(mm, end - 4)[0]:
+                    raise ChecksumError(f"{self.path}: {C.event_name(t)} event at position {pos}: CRC32 "
+                                        "checksum mismatch (corrupt binlog)")
+                if not consistent:
+                    self._bad_header(pos, ev_size, log_pos, size)
+                if log_pos and log_pos != end and relay:
+                    relayed = log_pos - end
+                if t == C.ROTATE_EVENT or t == C.STOP_EVENT:
+                    self._closing_event(mm, pos, end, t)
+                    relayed = None   # a relay log's next events come from another source file
+                yield t, pos, end
                 pos = end
-                yield event
-            if skip_until is not None and skip_until > pos:
-                raise PositionError(f"{self.path}: start position {skip_until} is beyond the end of the file ({pos})")
+        finally:
+            view.release()
+        if skipping:
+            raise PositionError(f"{self.path}: start position {skip_until} is beyond the end of the file ({pos})")
 
-    def _mark_partial(self, pos: int) -> None:
+    def _bad_header(self, pos: int, ev_size: int, log_pos: int, size: int) -> None:
+        raise BadInputError(f"{self.path}: corrupt event header at position {pos} (event size {ev_size}, "
+                            f"end position {log_pos}, file size {size})")
+
+    def _set_tail(self, tail: FileTail) -> None:
         prev = self.tail
-        self.tail = FileTail(self._size, pos, partial_event_at=pos,
-                             rotate_to=prev.rotate_to if prev else None)
+        if prev is not None:   # the closing ROTATE or STOP seen before the end
+            tail.rotate_to, tail.stopped = prev.rotate_to, prev.stopped
+        self.tail = tail
 
-    def _read_fde(self, event: Event) -> None:
-        where = f"{self.path}: {event.name} event at position {event.start}"
-        if event.type_code != C.FORMAT_DESCRIPTION_EVENT:
-            raise UnsupportedError(f"{self.path}: first event is {event.name}, not FORMAT_DESCRIPTION "
+    def _closing_event(self, mm: mmap.mmap, pos: int, end: int, t: int) -> None:
+        flags = struct.unpack_from("<H", mm, pos + 17)[0]
+        if t == C.STOP_EVENT:
+            self.tail = FileTail(0, end, stopped=True)
+        elif not flags & C.LOG_EVENT_ARTIFICIAL_F:
+            assert self.fde is not None
+            body = body_of(mm[pos:end], self.fde.has_crc32)
+            if len(body) < 8:
+                raise BadInputError(f"{self.path}: ROTATE event at position {pos} is too short")
+            self.tail = FileTail(0, end, rotate_to=parse_rotate(body)[1])
+
+    def _read_fde(self, mm: mmap.mmap, pos: int, end: int, t: int, first: bool) -> None:
+        if t != C.FORMAT_DESCRIPTION_EVENT:
+            raise UnsupportedError(f"{self.path}: first event is {C.event_name(t)}, not FORMAT_DESCRIPTION "
                                    "(binlog format before MySQL 5.0 is not supported)")
-        fde = parse_format_description(event.raw)
-        if fde.has_crc32:
-            verify_fde_crc(event.raw, where)
+        where = f"{self.path}: FORMAT_DESCRIPTION event at position {pos}"
+        if end - pos > MAX_FDE_SIZE:
+            raise BadInputError(f"{where}: {end - pos} bytes long, not a format description")
+        raw = mm[pos:end]
+        fde = parse_format_description(raw, where)
+        if fde.checksum_trailer:
+            verify_fde_crc(raw, where)
         self.fde = fde
-        event.info = fde
-        if self.server_id is None:  # the file's own FDE (a relay log repeats its source's later)
-            self.server_id = event.server_id
+        if first:  # the file's own FDE (a relay log repeats its source's later)
+            self.server_id = struct.unpack_from("<I", raw, 5)[0]
             if self.on_format is not None:
                 self.on_format(self)
+
+    def events(self, skip_until: int | None = None) -> Iterator[Event]:
+        """Every event as an `Event` (its bytes copied): for the readers that are not on the hot path."""
+        for t, start, end in self.scan(skip_until):
+            assert self.data is not None
+            raw = self.data[start:end]
+            ts, _t, server_id, _size, _lp, flags = _HEADER.unpack_from(raw)
+            yield Event(t, ts, server_id, flags, start, end, raw, self.fde if t == C.FORMAT_DESCRIPTION_EVENT else None)
 
     def payload(self, event: Event) -> bytes:
         """The event body without header and checksum."""

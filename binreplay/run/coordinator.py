@@ -25,14 +25,17 @@ from binreplay.report.progress import Reporter, Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
 from binreplay.run.table_check import TargetTables
+from binreplay.apply.encoders import encoder_factory
+from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.dependencies import Dependencies
-from binreplay.schedule.limits import GroupLimits
+from binreplay.schedule.limits import BatchLimits
+from binreplay.schedule.scheduler import KeySet
 from binreplay.server.connection import check_privilege, load_collations, server_info
 from binreplay.signals import StopSignals
-from binreplay.source.reader import BinlogReader
+from binreplay.source.reader import BinlogReader, VerifiedExtents
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, resolve_bounds, selected
 from binreplay.state.control import ControlSession
-from binreplay.state.store import PositionTracker
+from binreplay.state.position import PositionTracker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     t0 = time.monotonic()
     files = list(opts.binlogs)
     bounds = resolve_bounds(files, opts.selection())
-    total = None
+    total, verified = None, None
     if opts.dry_run:
         found = survey(bounds, files, reporter, summary)
         summary.bytes_read = found.stats.bytes
@@ -58,8 +61,8 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                               f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
     if opts.preflight:
-        total = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
-    run = _Run(opts, bounds, files, reporter, summary)
+        total, verified = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
+    run = _Run(opts, bounds, files, reporter, summary, verified)
     try:
         run.prepare_target()
         run.replay(total)
@@ -79,8 +82,9 @@ class _Run:
     """One replay against the target: prepare, stream transactions into the pool, checkpoint."""
 
     def __init__(self, opts: ReplayOptions, bounds: Bounds, files: list[Path], reporter: Reporter,
-                 summary: Summary) -> None:
+                 summary: Summary, verified: VerifiedExtents | None) -> None:
         self.opts = opts
+        self.verified = verified
         self.bounds = bounds
         self.files = files
         self.reporter = reporter
@@ -117,36 +121,35 @@ class _Run:
             for table in check_triggers(control, opts.filters, opts.progress_schema, opts.allow_triggers):
                 self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
                                    self.summary)
-        appliers = [Applier(cfg, store, server, collations, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
-                            max_retries=opts.retries, sql_apply=sql_apply) for i in range(opts.workers)]
+        make_encoder = encoder_factory(opts.apply_mode, server.flavor, collations, sql_apply)
+        appliers = [Applier(cfg, store, make_encoder, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
+                            max_retries=opts.retries) for i in range(opts.workers)]
         appliers[0].open()
         if sql_apply is None:
             check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
         elif not may_set_pseudo_thread(appliers[0]):
             for a in appliers:
-                a.builder.pseudo_thread = False
+                a.encoder.context.pseudo_thread = False
         for a in appliers[1:]:
             a.open()
-        self.tracker = PositionTracker(self.resume.low_water)
-        self.tracker.count = self.resume.transactions_before
+        self.tracker = PositionTracker(self.resume.low_water, self.resume.transactions_before)
         grouping = opts.group_commit and not opts.preserve_gtids
-        limits = GroupLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes,
-                             preserve_commit_order=opts.preserve_commit_order)
-        self.pool = WorkerPool(appliers, limits, on_done=self._on_done)
+        self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes))
+        self.pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
         self.schema = self.control.schema
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
 
-    def _on_done(self, trxs: list) -> None:
-        """Called by a worker under the pool's lock once a group committed."""
+    def _on_done(self, batch: Batch) -> None:
+        """Called by a worker under the pool's lock once a batch committed."""
         s = self.summary
-        for trx in trxs:
-            self.tracker.done(trx.seq)
+        self.tracker.done(batch.seq)
+        for trx in batch.members:
             s.applied += 1
             s.ddl += trx.kind is TrxKind.DDL
-            s.row_events += sum(1 for e in trx.events if e.type_code in ROWS_EVENTS)
-        last = trxs[-1]
+            s.row_events += sum(1 for span in trx.spans if span[0] in ROWS_EVENTS)
+        last = batch.last
         if self._last_seq is None or last.seq > self._last_seq:
             self._last_seq = last.seq
             s.source_time = last.timestamp
@@ -161,11 +164,12 @@ class _Run:
             start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
             summary.resumed_from = str(resume.low_water)
             reporter.warn(f"resuming run {resume.run_id} after {resume.low_water}"
-                          f" ({len(resume.applied_above)} transactions above it already applied)")
+                          f" ({resume.applied_above.transactions} transactions above it already applied)")
         elif resume.resumed and resume.applied_above:
-            reporter.warn(f"resuming run {resume.run_id}: {len(resume.applied_above)} transactions already applied")
+            reporter.warn(f"resuming run {resume.run_id}: {resume.applied_above.transactions} transactions already "
+                          "applied")
         reader = BinlogReader(self.files, start_file_index=start_index, start_pos=start_pos,
-                              on_warning=lambda m: reporter.warn(m, summary))
+                              on_warning=lambda m: reporter.warn(m, summary), verified=self.verified)
         selector = Selector(self.bounds)
         self._last_seq: int | None = None
         self._file_index: int | None = None
@@ -184,6 +188,7 @@ class _Run:
                 for trx, verdict in selected(reader.transactions(), selector):
                     self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
+                self._submit(self.batcher.flush())
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
                 if resume.low_water is None:
                     # (After a resume the prefix before the mark is not re-read here; the
@@ -209,22 +214,25 @@ class _Run:
             raise
 
     def _dispatch(self, trx: Transaction, verdict: Verdict) -> None:
-        pool, summary = self.pool, self.summary
-        assert pool is not None
-        apply = verdict is Verdict.APPLY and (trx.file_index, trx.end_pos) not in self.resume.applied_above
+        summary = self.summary
+        apply = verdict is Verdict.APPLY and not self.resume.applied_above.covers(trx)
         if verdict is Verdict.APPLY and not apply:
             summary.already_applied += 1
         elif not apply:
             summary.skipped += 1
-        with pool.lock:
-            # A deferred transaction may be applied by a later run: the mark must not pass it.
-            self.tracker.add(trx.seq, trx.end, done=not apply, hold=verdict is Verdict.DEFER)
-        if not apply:
-            return
+        keys, after = None, None
+        if apply:
+            trx, keys, after = self._prepare(trx)
+        # A deferred transaction may be applied by a later run: the mark must not pass it.
+        self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after))
+
+    def _prepare(self, trx: Transaction) -> tuple[Transaction, KeySet, int | None]:
+        """A transaction to apply: filtered, checked against the target's tables, keyed."""
+        summary = self.summary
         trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, summary))
         if trx.from_payload and self.opts.apply_mode != "sql":
             # Its inner events would have to be re-framed as uncompressed events for BINLOG; --apply sql
-            # turns them into SQL like any other row events.
+            # turns them into SQL like any other row events. (The preflight read refuses them up front.)
             raise UnsupportedError(f"compressed MySQL transaction (TRANSACTION_PAYLOAD) at {trx.start} cannot be "
                                    "applied as BINLOG statements; rerun with --apply sql")
         if trx.file_index != self._file_index:
@@ -235,19 +243,28 @@ class _Run:
             non_transactional = self.control.run(lambda: self.tables.check(trx))
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
-            pool.drain(on_wait=lambda: self._tick(str(trx.start)))
+            self._submit(self.batcher.flush())
+            self.pool.drain(on_wait=lambda: self._tick(str(trx.start)))
             raise
         for schema, table, engine in non_transactional:
             self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
                                "replay is interrupted, changes to it may be applied twice", summary)
         # Row keys may load table definitions on the control connection; the other modes need none.
         keys, after = self.control.run(lambda: self.deps.of(trx)) if self.keyed else self.deps.of(trx)
-        pool.submit(trx, keys, after=after)
-        if trx.is_barrier:
-            # Checks and keys of later transactions must see the schema this barrier leaves.
-            pool.drain(on_wait=lambda: self._tick(str(trx.start)))
-            if trx.kind is TrxKind.DDL:
-                self.schema.invalidate()
+        return trx, keys, after
+
+    def _submit(self, batches: list[Batch]) -> None:
+        pool = self.pool
+        for batch in batches:
+            self.tracker.add(batch.seq, batch.end, batch.covered, done=not batch.members, hold=batch.hold)
+            if not batch.members:
+                continue
+            pool.submit(batch)
+            if batch.barrier:
+                # Checks and keys of later transactions must see the schema this barrier leaves.
+                pool.drain(on_wait=lambda: self._tick(str(batch.start)))
+                if batch.members[0].kind is TrxKind.DDL:
+                    self.schema.invalidate()
 
     def _tick(self, position: str) -> None:
         """Progress display, checkpoint, and signals: called often, does work about once a second."""
@@ -262,8 +279,8 @@ class _Run:
     def _refresh_summary(self) -> None:
         pool, s = self.pool, self.summary
         assert pool is not None
-        with pool.lock:
-            mark, s.workers_busy = self.tracker.position, pool.busy
+        mark, _count = self.tracker.mark()
+        s.workers_busy = pool.busy
         s.retries, s.busy_s = pool.retries, pool.busy_s
         s.apply_s = time.monotonic() - self._apply_started
         s.worker_states = [f"{a.name}: {a.current} | {a.groups} commits | {a.retries} retries"
@@ -276,9 +293,7 @@ class _Run:
                 s.bytes_done = sum(self._sizes[first:mark.file_index]) + mark.pos - offset
 
     def _checkpoint(self) -> None:
-        assert self.pool is not None
-        with self.pool.lock:
-            position, count = self.tracker.position, self.tracker.count
+        position, count = self.tracker.mark()
         if position is not None and position != self._written:
             # Idempotent (insert-ignore and prunes), so it is safe to redo after a reconnect.
             self.control.run(lambda: self.store.advance(position, count))

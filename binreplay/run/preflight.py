@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
-from binreplay.apply.statements import binlog_statement
+from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
-from binreplay.errors import BadInputError, PrivilegeError
-from binreplay.model import MariadbGtid
+from binreplay.errors import PrivilegeError, UnsupportedError
 from binreplay.report.progress import Reporter, Summary
 from binreplay.server.connection import ServerInfo, check_privilege
-from binreplay.source.reader import BinlogReader, ReaderStats
-from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected, stop_position_beyond_end
+from binreplay.source.reader import BinlogReader, ReaderStats, VerifiedExtents
+from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,11 @@ class Survey:
     stop_reason: str | None = None
 
 
-def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary) -> Survey:
+def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
+           record: VerifiedExtents | None = None) -> Survey:
     """Read everything once without touching the target: validates the input and counts."""
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
-                          on_warning=lambda m: reporter.warn(m, summary))
+                          on_warning=lambda m: reporter.warn(m, summary), record=record)
     selector = Selector(bounds)
     result = Survey()
     for trx, verdict in selected(reader.transactions(), selector):
@@ -51,29 +51,18 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
     return result
 
 
-def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
-                   compressed_ok: bool = False) -> int | None:
-    """The input checks in one fast pass (no grouping); returns the number of transactions (for the ETA)."""
+def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary, *,
+                   compressed_ok: bool = False) -> tuple[int, VerifiedExtents]:
+    """The whole selection read once, as the apply pass will read it (every event body parsed):
+    returns the number of transactions to apply (for the ETA) and what it checksummed."""
     # Its warnings (a truncated last file) are left to the applying pass, which says them once.
-    reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
-                          on_warning=lambda m: None)
-    m = bounds.mariadb
-    reached: set[int] = set()
-
-    def on_gtid(g: object) -> None:
-        if m is not None and isinstance(g, MariadbGtid) and m.stop_reached(g):
-            reached.add(g.domain_id)
-
-    count = reader.validate(on_gtid if m is not None and m.has_stop else None, compressed_ok=compressed_ok)
-    if count is None:  # no GTID events to count or check: the full reader does both
-        return survey(bounds, files, reporter, summary).selected
-    problems = []
-    if m is not None and m.has_stop and not m.all_stops_reached(reached):
-        problems.append("stop GTID " + ",".join(map(str, m.unreached_stops(reached))) + " is not in the binlogs given")
-    problems += stop_position_beyond_end(bounds, reader)
-    if problems:
-        raise BadInputError("; ".join(problems))
-    return count
+    quiet = Reporter(reporter.stream)
+    verified = VerifiedExtents()
+    found = survey(bounds, files, quiet, Summary(), record=verified)
+    if found.has_payload and not compressed_ok:
+        raise UnsupportedError("the selection holds compressed MySQL transactions (TRANSACTION_PAYLOAD), which "
+                               "cannot be applied as BINLOG statements; rerun with --apply sql; nothing was applied")
+    return found.selected, verified
 
 
 def check_apply_privileges(applier: Applier, first_file: Path, server: ServerInfo) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.errors import SchemaMismatchError
-from binreplay.schedule.keys import event_body, post_header_len
+from binreplay.binlog.header import body_of, post_header_len
 from binreplay.model import TableMapInfo, Transaction, TrxKind
 from binreplay.server.tables import SchemaCache, column_mismatch
 from binreplay.server.connection import TRANSACTIONAL_ENGINES
@@ -37,23 +37,23 @@ class TargetTables:
         if trx.tables <= checked:
             return []
         new: list[tuple[str, str, str]] = []
-        for ev in trx.events:
-            if ev.type_code != C.TABLE_MAP_EVENT or not isinstance(ev.info, TableMapInfo):
+        for i, span in enumerate(trx.spans):
+            names = trx.infos.get(i)
+            if span[0] != C.TABLE_MAP_EVENT or not isinstance(names, TableMapInfo):
                 continue
-            names = ev.info
             if (names.schema, names.table) in checked:
                 continue
-            named = self._verdict(ev, trx, strict)
+            named = self._verdict(names, trx.raw(span), trx, strict)
             if named:
                 new.append(named)  # named only this once (self._named)
             if strict:
                 checked.add((names.schema, names.table))
         return new
 
-    def _verdict(self, ev, trx: Transaction, strict: bool) -> tuple[str, str, str] | tuple[()]:
+    def _verdict(self, names: TableMapInfo, raw: bytes, trx: Transaction,
+                 strict: bool) -> tuple[str, str, str] | tuple[()]:
         """() when all is well, (schema, table, engine) for a non-transactional table not named before;
         SchemaMismatchError when the rows cannot fit."""
-        names = ev.info
         info = self.schema.table(names.schema, names.table)
         if info is None and strict:
             # Created since the definitions were loaded, by a statement that is not a standalone DDL
@@ -67,7 +67,7 @@ class TargetTables:
                     "has no such table: was the target restored from the backup these binlogs continue?")
             return ()
         if strict:
-            problem = self._shape_problem(ev, trx, info)
+            problem = self._shape_problem(raw, trx, info)
             if problem:
                 raise SchemaMismatchError(
                     f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
@@ -78,8 +78,8 @@ class TargetTables:
             return (info.schema, info.name, engine)
         return ()
 
-    def _shape_problem(self, ev, trx: Transaction, info) -> str:
-        body = event_body(ev, trx.fde)
+    def _shape_problem(self, raw: bytes, trx: Transaction, info) -> str:
+        body = body_of(raw, trx.fde.has_crc32)
         try:
             tmap = R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT))
         except R.RowFormatError as exc:

@@ -42,9 +42,9 @@ from typing import AbstractSet, Callable
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.binlog.events import decode_decimal
-from binreplay.binlog.header import event_body, post_header_len  # noqa: F401 - re-exported
+from binreplay.binlog.header import body_of, post_header_len
 from binreplay.errors import BadInputError
-from binreplay.model import Event, FormatDescription, TableMapInfo, Transaction
+from binreplay.model import FormatDescription, TableMapInfo, Transaction
 from binreplay.server.tables import ColumnInfo, SchemaCache, TableInfo, column_mismatch
 
 Key = tuple
@@ -79,30 +79,34 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
     fde = trx.fde
     has_rows = False
     rows_per_table: dict[int, int] = {}
-    for ev in trx.events:
-        if ev.type_code == C.TABLE_MAP_EVENT:
-            table_id, plan = _map_table(ev, fde, schema, mode, keys)
+    has_crc = fde.has_crc32
+    for i, span in enumerate(trx.spans):
+        t = span[0]
+        if t == C.TABLE_MAP_EVENT:
+            table_id, plan = _map_table(body_of(trx.raw(span), has_crc), trx.infos.get(i), fde, schema, mode, keys)
             plans[table_id] = plan
-        elif ev.type_code in C.ROWS_EVENTS:
+        elif t in C.ROWS_EVENTS:
             has_rows = True
-            table_id = R.rows_table_id(event_body(ev, fde), post_header_len(fde, ev.type_code))
+            body = body_of(trx.raw(span), has_crc)
+            phl = post_header_len(fde, t)
+            table_id = R.rows_table_id(body, phl)
             seen = rows_per_table[table_id] = rows_per_table.get(table_id, 0) + 1
             plan = plans.get(table_id)
             if seen == BULK_ROWS_EVENTS and plan is not None:
                 keys[plan.table_key] = True
                 plans[table_id] = None
                 continue
-            _rows_keys(ev, fde, plans, keys)
+            _rows_keys(t, body, phl, table_id, span[1], plans, keys)
     return keys if has_rows else {}
 
 
 # --- per event -------------------------------------------------------------------
 
-def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str,
+def _map_table(body: bytes, names: object, fde: FormatDescription, schema: SchemaCache, mode: str,
                keys: KeySet) -> tuple[int, _TablePlan | None]:
-    body = event_body(ev, fde)
     phl = post_header_len(fde, C.TABLE_MAP_EVENT)
-    names = ev.info if isinstance(ev.info, TableMapInfo) else R.table_map_names(body, phl)[0]
+    if not isinstance(names, TableMapInfo):
+        names = R.table_map_names(body, phl)[0]
     info = schema.table(names.schema, names.table)
     if info is not None and info.fk_group:
         keys[("grp", info.fk_group)] = True   # the group stands for the table: no row keys
@@ -120,18 +124,16 @@ def _map_table(ev: Event, fde: FormatDescription, schema: SchemaCache, mode: str
     return names.table_id, plan
 
 
-def _rows_keys(ev: Event, fde: FormatDescription, plans: dict[int, _TablePlan | None], keys: KeySet) -> None:
-    body = event_body(ev, fde)
-    phl = post_header_len(fde, ev.type_code)
-    table_id = R.rows_table_id(body, phl)
+def _rows_keys(type_code: int, body: bytes, phl: int, table_id: int, position: int,
+               plans: dict[int, _TablePlan | None], keys: KeySet) -> None:
     if table_id not in plans:
-        raise BadInputError(f"{ev.name} event at position {ev.start} refers to table id {table_id}, "
-                            "which no TABLE_MAP event of its transaction maps")
+        raise BadInputError(f"{C.event_name(type_code)} event at position {position} refers to table id "
+                            f"{table_id}, which no TABLE_MAP event of its transaction maps")
     plan = plans[table_id]
     if plan is None:
         return
     try:
-        rows = R.parse_rows_event(ev.type_code, body, phl)
+        rows = R.parse_rows_event(type_code, body, phl)
         images = plan.walker.images(rows, plan.wanted)
     except R.RowFormatError:
         keys[plan.table_key] = True

@@ -1,4 +1,4 @@
-"""The worker pool's limits, in one place: the pool applies them, `binreplay plan` simulates them."""
+"""The limits of a replay's schedule, in one place: the run applies them, `binreplay plan` simulates them."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class GroupLimits:
-    """How many source transactions may share one target commit."""
+class BatchLimits:
+    """How many source transactions may share one target commit (a batch, schedule/batches.py)."""
 
-    max_count: int = 100
+    max_transactions: int = 100
     max_bytes: int = 4 << 20
-    preserve_commit_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -19,8 +18,8 @@ class InFlightLimits:
     """How much the coordinator may submit before the pool has applied it: bounds memory however large
     the binlogs are (submit blocks beyond either limit)."""
 
-    max_transactions: int = 5000
-    max_bytes: int = 64 << 20
+    max_batches: int = 64
+    max_bytes: int = 48 << 20
 
 
 IN_FLIGHT = InFlightLimits()

@@ -148,10 +148,10 @@ class Filters:
         if not data:
             # Only its progress row is left to write: no keys, no session state, so not a barrier
             # (filtered-out transactions must not serialize the replay of the rest).
-            return replace(trx, events=kept, tables=frozenset(), kind=TrxKind.EMPTY, uses_temporary_tables=False,
-                           non_transactional=False)
+            return trx.with_events(kept, tables=frozenset(), kind=TrxKind.EMPTY, uses_temporary_tables=False,
+                                   non_transactional=False)
         tables = frozenset((self.target_db(s), t) for s, t in trx.tables if self.wants_table(s, t))
-        return replace(trx, events=kept, tables=tables)
+        return trx.with_events(kept, tables=tables)
 
     def _wants_statement(self, q: QueryInfo, trx: Transaction, warn: Callable[[str], None]) -> bool:
         target = statement_target(q.sql)

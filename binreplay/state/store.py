@@ -15,6 +15,7 @@ ddl_journal intent and completion of non-transactional statements (DDL), which c
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import socket
@@ -25,6 +26,7 @@ import pymysql
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
+from binreplay.schedule.batches import Batch
 from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident, quote_string
 from binreplay.server.connection import check_privilege
 
@@ -51,6 +53,7 @@ def _schema_ddl(schema: str) -> list[str]:
             end_pos BIGINT UNSIGNED NOT NULL,
             binlog_file VARCHAR(255) NOT NULL,
             start_pos BIGINT UNSIGNED NOT NULL,
+            transactions INT UNSIGNED NOT NULL DEFAULT 1,
             gtid VARCHAR(160) NULL,
             applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (run_id, file_index, end_pos)
@@ -78,12 +81,48 @@ def _schema_ddl(schema: str) -> list[str]:
     ]
 
 
+class AppliedRanges:
+    """The ranges of source transactions the `applied` table records (each one target commit).
+
+    Ranges of different runs may overlap (a resumed run's batch spans what an earlier run applied
+    above the mark), so a transaction is covered when any range with a start at or before its own
+    reaches to its end: the largest end among those ranges decides."""
+
+    def __init__(self, rows: list[tuple[int, int, int, int]] = ()) -> None:   # type: ignore[assignment]
+        by_file: dict[int, list[tuple[int, int]]] = {}
+        self.transactions = 0
+        for file_index, start, end, count in rows:
+            by_file.setdefault(int(file_index), []).append((int(start), int(end)))
+            self.transactions += int(count)
+        self._starts: dict[int, list[int]] = {}
+        self._reach: dict[int, list[int]] = {}     # the largest end of the ranges up to each one
+        for file_index, ranges in by_file.items():
+            ranges.sort()
+            reach, top = [], 0
+            for _start, end in ranges:
+                top = max(top, end)
+                reach.append(top)
+            self._starts[file_index] = [start for start, _end in ranges]
+            self._reach[file_index] = reach
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def covers(self, trx: Transaction) -> bool:
+        """Whether a recorded range holds this transaction (it was applied by an earlier run)."""
+        starts = self._starts.get(trx.file_index)
+        if not starts:
+            return False
+        i = bisect.bisect_right(starts, trx.start_pos) - 1
+        return i >= 0 and self._reach[trx.file_index][i] >= trx.end_pos
+
+
 @dataclass
 class ResumeState:
     run_id: int
     resumed: bool
     low_water: BinlogPosition | None                  # None: nothing applied yet, start at the run's start
-    applied_above: set[tuple[int, int]] = field(default_factory=set)   # (file_index, end_pos)
+    applied_above: AppliedRanges = field(default_factory=AppliedRanges)
     transactions_before: int = 0
 
 
@@ -122,7 +161,17 @@ class ProgressStore:
             check_privilege(self.conn, ddl, f"CREATE on {self.q}.* (for the progress tables)")
         check_privilege(self.conn, f"SELECT run_id FROM {self.q}.runs LIMIT 0",
                         f"SELECT, INSERT, UPDATE, DELETE on {self.q}.*")
+        self._upgrade()
         self.prepare_session()
+
+    def _upgrade(self) -> None:
+        """Progress tables of an older binreplay record one transaction per `applied` row; today's
+        rows record ranges and say how many transactions they hold."""
+        has = self._exec("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME='applied' "
+                         "AND COLUMN_NAME='transactions'", (self.schema,))
+        if not has:
+            self._exec(f"ALTER TABLE {self.q}.applied ADD COLUMN transactions INT UNSIGNED NOT NULL DEFAULT 1 "
+                       "AFTER start_pos")
 
     def prepare_session(self) -> None:
         # Pruning must not take gap locks that would block the workers' inserts.
@@ -174,14 +223,13 @@ class ProgressStore:
                           "WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1", (self.run_id,))
         low = BinlogPosition(int(mark[0][0]), str(mark[0][1]), int(mark[0][2])) if mark else None
         before = int(mark[0][3]) if mark else 0
+        columns = f"SELECT file_index, start_pos, end_pos, transactions FROM {self.q}.applied WHERE run_id=%s"
         if low is None:
-            applied = self._exec(f"SELECT file_index, end_pos FROM {self.q}.applied WHERE run_id=%s", (self.run_id,))
+            applied = self._exec(columns, (self.run_id,))
         else:
-            applied = self._exec(
-                f"SELECT file_index, end_pos FROM {self.q}.applied WHERE run_id=%s AND "
-                "(file_index > %s OR (file_index = %s AND end_pos > %s))",
-                (self.run_id, low.file_index, low.file_index, low.pos))
-        return ResumeState(self.run_id, resumed, low, {(int(a), int(b)) for a, b in applied}, before)
+            applied = self._exec(columns + " AND (file_index > %s OR (file_index = %s AND end_pos > %s))",
+                                 (self.run_id, low.file_index, low.file_index, low.pos))
+        return ResumeState(self.run_id, resumed, low, AppliedRanges(applied), before)
 
     def finish(self, state: str, error: str | None = None) -> None:
         if self.run_id is None:
@@ -190,16 +238,29 @@ class ProgressStore:
                    "finished_at=IF(%s='complete', NOW(6), NULL) WHERE run_id=%s",
                    (state, error, state, self.run_id))
 
-    # -- per transaction -----------------------------------------------------
+    # -- per target commit ---------------------------------------------------
 
-    def applied_insert(self, trxs: list[Transaction]) -> bytes:
-        """The INSERT a worker runs inside the transaction that applies `trxs`."""
+    def applied_insert(self, file_index: int, file: str, start_pos: int, end_pos: int, transactions: int,
+                       last_gtid: object | None) -> bytes:
+        """The INSERT a worker runs inside the target transaction that applies a range of source
+        transactions (one batch: contiguous, in one file), so the record commits with the data."""
         assert self.run_id is not None
-        values = ",".join(
-            f"({self.run_id},{t.file_index},{t.end_pos},{quote_string(t.file)},{t.start_pos},"
-            f"{quote_string(str(t.gtid)) if t.gtid is not None else 'NULL'})" for t in trxs)
-        return (f"INSERT INTO {self.q}.applied (run_id, file_index, end_pos, binlog_file, start_pos, gtid) "
-                f"VALUES {values}").encode()
+        gtid = quote_string(str(last_gtid)) if last_gtid is not None else "NULL"
+        return (f"INSERT INTO {self.q}.applied (run_id, file_index, end_pos, binlog_file, start_pos, transactions, "
+                f"gtid) VALUES ({self.run_id},{file_index},{end_pos},{quote_string(file)},{start_pos},"
+                f"{transactions},{gtid})").encode()
+
+    def applied_insert_of(self, batch: Batch) -> bytes:
+        """A batch's row: its range up to its last member, and how many transactions this commit applies
+        (transactions riding along were applied by an earlier run or are outside the selection)."""
+        return self.applied_insert(batch.file_index, batch.file, batch.start_pos, batch.record_end,
+                                   len(batch.members), batch.last.gtid)
+
+    def was_applied(self, file_index: int, end_pos: int) -> bool:
+        """After a connection was lost during COMMIT: does the range ending here have its record?"""
+        assert self.run_id is not None
+        return bool(self._exec(f"SELECT 1 FROM {self.q}.applied WHERE run_id=%s AND file_index=%s AND end_pos=%s",
+                               (self.run_id, file_index, end_pos)))
 
     def advance(self, mark: BinlogPosition, transactions: int) -> None:
         """Move the low-water mark forward and prune what it makes redundant, atomically."""
@@ -253,7 +314,7 @@ class ProgressStore:
     def ddl_done(self, trx: Transaction) -> None:
         with self.conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(self.applied_insert([trx]))
+            cur.execute(self.applied_insert(trx.file_index, trx.file, trx.start_pos, trx.end_pos, 1, trx.gtid))
             cur.execute(f"UPDATE {self.q}.ddl_journal SET state='done' WHERE run_id=%s AND file_index=%s "
                         "AND end_pos=%s", (self.run_id, trx.file_index, trx.end_pos))
             cur.execute("COMMIT")
@@ -272,36 +333,3 @@ def _summarize(args: dict) -> str:
         if args.get(key):
             parts.append(f"{key}={args[key]}")
     return ", ".join(parts)
-
-
-class PositionTracker:
-    """The low-water mark: the end of the longest prefix of transactions that are done.
-
-    Every transaction the reader produced is added in order, done at once when it is
-    skipped, when its worker commits it otherwise. A held transaction (beyond a stop
-    GTID: a later run may still apply it) is never done, so the mark cannot pass it.
-    Not thread-safe: the worker pool calls it under its lock.
-    """
-
-    def __init__(self, start: BinlogPosition | None) -> None:
-        self._entries: dict[int, list] = {}     # seq -> [end position, done]
-        self.position = start
-        self.count = 0
-
-    def add(self, seq: int, end: BinlogPosition, *, done: bool, hold: bool = False) -> None:
-        self._entries[seq] = [end, done and not hold]
-        self._advance()
-
-    def done(self, seq: int) -> None:
-        self._entries[seq][1] = True
-        self._advance()
-
-    def _advance(self) -> None:
-        while self._entries:
-            seq = next(iter(self._entries))
-            end, finished = self._entries[seq]
-            if not finished:
-                return
-            del self._entries[seq]
-            self.position = end
-            self.count += 1

@@ -430,6 +430,9 @@ def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -
         load_collations,
         server_info,
     )
+    from binreplay.apply.encoders import encoder_factory
+    from binreplay.schedule.batches import Batcher
+    from binreplay.schedule.limits import BatchLimits
     from binreplay.source.reader import BinlogReader
     from binreplay.state.store import ProgressStore
 
@@ -444,11 +447,14 @@ def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -
         store.ensure_schema()
         store.begin_run("connection-lost-test", {}, [Path(f).name for f in files], restart=False)
         server, collations = server_info(control), load_collations(control)
-        applier = Applier(cfg, store, server, collations, sql_apply=SqlApplyShared(server.flavor, collations))
+        make_encoder = encoder_factory("sql", server.flavor, collations, SqlApplyShared(server.flavor, collations))
+        applier = Applier(cfg, store, make_encoder)
         applier.open()
         target.execute(f"KILL CONNECTION {applier.conn.thread_id()}")
+        batcher = Batcher(BatchLimits(max_transactions=1))
         for trx in BinlogReader([Path(f) for f in files], start_pos=start[1]).transactions():
-            applier.apply_group([trx])
+            for batch in batcher.add(trx, apply=True) + batcher.flush():
+                applier.apply_batch(batch)
         applier.close()
     finally:
         control.close()

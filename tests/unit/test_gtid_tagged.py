@@ -365,6 +365,6 @@ def test_a_bad_event_is_one_line_with_file_and_position(tmp_path, body, code, wh
         proc = run_binreplay(*command, str(path), timeout=60)
         assert proc.returncode == code, proc.stderr
         (line,) = proc.stderr.strip().splitlines()
-        assert line.startswith(f"binreplay: error: {path}: position 245: ") and why in line
+        assert line.startswith(f"binreplay: error: {path}: GTID_TAGGED event at position 245: ") and why in line
 
 

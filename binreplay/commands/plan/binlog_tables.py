@@ -18,7 +18,7 @@ from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.binlog.table_meta import parse_table_meta
 from binreplay.errors import BadInputError
-from binreplay.schedule.keys import event_body, post_header_len
+from binreplay.binlog.header import event_body, post_header_len
 from binreplay.model import Event, FormatDescription
 from binreplay.server.tables import ColumnInfo, TableInfo
 

@@ -1,9 +1,9 @@
 """What a replay with N workers would do: a discrete simulation of the real scheduler.
 
 `binreplay plan` feeds every selected transaction, with the conflict keys its dependency
-mode gives, to the same `Scheduler` the worker pool uses, with the pool's own limits (groups
-of at most 100 transactions / 4 MiB, 5,000 transactions in flight, a drain after every
-barrier, barriers only on worker 0). Time is simulated: a group costs one commit plus, per
+mode gives, to the same `Batcher` and `Scheduler` the replay uses, with the replay's own limits
+(batches of at most 100 transactions / 4 MiB, 64 batches / 48 MiB in flight, a drain after every
+barrier, barriers only on worker 0). Time is simulated: a batch costs one commit plus, per
 transaction, a fixed cost and a cost per binlog byte. The coordinator is taken to be
 infinitely fast, so the result is what the target side allows, an upper bound when reading
 and keying are the bottleneck. Speed-ups are against one worker with the same model.
@@ -16,7 +16,9 @@ from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 
-from binreplay.schedule.limits import IN_FLIGHT, GroupLimits
+from binreplay.model import Transaction
+from binreplay.schedule.batches import Batch, Batcher
+from binreplay.schedule.limits import IN_FLIGHT, BatchLimits
 from binreplay.schedule.scheduler import KeySet, Scheduler
 
 # Cost model, in microseconds: a durable commit (fsync), a round trip and statement
@@ -48,20 +50,20 @@ class SimResult:
 class _Running:
     finish: float
     worker: int
-    group: list[int] = field(compare=False)
+    batch: Batch = field(compare=False)
 
 
 class Simulation:
     """One worker count, one dependency mode. Feed transactions in source order, then `close()`."""
 
-    def __init__(self, workers: int, limits: GroupLimits = GroupLimits()) -> None:
+    def __init__(self, workers: int, limits: BatchLimits = BatchLimits()) -> None:
         self.workers = workers
-        self.limits = limits
+        self.batcher = Batcher(limits)
         self.scheduler = Scheduler()
         self._free = list(range(workers))
         self._running: list[_Running] = []
-        self._queue: deque[tuple[int, KeySet, bool, int | None, int]] = deque()
-        self._sizes: dict[int, int] = {}
+        self._queue: deque[Batch] = deque()
+        self._batches: dict[int, Batch] = {}
         self._bytes = 0
         self._draining = False
         self._now = 0.0
@@ -69,53 +71,59 @@ class Simulation:
         self._groups = 0
         self._count = 0
 
-    def feed(self, seq: int, keys: KeySet, barrier: bool, after: int | None, size: int) -> None:
-        if self._window_open():  # the common case, kept short: nothing can happen until the window closes
-            self._submit(seq, keys, barrier, after, size)
+    def feed(self, trx: Transaction, keys: KeySet, after: int | None) -> None:
+        for batch in self.batcher.add(trx, apply=True, keys=keys, after=after):
+            self._offer(batch)
+
+    def _offer(self, batch: Batch) -> None:
+        if not self._queue and self._window_open():  # the common case: nothing happens until the window closes
+            self._submit(batch)
         else:
-            self._queue.append((seq, keys, barrier, after, size))
+            self._queue.append(batch)
             self._run(final=False)
 
     def close(self) -> SimResult:
+        for batch in self.batcher.flush():
+            self._offer(batch)
         self._run(final=True)
         total = self._now or 1.0
         return SimResult(self.workers, self._now, self._groups, self._count,
                          [t / total for t in self._busy_time])
 
     def _window_open(self) -> bool:
-        return (not self._draining and len(self._sizes) < IN_FLIGHT.max_transactions
-                and (not self._sizes or self._bytes < IN_FLIGHT.max_bytes))
+        return (not self._draining and len(self._batches) < IN_FLIGHT.max_batches
+                and (not self._batches or self._bytes < IN_FLIGHT.max_bytes))
 
     def _run(self, final: bool) -> None:
         while True:
             # The coordinator submits as far as the pool lets it (WorkerPool.submit), and
             # waits for everything after a barrier (replay drains the pool there).
             while self._queue and self._window_open():
-                self._submit(*self._queue.popleft())
+                self._submit(self._queue.popleft())
             if self._window_open() and not final:
                 return  # the coordinator reads on
             self._claim()
             if not self._running:
-                if self._sizes or self._queue:
+                if self._batches or self._queue:
                     raise RuntimeError("plan simulation stalled (a scheduler bug)")
                 return
             self._finish_next()
 
-    def _submit(self, seq: int, keys: KeySet, barrier: bool, after: int | None, size: int) -> None:
-        self.scheduler.add(seq, keys, barrier=barrier, after=after, size=size)
-        self._sizes[seq] = size
-        self._bytes += size
-        self._count += 1
-        self._draining = barrier
+    def _submit(self, batch: Batch) -> None:
+        self.scheduler.add(batch.seq, batch.keys, barrier=batch.barrier, after=batch.after, size=batch.size)
+        self._batches[batch.seq] = batch
+        self._bytes += batch.size
+        self._count += len(batch.members)
+        self._draining = batch.barrier
 
     def _claim(self) -> None:
         for worker in list(self._free):  # worker 0 (the only one allowed barriers) first
-            group = self.scheduler.claim(max_count=self.limits.max_count, max_bytes=self.limits.max_bytes,
-                                         allow_barrier=worker == 0)
-            if not group:
+            claimed = self.scheduler.claim(allow_barrier=worker == 0)
+            if not claimed:
                 break  # nothing is ready for the others either
-            cost = COMMIT_US + sum(transaction_cost(self._sizes[s]) for s in group)
-            heapq.heappush(self._running, _Running(self._now + cost, worker, group))
+            batch = self._batches[claimed[0]]
+            cost = COMMIT_US + sum(transaction_cost(t.size) for t in batch.members)
+            heapq.heappush(self._running, _Running(self._now + cost, worker, batch))
             self._free.remove(worker)
             self._groups += 1
 
@@ -123,12 +131,11 @@ class Simulation:
         done = heapq.heappop(self._running)
         self._busy_time[self.workers - len(self._free)] += done.finish - self._now
         self._now = done.finish
-        self.scheduler.finish(done.group)
-        for seq in done.group:
-            self._bytes -= self._sizes.pop(seq)
+        self.scheduler.finish([done.batch.seq])
+        self._bytes -= self._batches.pop(done.batch.seq).size
         self._free.append(done.worker)
         self._free.sort()
-        if self._draining and not self._sizes:
+        if self._draining and not self._batches:
             self._draining = False
 
 

@@ -18,7 +18,7 @@ from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
 from binreplay.source.selection import SelectionArgs, Selector, Verdict, check_end, resolve_bounds, selected
 from binreplay.schedule.dependencies import MODES, Dependencies
-from binreplay.schedule.keys import event_body, post_header_len
+from binreplay.binlog.header import event_body, post_header_len
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.commands.plan.binlog_tables import BinlogSchema
 from binreplay.commands.plan.simulation import CriticalPath, SimResult, Simulation
@@ -298,12 +298,12 @@ class _Survey:
     def _simulate(self, trx: Transaction) -> None:
         self.schema.learn(trx.events, trx.fde)
         barrier = trx.is_barrier
-        self.serial.feed(trx.seq, {}, barrier, None, trx.size)
+        self.serial.feed(trx, {}, None)
         for mode in MODES:
             deps = self.deps[mode]
             keys, after = deps.of(trx)
             for sim in self.sims[mode]:
-                sim.feed(trx.seq, keys, barrier, after, trx.size)
+                sim.feed(trx, keys, after)
             self.paths[mode].add(trx.seq, keys, barrier, after, trx.size)
             if trx.kind is TrxKind.DDL:
                 deps.schema_changed()

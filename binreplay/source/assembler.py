@@ -1,0 +1,392 @@
+"""Grouping one file's events into transactions, the way the server wrote them.
+
+Every event case, in one place (`Assembler.feed`):
+
+    FORMAT_DESCRIPTION, ROTATE, STOP,       file-level: never part of a transaction
+    PREVIOUS_GTIDS, GTID_LIST, ...
+    GTID (MariaDB, MySQL, anonymous,        opens a transaction (a MariaDB one implies BEGIN unless
+    tagged)                                 flagged standalone); one still open is reported incomplete
+    QUERY BEGIN                             opens a transaction
+    QUERY COMMIT / ROLLBACK                 ends it (ROLLBACK: non-transactional changes kept)
+    QUERY other                             a statement: inside BEGIN it belongs to the transaction,
+                                            outside it is a transaction by itself (DDL)
+    INTVAR, RAND, USER_VAR                  context of the statement that follows
+    TABLE_MAP                               names a table id for the rows events after it
+    ROWS (all versions, compressed)         row changes; must name a table id mapped before them
+    XID                                     ends the transaction
+    TRANSACTION_PAYLOAD                     a compressed MySQL transaction: its inner events are fed
+                                            here too, decompressed within a fixed ceiling
+    ANNOTATE_ROWS, ROWS_QUERY, ...          informational: kept, never applied
+    INCIDENT                                bad input: the source says changes may be missing
+    XA, LOAD DATA, encryption               refused (exit 7)
+    unknown, flagged ignorable              skipped with a warning
+    unknown, not flagged ignorable          bad input: it may carry changes we would lose
+
+Any event whose body cannot be parsed is bad input naming the file, the position and the type.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from binreplay.binlog import constants as C
+from binreplay.binlog import events as E
+from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
+from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.header import body_of, post_header_len
+from binreplay.binlog.rows import table_map_names
+from binreplay.errors import BadInputError, UnsupportedError
+from binreplay.model import FormatDescription, Gtid, Span, TableMapInfo, Transaction, TrxKind
+
+_HEADER = struct.Struct("<IBIIIH")
+MAX_PAYLOAD_BYTES = 1 << 30   # a decompressed transaction may not exceed what the server itself allows
+
+_UNSUPPORTED = {
+    C.START_ENCRYPTION_EVENT: "encrypted binlog events; decrypt the binlog with the server first",
+    C.BEGIN_LOAD_QUERY_EVENT: "LOAD DATA logged in statement format",
+    C.EXECUTE_LOAD_QUERY_EVENT: "LOAD DATA logged in statement format",
+    C.APPEND_BLOCK_EVENT: "LOAD DATA logged in statement format",
+    C.DELETE_FILE_EVENT: "LOAD DATA logged in statement format",
+    C.XA_PREPARE_LOG_EVENT: "XA transactions",
+}
+_KNOWN = frozenset(C.event_names()) - frozenset(_UNSUPPORTED) - {C.INCIDENT_EVENT}
+_ROWS_OR_MAP = C.ROWS_EVENTS | {C.TABLE_MAP_EVENT}
+_QUERIES = frozenset({C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT})
+
+
+class _BodyError(Exception):
+    """A body parser hit the end of its bytes or a value that cannot be: reported as bad input."""
+
+
+_PARSE_ERRORS = (struct.error, IndexError, ValueError, UnicodeError, zlib.error, OverflowError, KeyError)
+
+
+@dataclass
+class _Group:
+    """A transaction being assembled."""
+
+    start: int                                 # coordinate of its first event
+    spans: list[Span] = field(default_factory=list)
+    infos: dict[int, object] = field(default_factory=dict)
+    pending: list[tuple[Span, object]] = field(default_factory=list)   # context waiting for its statement
+    gtid: Gtid | None = None
+    table_ids: dict[int, TableMapInfo] = field(default_factory=dict)
+    statements: int = 0
+    rows: int = 0
+    thread_id: int | None = None
+    temp: bool = False
+    rolled_back: bool = False
+    from_payload: bool = False
+    timestamp: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.spans and not self.pending
+
+
+class Assembler:
+    """Feeds one file's events (in order) and returns each transaction as it completes."""
+
+    def __init__(self, f: BinlogFile, *, next_seq: Callable[[], int], warn: Callable[[str], None],
+                 unknown: Callable[[str], bool]) -> None:
+        self.f = f
+        self._next_seq = next_seq
+        self._warn = warn
+        self._first_unknown = unknown   # True the first time an unknown type name is seen
+        self.group: _Group | None = None
+        self.bounds = Boundaries()
+        self.incomplete: list[str] = []
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def feed(self, t: int, pos: int, end: int) -> Transaction | None:
+        """One event of the file (its bytes are in `self.f.data`); the transaction it completes, if any."""
+        if t in _ROWS_OR_MAP:   # most events: keep this branch short
+            g = self.group or self._open(pos)
+            g.spans.append((t, pos, end))
+            if t == C.TABLE_MAP_EVENT:
+                self._table_map(g, pos, end)
+            else:
+                self._rows(g, t, pos)
+            return None
+        return self._other(t, pos, end)
+
+    def _table_map(self, g: _Group, pos: int, end: int) -> None:
+        info = self._parse(C.TABLE_MAP_EVENT, pos, end,
+                           lambda body: table_map_names(body, self._phl(C.TABLE_MAP_EVENT))[0])
+        g.table_ids[info.table_id] = info
+        g.infos[len(g.spans) - 1] = info
+
+    def _rows(self, g: _Group, t: int, pos: int) -> None:
+        g.rows += 1
+        data = self.f.data
+        assert data is not None
+        id_len = 4 if self._phl(t) == 6 else 6
+        if pos + C.HEADER_LEN + id_len > len(data):
+            self._bad(t, pos, "it is shorter than its header")
+        table_id = int.from_bytes(data[pos + C.HEADER_LEN:pos + C.HEADER_LEN + id_len], "little")
+        if table_id not in g.table_ids:
+            # The server would skip such an event silently (its rows would be lost).
+            self._bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
+                              "transaction maps")
+
+    def _phl(self, t: int) -> int:
+        fde = self.f.fde
+        assert fde is not None
+        return post_header_len(fde, t)
+
+    # -- everything else -----------------------------------------------------------------
+
+    def _other(self, t: int, pos: int, end: int) -> Transaction | None:
+        if t in C.FILE_LEVEL_EVENTS:
+            return None
+        if t == C.INCIDENT_EVENT:
+            raise BadInputError(f"{self.f.path}: INCIDENT event at position {pos}: the source recorded that "
+                                "changes may be missing from its binlog; replay stops here (as a replica would)")
+        if t in _UNSUPPORTED:
+            raise UnsupportedError(f"{self.f.path}: {C.event_name(t)} event at position {pos}: "
+                                   f"{_UNSUPPORTED[t]} cannot be replayed by binreplay")
+        if t in C.GTID_EVENTS:
+            return self._gtid(t, pos, end)
+        g = self.group or self._open(pos)
+        if t == C.TRANSACTION_PAYLOAD_EVENT:
+            return self._payload(g, pos, end)
+        if t in _QUERIES:
+            return self._query(g, t, pos, end)
+        if t in C.STATEMENT_CONTEXT_EVENTS:
+            parse = E.parse_intvar if t == C.INTVAR_EVENT else E.parse_rand if t == C.RAND_EVENT else E.parse_user_var
+            g.pending.append(((t, pos, end), self._parse(t, pos, end, parse)))
+            return None
+        if t == C.XID_EVENT:
+            self._parse(t, pos, end, _xid)
+            self.bounds.event(t)
+            g.spans.append((t, pos, end))
+            return self._close(g, end, TrxKind.STATEMENT)
+        if t in C.INFORMATIONAL_EVENTS:
+            g.spans.append((t, pos, end))
+            return None
+        return self._unknown(t, pos, end)
+
+    def _unknown(self, t: int, pos: int, end: int) -> None:
+        data = self.f.data
+        assert data is not None
+        flags = struct.unpack_from("<H", data, pos + 17)[0]
+        name = C.event_name(t)
+        if t in _KNOWN or not flags & C.LOG_EVENT_IGNORABLE_F:
+            # A known type in the wrong place, or one a newer server may use to carry changes.
+            self._bad(t, pos, "binreplay does not know this event type and it is not flagged ignorable"
+                      if t not in _KNOWN else "it cannot stand here")
+        if self._first_unknown(name):
+            self._warn(f"{self.f.path}: skipping unknown event type {t} ({name}, flagged ignorable) at "
+                       f"position {pos}")
+        if self.group is not None:
+            self.group.spans.append((t, pos, end))
+
+    def _open(self, pos: int) -> _Group:
+        g = _Group(pos)
+        data = self.f.data
+        assert data is not None
+        g.timestamp = struct.unpack_from("<I", data, pos)[0]
+        self.group = g
+        return g
+
+    def _gtid(self, t: int, pos: int, end: int) -> None:
+        g = self.group
+        if g is not None and not g.empty:
+            msg = (f"{self.f.path}: incomplete transaction at position {g.start} is followed by a new "
+                   f"transaction at {pos}; not applied")
+            self.incomplete.append(msg)
+            self._warn(msg)
+        g = self._open(pos)
+        if t == C.MARIADB_GTID_EVENT:
+            data = self.f.data
+            assert data is not None
+            server_id = struct.unpack_from("<I", data, pos + 5)[0]
+            gtid = self._parse(t, pos, end, lambda body: E.parse_mariadb_gtid(body, server_id))
+            if gtid.flags & (C.FL_PREPARED_XA | C.FL_COMPLETED_XA):
+                raise UnsupportedError(f"{self.f.path}: XA transaction {gtid} at position {pos} "
+                                       "cannot be replayed by binreplay")
+            # A MariaDB GTID event stands in for BEGIN unless it is flagged standalone.
+            self.bounds.gtid(implies_begin=not gtid.flags & C.FL_STANDALONE)
+        else:
+            gtid = self._parse(t, pos, end, lambda body: E.parse_mysql_gtid(body, t))
+            self.bounds.gtid(implies_begin=False)
+        g.gtid = gtid
+        g.infos[0] = gtid
+        g.spans.append((t, pos, end))
+        return None
+
+    def _query(self, g: _Group, t: int, pos: int, end: int) -> Transaction | None:
+        phl = self._phl(C.QUERY_EVENT)
+        q = self._parse(t, pos, end, lambda body: E.parse_query(body, phl, compressed=t == C.QUERY_COMPRESSED_EVENT))
+        control = statement_control(q.sql)
+        if control is Control.XA:
+            raise UnsupportedError(f"{self.f.path}: XA transaction at position {pos} cannot be replayed by binreplay")
+        step = self.bounds.query(control)
+        if step is Step.OPEN:
+            self._add(g, (t, pos, end), q)
+            return None
+        if step is Step.END:
+            g.rolled_back = control is Control.ROLLBACK
+            self._add(g, (t, pos, end), q)
+            return self._close(g, end, TrxKind.STATEMENT)
+        for span, info in g.pending:
+            self._add(g, span, info)
+        g.pending.clear()
+        self._add(g, (t, pos, end), q)
+        g.statements += 1
+        g.thread_id = q.thread_id
+        data = self.f.data
+        assert data is not None
+        if struct.unpack_from("<H", data, pos + 17)[0] & C.LOG_EVENT_THREAD_SPECIFIC_F:
+            g.temp = True
+        if step is Step.ALONE:
+            # A statement outside BEGIN ... COMMIT commits on its own: DDL or non-transactional.
+            return self._close(g, end, TrxKind.DDL)
+        return None
+
+    @staticmethod
+    def _add(g: _Group, span: Span, info: object) -> None:
+        g.infos[len(g.spans)] = info
+        g.spans.append(span)
+
+    def _close(self, g: _Group, end: int, default_kind: TrxKind) -> Transaction:
+        self.group = None
+        if default_kind is TrxKind.DDL:
+            kind = TrxKind.DDL
+        elif g.rows and g.statements:
+            kind = TrxKind.MIXED
+        elif g.rows:
+            kind = TrxKind.ROWS
+        elif g.statements:
+            kind = TrxKind.STATEMENT
+        else:
+            kind = TrxKind.EMPTY
+        f = self.f
+        assert f.fde is not None and f.data is not None
+        return Transaction(
+            seq=self._next_seq(), file_index=f.index, file=f.name, start_pos=g.start, end_pos=end,
+            timestamp=g.timestamp, kind=kind, fde=f.fde, data=f.data[g.start:end], spans=g.spans,
+            base=g.start, infos=g.infos, gtid=g.gtid,
+            tables=frozenset((i.schema, i.table) for i in g.table_ids.values()), thread_id=g.thread_id,
+            uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload)
+
+    # -- compressed MySQL transactions ---------------------------------------------------
+
+    def _payload(self, g: _Group, pos: int, end: int) -> Transaction | None:
+        """A MySQL TRANSACTION_PAYLOAD: its inner events (decompressed, a checksum added when the file
+        has them, so they look like any other event) are assembled by a nested assembler over them."""
+        fde = self.f.fde
+        assert fde is not None
+        inner = self._parse(C.TRANSACTION_PAYLOAD_EVENT, pos, end, lambda body: _decompress(body, fde))
+        nested = _PayloadFile(self.f, inner)
+        sub = Assembler(nested, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown)  # type: ignore[arg-type]
+        sub.bounds = self.bounds
+        sub.group = _Group(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
+        prefix = [(t, s, e) for t, s, e in g.spans]   # the GTID event, from the file
+        done = None
+        at = 0
+        while at + C.HEADER_LEN <= len(inner):
+            size = struct.unpack_from("<I", inner, at + 9)[0]
+            if size < C.HEADER_LEN or at + size > len(inner):
+                self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, f"an inner event at offset {at} has size {size}")
+            t = inner[at + 4]
+            if t in C.GTID_EVENTS or t == C.TRANSACTION_PAYLOAD_EVENT:
+                self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, f"it holds a {C.event_name(t)} event")
+            done = sub.feed(t, at, at + size) or done
+            at += size
+        if at != len(inner):
+            self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, "its last inner event is cut short")
+        self.group = None
+        if done is None:
+            self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, "it does not end its transaction")
+        assert done is not None and self.f.data is not None
+        # The transaction as applied: the GTID event from the file, then the inner events.
+        gtid_bytes = b"".join(self.f.data[s:e] for _t, s, e in prefix)
+        shift = len(gtid_bytes)
+        done.data = gtid_bytes + done.data
+        done.spans = [(t, s - g.start, e - g.start) for t, s, e in prefix] + [(t, s + shift, e + shift) for t, s, e in done.spans]
+        done.infos = {**{i: v for i, v in g.infos.items()}, **{i + len(prefix): v for i, v in done.infos.items()}}
+        done.base = 0
+        done.positions = [s for _t, s, _e in prefix] + [pos] * (len(done.spans) - len(prefix))
+        done.start_pos, done.end_pos = g.start, end
+        done.file_index, done.file = self.f.index, self.f.name
+        return done
+
+    # -- bodies ----------------------------------------------------------------------------
+
+    def _parse(self, t: int, pos: int, end: int, parse: Callable[[bytes], object]):  # type: ignore[no-untyped-def]
+        data = self.f.data
+        fde = self.f.fde
+        assert data is not None and fde is not None
+        body = body_of(data[pos:end], fde.has_crc32)
+        try:
+            return parse(body)
+        except (BadInputError, UnsupportedError) as exc:
+            raise type(exc)(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {exc}") from None
+        except _PARSE_ERRORS as exc:
+            self._bad(t, pos, f"its body cannot be read ({type(exc).__name__}: {exc})")
+
+    def _bad(self, t: int, pos: int, why: str) -> None:
+        raise BadInputError(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {why} (corrupt binlog?)")
+
+    def finish(self) -> None:
+        """At the end of the file: a transaction still open never committed there."""
+        g = self.group
+        if g is not None and not g.empty:
+            msg = (f"{self.f.path}: incomplete transaction at position {g.start} "
+                   f"({len(g.spans) + len(g.pending)} events): the file ends inside it; not applied")
+            self.incomplete.append(msg)
+            self._warn(msg)
+
+
+def _xid(body: bytes) -> int:
+    return struct.unpack_from("<Q", body, 0)[0]
+
+
+class _PayloadFile:
+    """What an Assembler needs of a file, for the inner events of one TRANSACTION_PAYLOAD."""
+
+    def __init__(self, outer: BinlogFile, data: bytes) -> None:
+        self.path, self.index, self.name = outer.path, outer.index, outer.name
+        self.fde, self.data = outer.fde, data
+
+
+def _decompress(body: bytes, fde: FormatDescription) -> bytes:
+    """TRANSACTION_PAYLOAD body -> its inner events (with checksums if the file has them)."""
+    compression, size, offset = E.parse_payload_header(body)
+    if size > MAX_PAYLOAD_BYTES:
+        raise BadInputError(f"declares {size} uncompressed bytes, more than {MAX_PAYLOAD_BYTES}")
+    data = body[offset:]
+    if compression == 0:
+        import zstandard  # a declared dependency
+
+        try:
+            # Streamed with a ceiling: never trust the declared size for the allocation.
+            reader = zstandard.ZstdDecompressor().stream_reader(data)
+            data = reader.read(min(size, MAX_PAYLOAD_BYTES) + 1)
+        except zstandard.ZstdError as exc:
+            raise BadInputError(f"corrupt compressed transaction: {exc}") from None
+        if len(data) != size:
+            raise BadInputError(f"decompresses to {len(data)} bytes, not the {size} it declares")
+    elif compression != 255:
+        raise UnsupportedError(f"unknown compression type {compression}")
+    if not fde.has_crc32:
+        return bytes(data)
+    out = bytearray()
+    at = 0
+    while at + C.HEADER_LEN <= len(data):
+        size_ = struct.unpack_from("<I", data, at + 9)[0]
+        if size_ < C.HEADER_LEN or at + size_ > len(data):
+            raise BadInputError(f"an inner event at offset {at} has size {size_}")
+        raw = bytearray(data[at:at + size_])
+        struct.pack_into("<I", raw, 9, size_ + C.CRC_LEN)
+        out += raw
+        out += struct.pack("<I", zlib.crc32(raw))
+        at += size_
+    if at != len(data):
+        raise BadInputError("its last inner event is cut short")
+    return bytes(out)
