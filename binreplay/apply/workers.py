@@ -79,6 +79,10 @@ class WorkerPool:
             self.scheduler.add(batch.seq, batch.keys, barrier=batch.barrier, after=batch.after, size=batch.size)
             self.lock.notify_all()
 
+    def backlog(self) -> int:
+        """Batches submitted that no worker has claimed yet (read without the lock: a hint)."""
+        return self.scheduler.waiting()
+
     def drain(self, on_wait: Callable[[], None] | None = None) -> None:
         """Wait until everything submitted is applied (or a worker failed); `on_wait` runs every half second."""
         while True:

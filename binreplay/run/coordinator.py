@@ -27,12 +27,13 @@ from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_threa
 from binreplay.run.table_check import TargetTables
 from binreplay.apply.encoders import encoder_factory
 from binreplay.schedule.batches import Batch, Batcher
-from binreplay.schedule.dependencies import Dependencies
+from binreplay.schedule.dependencies import EVERYTHING, Dependencies
 from binreplay.schedule.limits import BatchLimits
 from binreplay.schedule.scheduler import KeySet
 from binreplay.server.connection import check_privilege, load_collations, server_info
 from binreplay.signals import StopSignals
-from binreplay.source.reader import BinlogReader, VerifiedExtents
+from binreplay.source.reader import BinlogReader
+from binreplay.source.validated import ValidatedRead
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, resolve_bounds, selected
 from binreplay.state.control import ControlSession
 from binreplay.state.position import PositionTracker
@@ -48,7 +49,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     t0 = time.monotonic()
     files = list(opts.binlogs)
     bounds = resolve_bounds(files, opts.selection())
-    total, verified = None, None
+    total, validated = None, None
     if opts.dry_run:
         found = survey(bounds, files, reporter, summary)
         summary.bytes_read = found.stats.bytes
@@ -61,8 +62,8 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                               f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
     if opts.preflight:
-        total, verified = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
-    run = _Run(opts, bounds, files, reporter, summary, verified)
+        total, validated = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
+    run = _Run(opts, bounds, files, reporter, summary, validated)
     try:
         run.prepare_target()
         run.replay(total)
@@ -82,9 +83,9 @@ class _Run:
     """One replay against the target: prepare, stream transactions into the pool, checkpoint."""
 
     def __init__(self, opts: ReplayOptions, bounds: Bounds, files: list[Path], reporter: Reporter,
-                 summary: Summary, verified: VerifiedExtents | None) -> None:
+                 summary: Summary, validated: ValidatedRead | None) -> None:
         self.opts = opts
-        self.verified = verified
+        self.validated = validated
         self.bounds = bounds
         self.files = files
         self.reporter = reporter
@@ -169,7 +170,7 @@ class _Run:
             reporter.warn(f"resuming run {resume.run_id}: {resume.applied_above.transactions} transactions already "
                           "applied")
         reader = BinlogReader(self.files, start_file_index=start_index, start_pos=start_pos,
-                              on_warning=lambda m: reporter.warn(m, summary), verified=self.verified)
+                              on_warning=lambda m: reporter.warn(m, summary), validated=self.validated)
         selector = Selector(self.bounds)
         self._last_seq: int | None = None
         self._file_index: int | None = None
@@ -249,9 +250,25 @@ class _Run:
         for schema, table, engine in non_transactional:
             self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
                                "replay is interrupted, changes to it may be applied twice", summary)
-        # Row keys may load table definitions on the control connection; the other modes need none.
-        keys, after = self.control.run(lambda: self.deps.of(trx)) if self.keyed else self.deps.of(trx)
+        if not self.keyed:
+            keys, after = self.deps.of(trx)
+        elif self._keys_pay():
+            # Row keys may load table definitions on the control connection.
+            keys, after = self.control.run(lambda: self.deps.of(trx))
+        else:
+            keys, after = self.deps.unkeyed(trx)
         return trx, keys, after
+
+    def _keys_pay(self) -> bool:
+        """Row keys cost the coordinator a Python step per row, more than reading. They pay when
+        batches wait for a free worker (the coordinator is ahead: keys let waiting batches run side
+        by side), not when the workers wait for the coordinator: keys would slow it further. Then the
+        batch goes unkeyed, applied after everything before it and before everything after it."""
+        open_batch = self.batcher.open_batch
+        if open_batch is not None and open_batch.keys.get(EVERYTHING):
+            return False   # unkeyed already: its other members' keys would change nothing
+        assert self.pool is not None
+        return self.pool.backlog() > 0
 
     def _submit(self, batches: list[Batch]) -> None:
         pool = self.pool

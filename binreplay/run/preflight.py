@@ -17,7 +17,8 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.errors import PrivilegeError, UnsupportedError
 from binreplay.report.progress import Reporter, Summary
 from binreplay.server.connection import ServerInfo, check_privilege
-from binreplay.source.reader import BinlogReader, ReaderStats, VerifiedExtents
+from binreplay.source.reader import BinlogReader, ReaderStats
+from binreplay.source.validated import ValidatedRead
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Survey:
 
 
 def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
-           record: VerifiedExtents | None = None) -> Survey:
+           record: ValidatedRead | None = None) -> Survey:
     """Read everything once without touching the target: validates the input and counts."""
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
                           on_warning=lambda m: reporter.warn(m, summary), record=record)
@@ -52,12 +53,13 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
 
 
 def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary, *,
-                   compressed_ok: bool = False) -> tuple[int, VerifiedExtents]:
+                   compressed_ok: bool = False) -> tuple[int, ValidatedRead]:
     """The whole selection read once, as the apply pass will read it (every event body parsed):
-    returns the number of transactions to apply (for the ETA) and what it checksummed."""
+    returns the number of transactions to apply (for the ETA) and what the apply read can take
+    back instead of reading again (source/validated.py)."""
     # Its warnings (a truncated last file) are left to the applying pass, which says them once.
     quiet = Reporter(reporter.stream)
-    verified = VerifiedExtents()
+    verified = ValidatedRead()
     found = survey(bounds, files, quiet, Summary(), record=verified)
     if found.has_payload and not compressed_ok:
         raise UnsupportedError("the selection holds compressed MySQL transactions (TRANSACTION_PAYLOAD), which "

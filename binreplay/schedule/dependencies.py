@@ -14,10 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from binreplay.model import MariadbGtid, MysqlGtid, Transaction
+from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.schedule.scheduler import KeySet
 
 MODES = ("row", "table", "commit-order")
+
+# A transaction whose keys were not computed (the coordinator had no time to spare, see
+# run/coordinator.py) conflicts with every other: it holds this key exclusively, and every keyed
+# transaction that changes rows holds it shared.
+EVERYTHING = ("everything",)
+UNKEYED: KeySet = {EVERYTHING: True}
 
 
 @dataclass
@@ -71,7 +77,16 @@ class Dependencies:
             return {}, self.commit_order.after(trx)
         from binreplay.schedule.keys import transaction_keys
 
-        return transaction_keys(trx, self.schema, self.mode), None
+        keys = transaction_keys(trx, self.schema, self.mode)
+        if keys:
+            keys[EVERYTHING] = False
+        return keys, None
+
+    def unkeyed(self, trx: Transaction) -> tuple[KeySet, int | None]:
+        """What `of` says when row keys are not worth computing: row changes conflict with everything."""
+        if trx.kind is not TrxKind.ROWS or trx.is_barrier or self.serial or self.mode == "commit-order":
+            return self.of(trx)
+        return dict(UNKEYED), None
 
     def schema_changed(self) -> None:
         if self.schema is not None:

@@ -93,6 +93,10 @@ class Scheduler:
                     return False
         return True
 
+    def waiting(self) -> int:
+        """Transactions added and not claimed yet."""
+        return len(self._pending)
+
     def claim(self, *, max_count: int = 1, max_bytes: int = 1 << 62, allow_barrier: bool = True,
               scan: int = 512, contiguous: bool = False) -> list[int]:
         """The next group for a worker, in seq order; [] when nothing is ready for it.

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
@@ -39,9 +39,13 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.header import body_of, post_header_len
 from binreplay.binlog.rows import table_map_names
 from binreplay.errors import BadInputError, UnsupportedError
-from binreplay.model import FormatDescription, Gtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.model import FormatDescription, Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
 
 _HEADER = struct.Struct("<IBIIIH")
+_MARIADB_GTID = struct.Struct("<QIB")   # sequence number, domain id, flags
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_XID_LEN = 8
+_TABLE_MAP_CACHE = 4096       # distinct TABLE_MAP bodies (and table sets) remembered; a bound, not a tuning
 MAX_PAYLOAD_BYTES = 1 << 30   # a decompressed transaction may not exceed what the server itself allows
 
 _UNSUPPORTED = {
@@ -91,16 +95,78 @@ class Assembler:
     """Feeds one file's events (in order) and returns each transaction as it completes."""
 
     def __init__(self, f: BinlogFile, *, next_seq: Callable[[], int], warn: Callable[[str], None],
-                 unknown: Callable[[str], bool]) -> None:
+                 unknown: Callable[[str], bool], table_maps: dict[bytes, TableMapInfo] | None = None) -> None:
         self.f = f
+        self._table_maps = {} if table_maps is None else table_maps   # TABLE_MAP body -> its names
+        self._tables: dict[frozenset, frozenset] = {}                  # one copy of each table set
         self._next_seq = next_seq
         self._warn = warn
         self._first_unknown = unknown   # True the first time an unknown type name is seen
         self.group: _Group | None = None
         self.bounds = Boundaries()
         self.incomplete: list[str] = []
+        self.events = self.bytes = 0     # read by `transactions` (file-level events included)
 
     # -- the hot path ------------------------------------------------------------------
+
+    def transactions(self, events: Iterable[tuple[int, int, int]]) -> Iterator[Transaction]:
+        """Every transaction of the file's events (`BinlogFile.scan`), as it completes. Row events,
+        most of a binlog, are handled inline here: this loop runs once per event."""
+        rows_types, table_map, informational, xid = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.INFORMATIONAL_EVENTS, C.XID_EVENT
+        data, fde = self.f.data, self.f.fde
+        crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
+        id_ends: dict[int, int] = {}       # rows event type -> offset past its table id
+        other, table_maps = self._other, self._table_maps
+        n = nbytes = 0
+        try:
+            for t, pos, end in events:
+                n += 1
+                nbytes += end - pos
+                if t in rows_types:
+                    g = self.group or self._open(pos)
+                    g.spans.append((t, pos, end))
+                    g.rows += 1
+                    id_end = id_ends.get(t)
+                    if id_end is None:
+                        id_end = id_ends[t] = C.HEADER_LEN + (4 if self._phl(t) == 6 else 6)
+                    if pos + id_end > end - crc_len:
+                        self._bad(t, pos, "it is shorter than its header")
+                    if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:  # type: ignore[index]
+                        self._unmapped(t, pos, id_end)
+                elif t == table_map:
+                    g = self.group or self._open(pos)
+                    g.spans.append((t, pos, end))
+                    info = table_maps.get(data[pos + C.HEADER_LEN:end - crc_len])  # type: ignore[index]
+                    if info is None:
+                        self._table_map(g, pos, end)
+                    else:   # parsed before (the same bytes): see _table_map
+                        g.table_ids[info.table_id] = info
+                        g.infos[len(g.spans) - 1] = info
+                elif t in informational:
+                    (self.group or self._open(pos)).spans.append((t, pos, end))
+                elif t == xid and self.group is not None and end - pos - crc_len >= _XID_LEN:
+                    g = self.group
+                    self.bounds.event(t)
+                    g.spans.append((t, pos, end))
+                    yield self._close(g, end, TrxKind.STATEMENT)
+                else:
+                    if t == C.FORMAT_DESCRIPTION_EVENT:   # the first, or a relay log's next: it governs what follows
+                        data, fde = self.f.data, self.f.fde
+                        crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
+                        id_ends.clear()
+                    done = other(t, pos, end)
+                    if done is not None:
+                        yield done
+        finally:
+            self.events, self.bytes = n, nbytes
+
+    def _unmapped(self, t: int, pos: int, id_end: int) -> None:
+        data = self.f.data
+        assert data is not None
+        table_id = int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little")
+        # The server would skip such an event silently (its rows would be lost).
+        self._bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
+                          "transaction maps")
 
     def feed(self, t: int, pos: int, end: int) -> Transaction | None:
         """One event of the file (its bytes are in `self.f.data`); the transaction it completes, if any."""
@@ -110,28 +176,34 @@ class Assembler:
             if t == C.TABLE_MAP_EVENT:
                 self._table_map(g, pos, end)
             else:
-                self._rows(g, t, pos)
+                self._rows(g, t, pos, end)
             return None
         return self._other(t, pos, end)
 
     def _table_map(self, g: _Group, pos: int, end: int) -> None:
-        info = self._parse(C.TABLE_MAP_EVENT, pos, end,
-                           lambda body: table_map_names(body, self._phl(C.TABLE_MAP_EVENT))[0])
+        # A table's TABLE_MAP repeats byte for byte in every transaction that writes it: parse it once.
+        data, fde = self.f.data, self.f.fde
+        assert data is not None and fde is not None
+        key = data[pos + C.HEADER_LEN:end - C.CRC_LEN if fde.has_crc32 else end]   # the CRC covers the header
+        info = self._table_maps.get(key)
+        if info is None:
+            info = self._parse(C.TABLE_MAP_EVENT, pos, end,
+                               lambda body: table_map_names(body, self._phl(C.TABLE_MAP_EVENT))[0])
+            if len(self._table_maps) >= _TABLE_MAP_CACHE:
+                self._table_maps.clear()
+            self._table_maps[key] = info
         g.table_ids[info.table_id] = info
         g.infos[len(g.spans) - 1] = info
 
-    def _rows(self, g: _Group, t: int, pos: int) -> None:
+    def _rows(self, g: _Group, t: int, pos: int, end: int) -> None:
         g.rows += 1
-        data = self.f.data
-        assert data is not None
-        id_len = 4 if self._phl(t) == 6 else 6
-        if pos + C.HEADER_LEN + id_len > len(data):
+        data, fde = self.f.data, self.f.fde
+        assert data is not None and fde is not None
+        id_end = C.HEADER_LEN + (4 if self._phl(t) == 6 else 6)
+        if pos + id_end > end - (C.CRC_LEN if fde.has_crc32 else 0):
             self._bad(t, pos, "it is shorter than its header")
-        table_id = int.from_bytes(data[pos + C.HEADER_LEN:pos + C.HEADER_LEN + id_len], "little")
-        if table_id not in g.table_ids:
-            # The server would skip such an event silently (its rows would be lost).
-            self._bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
-                              "transaction maps")
+        if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:
+            self._unmapped(t, pos, id_end)
 
     def _phl(self, t: int) -> int:
         fde = self.f.fde
@@ -202,10 +274,7 @@ class Assembler:
             self._warn(msg)
         g = self._open(pos)
         if t == C.MARIADB_GTID_EVENT:
-            data = self.f.data
-            assert data is not None
-            server_id = struct.unpack_from("<I", data, pos + 5)[0]
-            gtid = self._parse(t, pos, end, lambda body: E.parse_mariadb_gtid(body, server_id))
+            gtid = self._mariadb_gtid(pos, end)
             if gtid.flags & (C.FL_PREPARED_XA | C.FL_COMPLETED_XA):
                 raise UnsupportedError(f"{self.f.path}: XA transaction {gtid} at position {pos} "
                                        "cannot be replayed by binreplay")
@@ -218,6 +287,22 @@ class Assembler:
         g.infos[0] = gtid
         g.spans.append((t, pos, end))
         return None
+
+    def _mariadb_gtid(self, pos: int, end: int) -> MariadbGtid:
+        """Its body read in place (one per transaction: no copy); any length it lacks is bad input."""
+        data, fde = self.f.data, self.f.fde
+        assert data is not None and fde is not None
+        body_end = end - (C.CRC_LEN if fde.has_crc32 else 0)
+        at = pos + C.HEADER_LEN
+        if at + 13 > body_end:
+            self._bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID")
+        seq_no, domain_id, flags = _MARIADB_GTID.unpack_from(data, at)
+        commit_id = None
+        if flags & C.FL_GROUP_COMMIT_ID:
+            if at + 21 > body_end:
+                self._bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID with a commit id")
+            commit_id = _U64.unpack_from(data, at + 13)[0]
+        return MariadbGtid(domain_id, _U32.unpack_from(data, pos + 5)[0], seq_no, flags, commit_id)
 
     def _query(self, g: _Group, t: int, pos: int, end: int) -> Transaction | None:
         phl = self._phl(C.QUERY_EVENT)
@@ -271,8 +356,14 @@ class Assembler:
             seq=self._next_seq(), file_index=f.index, file=f.name, start_pos=g.start, end_pos=end,
             timestamp=g.timestamp, kind=kind, fde=f.fde, data=f.data[g.start:end], spans=g.spans,
             base=g.start, infos=g.infos, gtid=g.gtid,
-            tables=frozenset((i.schema, i.table) for i in g.table_ids.values()), thread_id=g.thread_id,
+            tables=self._table_set(g), thread_id=g.thread_id,
             uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload)
+
+    def _table_set(self, g: _Group) -> frozenset[tuple[str, str]]:
+        tables = frozenset((i.schema, i.table) for i in g.table_ids.values())
+        if len(self._tables) >= _TABLE_MAP_CACHE:
+            self._tables.clear()
+        return self._tables.setdefault(tables, tables)
 
     # -- compressed MySQL transactions ---------------------------------------------------
 
@@ -283,7 +374,8 @@ class Assembler:
         assert fde is not None
         inner = self._parse(C.TRANSACTION_PAYLOAD_EVENT, pos, end, lambda body: _decompress(body, fde))
         nested = _PayloadFile(self.f, inner)
-        sub = Assembler(nested, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown)  # type: ignore[arg-type]
+        sub = Assembler(nested, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown,  # type: ignore[arg-type]
+                        table_maps=self._table_maps)
         sub.bounds = self.bounds
         sub.group = _Group(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
         prefix = [(t, s, e) for t, s, e in g.spans]   # the GTID event, from the file

@@ -6,14 +6,14 @@ truncated tails (a truncated last file is a warning: its incomplete transaction 
 and broken sequences (an error).
 
 A run reads its selection twice: once to validate it before the target is touched (`preflight`),
-once to apply it. `VerifiedExtents` carries what the first read checksummed to the second, which
-then skips those CRCs (the files' identity is checked: a file rewritten in between is read again
-in full, one that shrank is an error).
+once to apply it. The first read records what it learned in a `validated.ValidatedRead`; the
+second takes the transactions back from it instead of parsing the files again (validated.py).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 from collections import Counter
@@ -23,11 +23,12 @@ from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
-from binreplay.binlog.file import BinlogFile, FileTail
+from binreplay.binlog.file import BinlogFile, FileTail, open_regular
 from binreplay.binlog.names import check_file_sequence
 from binreplay.errors import BadInputError, PositionError, TruncatedError
 from binreplay.model import FormatDescription, Transaction
 from binreplay.source.assembler import Assembler
+from binreplay.source.validated import BlockReader, ValidatedFile, ValidatedRead, restore
 
 log = logging.getLogger(__name__)
 
@@ -42,38 +43,6 @@ class ReaderStats:
     incomplete: list[str] = field(default_factory=list)   # transactions cut off by a file's end
 
 
-@dataclass
-class VerifiedExtents:
-    """How far each file's events were checksummed by an earlier read, and the file it was."""
-
-    extents: dict[Path, tuple[tuple[int, int, int], int]] = field(default_factory=dict)  # path -> (identity, end)
-
-    @staticmethod
-    def identity(path: Path) -> tuple[int, int, int]:
-        st = os.stat(path)
-        return st.st_dev, st.st_ino, st.st_mtime_ns
-
-    def record(self, path: Path, end: int) -> None:
-        self.extents[path] = (self.identity(path), end)
-
-    def verified_to(self, path: Path) -> int:
-        """Up to where `path`'s events need no CRC check now (0: check them all)."""
-        known = self.extents.get(path)
-        if known is None:
-            return 0
-        identity, end = known
-        try:
-            now = self.identity(path)
-            size = os.stat(path).st_size
-        except OSError:
-            return 0
-        if size < end:
-            raise BadInputError(f"{path} shrank from {end} to {size} bytes since it was validated")
-        # A file that only grew (a live spool) keeps its verified prefix; one rewritten in place does not.
-        same = now[:2] == identity[:2] and (now[2] == identity[2] or size > end)
-        return end if same else 0
-
-
 def writes_gtids(fde: FormatDescription) -> bool:
     """Every transaction starts with a GTID event (MariaDB 10+, MySQL 5.7.6+ anonymous ones)."""
     return fde.flavor == "mariadb" or E._version_tuple(fde.server_version) >= (5, 7, 6)
@@ -83,8 +52,8 @@ class BinlogReader:
     """Iterates transactions over a list of binlog files, starting at a transaction boundary."""
 
     def __init__(self, paths: list[Path], *, start_file_index: int = 0, start_pos: int | None = None,
-                 on_warning: Callable[[str], None] | None = None, verified: VerifiedExtents | None = None,
-                 record: VerifiedExtents | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, validated: ValidatedRead | None = None,
+                 record: ValidatedRead | None = None) -> None:
         if not paths:
             raise BadInputError("no binlog files given")
         _check_named_once(paths)
@@ -97,8 +66,9 @@ class BinlogReader:
         self.stats = ReaderStats()
         self._warn = on_warning or (lambda msg: log.warning(msg))
         self._seq = 0
-        self._verified = verified          # skip CRCs these extents already checked
-        self._record = record              # note the extents this read checked
+        self._validated = validated        # what a validation read of these files kept
+        self._record = record              # this read is the validation read: keep what it finds
+        self._table_maps: dict = {}        # TABLE_MAP bodies parsed so far (assembler.py), across files
 
     @functools.cached_property
     def file_sizes(self) -> list[int]:
@@ -148,26 +118,51 @@ class BinlogReader:
 
     def _file_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
         self.stats.files += 1
-        assembler = Assembler(f, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown)
-        feed = assembler.feed
-        verified_to = self._verified.verified_to(f.path) if self._verified is not None else 0
-        events = bytes_ = 0
-        first_after_skip = skip is not None
-        for t, pos, end in f.scan(skip, verified_to=verified_to):
-            events += 1
-            bytes_ += end - pos
-            if first_after_skip and t not in C.FILE_LEVEL_EVENTS:
-                first_after_skip = False
-                self._check_starts_transaction(f, t, pos, skip)
-            done = feed(t, pos, end)
-            if done is not None:
-                yield done
+        kept = self._validated.kept_from(f.path, skip) if self._validated is not None else None
+        if kept is not None:
+            entry, first = kept
+            yield from self._kept_transactions(f, entry, first)
+            if entry.complete:
+                f.fde, f.server_id, f.tail = entry.fde, entry.server_id, entry.tail
+                for msg in entry.warnings:
+                    self._warn(msg)
+                self.stats.incomplete += entry.incomplete
+                return
+            skip = max(skip or 4, entry.kept_end)   # the budget ran out: read on from there
+        yield from self._scanned_transactions(f, skip)
+
+    def _kept_transactions(self, f: BinlogFile, entry: ValidatedFile, first: int) -> Iterator[Transaction]:
+        """The transactions the validation read kept, their bytes read back with one pread each."""
+        with open_regular(f.path, "binlog file") as fh:
+            blocks = BlockReader(fh.fileno())
+            for i in range(first, len(entry.transactions)):
+                trx = restore(entry, i, blocks)
+                trx.seq = self._next_seq()
+                self.stats.events += len(trx.spans)
+                self.stats.bytes += trx.size
+                yield trx
+
+    def _scanned_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
+        record = self._record.begin(f.path, skip or 4) if self._record is not None else None
+        warnings: list[str] = []
+        warn = self._warn if record is None else lambda msg: (warnings.append(msg), self._warn(msg))
+        assembler = Assembler(f, next_seq=self._next_seq, warn=warn, unknown=self._first_unknown,  # type: ignore[arg-type]
+                              table_maps=self._table_maps)
+        verified_to = self._validated.verified_to(f.path) if self._validated is not None else 0
+        events = f.scan(skip, verified_to=verified_to)
+        if skip is not None:
+            events = _checked_start(events, lambda t, pos: self._check_starts_transaction(f, t, pos, skip))
+        for done in assembler.transactions(events):
+            yield done
+            if record is not None:
+                self._record.keep(record, done)  # type: ignore[union-attr]
         assembler.finish()
-        self.stats.events += events
-        self.stats.bytes += bytes_
+        self.stats.events += assembler.events
+        self.stats.bytes += assembler.bytes
         self.stats.incomplete += assembler.incomplete
-        if self._record is not None and f.tail is not None:
-            self._record.record(f.path, f.tail.clean_end)
+        if record is not None:
+            self._record.end_of_file(record, f.tail, f.fde, f.server_id, warnings,  # type: ignore[union-attr]
+                                     list(assembler.incomplete), assembler.events)
 
     def _check_starts_transaction(self, f: BinlogFile, t: int, pos: int, skip: int | None) -> None:
         starts = t in C.GTID_EVENTS or t in C.STATEMENT_CONTEXT_EVENTS
@@ -203,6 +198,19 @@ class BinlogReader:
         if not is_last and f.tail.rotate_to and f.tail.rotate_to != self.files[f.index + 1].name:
             raise BadInputError(f"{f.path} rotates to {f.tail.rotate_to}, but the next file given is "
                                 f"{self.files[f.index + 1].name}")
+
+
+def _checked_start(events: Iterator[tuple[int, int, int]],
+                   check: Callable[[int, int], None]) -> Iterator[tuple[int, int, int]]:
+    """The events, after running `check` on the first that is not file-level (the one a start
+    position points at)."""
+    head = []
+    for ev in events:
+        head.append(ev)
+        if ev[0] not in C.FILE_LEVEL_EVENTS:
+            check(ev[0], ev[1])
+            break
+    return itertools.chain(head, events)
 
 
 def _check_named_once(paths: list[Path]) -> None:

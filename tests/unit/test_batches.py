@@ -95,3 +95,22 @@ def test_applied_ranges_cover_what_an_earlier_run_committed() -> None:
     assert not ranges.covers(trx(3))
     assert ranges.covers(trx(0, file_index=1)) and not ranges.covers(trx(1, file_index=1))
     assert not AppliedRanges() and not AppliedRanges().covers(trx(0))
+
+
+def test_an_unkeyed_batch_runs_after_everything_before_it_and_before_everything_after() -> None:
+    # Keys are skipped when the workers wait for the coordinator (run/coordinator.py): such a batch
+    # holds EVERYTHING exclusively, keyed ones hold it shared, so only keyed ones overlap each other.
+    from binreplay.schedule.dependencies import EVERYTHING, UNKEYED
+    from binreplay.schedule.scheduler import Scheduler
+
+    s = Scheduler()
+    s.add(0, {("row", 1): True, EVERYTHING: False})
+    s.add(1, {("row", 2): True, EVERYTHING: False})
+    s.add(2, dict(UNKEYED))
+    s.add(3, {("row", 3): True, EVERYTHING: False})
+    assert s.claim() == [0] and s.claim() == [1]      # disjoint keys: side by side
+    assert s.claim() == []                             # the unkeyed one waits for both
+    s.finish([0, 1])
+    assert s.claim() == [2] and s.claim() == []        # and the next keyed one waits for it
+    s.finish([2])
+    assert s.claim() == [3]
