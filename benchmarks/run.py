@@ -14,52 +14,59 @@ Methods, all on the same binlog:
   pipe              mariadb-binlog --start-position=P files... | mariadb
   mariadb-*         MariaDB's own replication SQL thread fed the binlogs as relay logs
                     (the relay-log trick, see mariadb_parallel.py): serial, and 8 threads
-                    conservative / optimistic
-  binreplay-D-W     run_replay(workers=W, dependency=D) in this process
-  binreplay CLI     `python -m binreplay replay ... --progress none` as a subprocess, once,
-                    on the largest binlog: its peak RSS (wait4) is reported
+                    conservative / optimistic ("MariaDB best" = the faster of those two)
+  binreplay-*       `python -m binreplay replay ... --progress none` as a subprocess: default
+                    flags, --workers 1, --workers 8, --workers 8 --preserve-commit-order (and a
+                    --workers x --dependency sweep in a full run)
 
-After each method the target is compared with the source table by table (compare_servers);
-a run whose content differs is WRONG and gets no speed-up.
+Per method: seconds, ratios to the pipe and to MariaDB best, CPU seconds of the client side
+(binreplay, or mariadb-binlog + mariadb; wait4) and of the target mariadbd (/proc/PID/stat),
+and binreplay's peak RSS (see measure.py). After each method the target is compared with the
+source table by table (compare_servers); a run whose content differs is WRONG and gets no ratio.
 
-    python benchmarks/run.py [--quick] [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png]
+Remote target (OLTP workload, unless --no-remote): the pipe and binreplay with default flags
+again, connected over TCP through delay_proxy.py, which adds --remote-delay-ms each way.
+
+    python benchmarks/run.py [--quick] [--scale F] [--out benchmarks/RESULTS.md] [--chart benchmarks/results.png]
                              [--relaxed | --durability durable|relaxed|both] [--workloads oltp,hot]
+                             [--remote-delay-ms 0.5] [--remote-transactions N] [--no-remote]
+    python benchmarks/run.py --large [--scale F] [--out benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-from binreplay.source.backup_meta import read_backup_coordinates  # noqa: E402
-from binreplay.devtools.compare import compare_servers  # noqa: E402
-from binreplay.devtools.demo import pipe_replay, restore  # noqa: E402
-from binreplay.errors import Interrupted  # noqa: E402
-from binreplay.model import MariadbGtid  # noqa: E402
-from binreplay.report.progress import make_reporter  # noqa: E402
-from binreplay.source.reader import BinlogReader  # noqa: E402
-from binreplay.devtools.sandbox import Sandbox, create_sandbox  # noqa: E402
-from binreplay.server.connection import ServerConfig  # noqa: E402
-
+import bench_report  # noqa: E402
 import mariadb_parallel  # noqa: E402
-from workloads import BY_NAME, WORKLOADS, Workload  # noqa: E402
+import pymysql  # noqa: E402
+from measure import ChildUsage, process_cpu_seconds, read_progress, run_measured, run_pipeline, tenths  # noqa: E402
+from results import BINREPLAY_DEFAULT, PIPE, Method, RemoteRun, Result, Usage, WorkloadRun, methods_for  # noqa: E402
+from workloads import BY_NAME, LARGE, WORKLOADS, Scale, Workload  # noqa: E402
+
+from binreplay.devtools.compare import compare_servers  # noqa: E402
+from binreplay.devtools.demo import restore  # noqa: E402
+from binreplay.devtools.sandbox import Sandbox, create_sandbox  # noqa: E402
+from binreplay.devtools.sandbox.processes import die_with_parent  # noqa: E402
+from binreplay.model import MariadbGtid  # noqa: E402
+from binreplay.source.backup_meta import BackupCoordinates, read_backup_coordinates  # noqa: E402
+from binreplay.source.reader import BinlogReader  # noqa: E402
 
 SOURCE_OPTIONS = {"innodb_buffer_pool_size": "512M", "innodb_log_file_size": "256M"}
 
@@ -73,68 +80,101 @@ def target_options(relaxed: bool) -> dict[str, str | None]:
     }
 
 
-# ---- methods ------------------------------------------------------------------------------------------
+# ---- how a client reaches a target --------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Method:
-    key: str
-    label: str
-    kind: str                    # pipe | mariadb | binreplay
-    threads: int = 0             # mariadb: slave_parallel_threads; binreplay: workers
-    mode: str = ""               # mariadb: slave_parallel_mode; binreplay: dependency
+class Endpoint:
+    """The target's Unix socket (local methods) or a TCP port on 127.0.0.1 (the delay proxy)."""
+    socket: str | None = None
+    port: int | None = None
+
+    def mariadb_args(self) -> list[str]:
+        common = ["--no-defaults", "-uroot", "--default-character-set=utf8mb4"]
+        if self.socket:
+            return [*common, f"--socket={self.socket}", "--protocol=socket"]
+        # --protocol=tcp: with -h 127.0.0.1 alone a client may still pick the socket; --skip-ssl: the
+        # sandboxes have no TLS, say so rather than depend on the client's default.
+        return [*common, "-h127.0.0.1", f"-P{self.port}", "--protocol=tcp", "--skip-ssl"]
+
+    def binreplay_args(self) -> list[str]:
+        if self.socket:
+            return ["-S", self.socket, "-u", "root"]
+        return ["-h", "127.0.0.1", "-P", str(self.port), "-u", "root", "--ssl-mode", "disabled"]
 
 
-def methods_for(quick: bool, dependencies: list[str] | None, workers: list[int] | None) -> list[Method]:
-    ms = [
-        Method("pipe", "`mariadb-binlog \\| mariadb`", "pipe"),
-        Method("mariadb-serial", "MariaDB SQL thread, serial (relay-log trick)", "mariadb", 0, "none"),
-        Method("mariadb-conservative-8", "MariaDB parallel, conservative, 8 threads", "mariadb", 8, "conservative"),
-        Method("mariadb-optimistic-8", "MariaDB parallel, optimistic, 8 threads", "mariadb", 8, "optimistic"),
-    ]
-    if dependencies or workers:
-        combos = [(d, w) for d in (dependencies or ["row", "table", "commit-order"])
-                  for w in (workers or [1, 2, 4, 8, 16])]
-    elif quick:
-        combos = [("row", 1), ("row", 4), ("row", 8), ("commit-order", 8)]
-    else:
-        combos = [(d, w) for d in ("row", "table", "commit-order") for w in (1, 2, 4, 8, 16)]
-    for d, w in combos:
-        ms.append(Method(f"binreplay-{d}-{w}", f"binreplay --workers {w} --dependency {d}", "binreplay", w, d))
-    return ms
+def local(t: Sandbox) -> Endpoint:
+    return Endpoint(socket=str(t.socket))
 
 
-@dataclass
-class Result:
-    method: Method
-    seconds: float | None
-    verdict: str                 # identical | WRONG: ... | FAILED: ...
-    note: str = ""
+@dataclass(frozen=True)
+class Prefix:
+    """The first `transactions` transactions of the binlog: files up to `files[-1]`, stop at `stop_pos` in it."""
+    files: list[Path]
+    stop_pos: int
+    transactions: int
 
     @property
-    def ok(self) -> bool:
-        return self.verdict == "identical" and self.seconds is not None
+    def where(self) -> str:
+        return f"{self.files[-1].name}:{self.stop_pos}"
 
 
 @dataclass
-class WorkloadRun:
+class Prepared:
+    """A workload's source, backup, binlog and template target, shared by all its methods."""
     workload: Workload
-    durability: str
-    transactions: int = 0
-    binlog_bytes: int = 0
-    binlog_files: int = 0
-    events: int = 0
-    source_seconds: float = 0.0
-    groups: int = 0
-    grouped_trx: int = 0
-    reader_seconds: float = 0.0
-    setup_seconds: float = 0.0
-    results: list[Result] = field(default_factory=list)
+    scale: Scale
+    source: Sandbox
+    backup: Path
+    coords: BackupCoordinates
+    files: list[Path]
+    template: Sandbox | None
+    setup_s: float
+    source_s: float
 
-    def pipe_seconds(self) -> float | None:
-        for r in self.results:
-            if r.method.kind == "pipe" and r.ok:
-                return r.seconds
-        return None
+
+class DelayProxyProcess:
+    """delay_proxy.py as a child process (its own interpreter: no GIL shared with this one's threads)."""
+
+    def __init__(self, target_port: int, delay_ms: float) -> None:
+        self.cmd = [sys.executable, str(HERE / "delay_proxy.py"), "--target-port", str(target_port),
+                    "--delay-ms", str(delay_ms)]
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def __enter__(self) -> DelayProxyProcess:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()          # "listening on 127.0.0.1:<port>"
+        if not line.startswith("listening on"):
+            self.proc.kill()
+            raise RuntimeError(f"delay proxy did not start: {line!r}")
+        self.port = int(line.rsplit(":", 1)[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def median_round_trip_ms(port: int, n: int = 200) -> float:
+    """Median time of `SELECT 1` over TCP to 127.0.0.1:port: what a client waits per statement."""
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="root", password="")
+    try:
+        cur = conn.cursor()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            cur.execute("SELECT 1")
+            cur.fetchall()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000
+    finally:
+        conn.close()
 
 
 # ---- sandboxes --------------------------------------------------------------------------------------
@@ -190,20 +230,28 @@ def wait_buffer_pool_loaded(s: Sandbox, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-# ---- one workload -------------------------------------------------------------------------------------
+def server_cpu(t: Sandbox) -> float | None:
+    pid = t.server_pid()
+    return process_cpu_seconds(pid) if pid is not None else None
+
+
+# ---- the benchmark ------------------------------------------------------------------------------------
 
 class Bench:
     def __init__(self, args: argparse.Namespace, base: Path) -> None:
         self.args = args
         self.base = base
         self.servers = Servers(base)
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
     def log(self, msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    def prepare(self, wl: Workload) -> dict:
-        """Source, data, backup, binlog, template target. Returns the workload's context."""
-        scale = wl.scale(self.args.quick)
+    # -- preparing a workload
+
+    def prepare(self, wl: Workload) -> Prepared:
+        """Source, data, backup, binlog, template target."""
+        scale = wl.scale(self.args.quick, self.args.scale)
         self.log(f"{wl.name}: building the data ({wl.title})")
         source = self.servers.start(f"{wl.name}-src", log_bin=True, server_id=1, options=SOURCE_OPTIONS)
         t0 = time.monotonic()
@@ -217,10 +265,11 @@ class Bench:
                            stdout=out, check=True)
         coords = read_backup_coordinates(backup)
         assert coords.binlog_file and coords.position, coords
-        # A durable source, as in production: its binlog group commit then really groups.
-        source.execute("SET GLOBAL innodb_flush_log_at_trx_commit=1, sync_binlog=1")
-        self.log(f"{wl.name}: backup at {coords.binlog_file}:{coords.position}; generating {scale.transactions} "
-                 f"transactions from {scale.clients} clients")
+        if wl.durable_source:
+            # A durable source, as in production: its binlog group commit then really groups.
+            source.execute("SET GLOBAL innodb_flush_log_at_trx_commit=1, sync_binlog=1")
+        self.log(f"{wl.name}: backup at {coords.binlog_file}:{coords.position}; generating "
+                 f"{scale.total_transactions} transactions from {scale.clients + scale.queue_clients} clients")
         t0 = time.monotonic()
         wl.run(source, scale)
         source_s = time.monotonic() - t0
@@ -235,297 +284,216 @@ class Bench:
             template.execute("SET GLOBAL innodb_fast_shutdown=0")
             self.servers.stop(template)
             self.log(f"{wl.name}: template target restored in {time.monotonic() - t0:.1f}s")
-        return {"source": source, "backup": backup, "coords": coords, "files": files, "template": template,
-                "setup_s": setup_s, "source_s": source_s, "scale": scale}
+        return Prepared(wl, scale, source, backup, coords, files, template, setup_s, source_s)
 
-    def binlog_stats(self, wl: Workload, ctx: dict, durability: str) -> WorkloadRun:
-        files, coords = ctx["files"], ctx["coords"]
-        run = WorkloadRun(wl, durability, source_seconds=ctx["source_s"], setup_seconds=ctx["setup_s"])
+    def binlog_stats(self, prep: Prepared, durability: str) -> WorkloadRun:
+        files, coords = prep.files, prep.coords
+        run = WorkloadRun(prep.workload, durability, source_seconds=prep.source_s, setup_seconds=prep.setup_s)
         run.binlog_files = len(files)
         run.binlog_bytes = sum(f.stat().st_size for f in files) - coords.position
-        last_cid = object()
-        for trx in BinlogReader(files, start_pos=coords.position).transactions():
-            run.transactions += 1
-            cid = trx.gtid.commit_id if isinstance(trx.gtid, MariadbGtid) else None
-            if cid is None or cid != last_cid:
-                run.groups += 1
-            if cid is not None:
-                run.grouped_trx += 1
-            last_cid = cid
-        # The reader alone, over the whole binlog as often as needed for a second's worth of timing.
+        # One pass counts transactions and source commit groups and times the reader (the counting
+        # costs little next to reading); more passes only while the total is under a second.
         passes, elapsed = 0, 0.0
-        while elapsed < 1.0 or passes < 1:
+        while passes == 0 or elapsed < 1.0:
             reader = BinlogReader(files, start_pos=coords.position)
+            counting = passes == 0
+            last_cid = object()
             t0 = time.monotonic()
-            for _ in reader.transactions():
-                pass
+            for trx in reader.transactions():
+                if counting:
+                    run.transactions += 1
+                    cid = trx.gtid.commit_id if isinstance(trx.gtid, MariadbGtid) else None
+                    if cid is None or cid != last_cid:
+                        run.groups += 1
+                    if cid is not None:
+                        run.grouped_trx += 1
+                    last_cid = cid
             elapsed += time.monotonic() - t0
             passes += 1
         run.reader_seconds = elapsed / passes
         run.events = reader.stats.events
         return run
 
-    def fresh_target(self, wl: Workload, ctx: dict, m: Method, relaxed: bool) -> Sandbox:
-        dirname = f"{wl.name}-{m.key}-{'r' if relaxed else 'd'}"
+    def prefix(self, prep: Prepared, transactions: int) -> Prefix:
+        """Where the first `transactions` transactions end: the stop point for both remote methods."""
+        n = 0
+        for trx in BinlogReader(prep.files, start_pos=prep.coords.position).transactions():
+            n += 1
+            if n == transactions:
+                files = prep.files[:trx.file_index + 1]
+                return Prefix(files, trx.end_pos, n)
+        raise ValueError(f"the binlog has only {n} transactions")
+
+    # -- targets
+
+    def fresh_target(self, prep: Prepared, m: Method, relaxed: bool, tag: str = "") -> Sandbox:
+        dirname = f"{prep.workload.name}-{m.key}{tag}-{'r' if relaxed else 'd'}"
         options = target_options(relaxed)
         if m.kind == "mariadb":
-            base = ctx["files"][0].name.rsplit(".", 1)[0]
+            base = prep.files[0].name.rsplit(".", 1)[0]
             options |= mariadb_parallel.relay_options(self.base / dirname, base)
-        if ctx["template"] is not None:
+        if prep.template is not None:
             dest = self.base / dirname
-            shutil.copytree(ctx["template"].datadir, dest / "data", symlinks=True)
+            shutil.copytree(prep.template.datadir, dest / "data", symlinks=True)
             (dest / ".initialized").touch()
             t = self.servers.start(dirname, options=options)
             wait_buffer_pool_loaded(t)
         else:
             t = self.servers.start(dirname, options=options)
-            restore(t, ctx["backup"])
+            restore(t, prep.backup)
         return t
 
-    def verify(self, source: Sandbox, t: Sandbox) -> str:
-        with source.connect() as ref, t.connect() as c:
+    @staticmethod
+    def verify(reference: Sandbox, t: Sandbox) -> str:
+        with reference.connect() as ref, t.connect() as c:
             diffs = compare_servers(ref, c)
         if not diffs:
             return "identical"
         return f"WRONG: {len(diffs)} table(s) differ, e.g. {diffs[0]}"
 
-    def run_method(self, wl: Workload, ctx: dict, m: Method, relaxed: bool) -> Result:
-        files, coords, source = ctx["files"], ctx["coords"], ctx["source"]
-        t = self.fresh_target(wl, ctx, m, relaxed)
-        note = ""
+    # -- applying the binlog, one method
+
+    def pipe_usage(self, prep: Prepared, endpoint: Endpoint, log: Path, prefix: Prefix | None) -> ChildUsage:
+        files = prefix.files if prefix else prep.files
+        stop = [f"--stop-position={prefix.stop_pos}"] if prefix else []
+        dump = ["mariadb-binlog", f"--start-position={prep.coords.position}", *stop, *map(str, files)]
+        return run_pipeline([dump, ["mariadb", *endpoint.mariadb_args()]], stderr_path=log)
+
+    def binreplay_usage(self, prep: Prepared, m: Method, endpoint: Endpoint, log: Path, prefix: Prefix | None,
+                        progress: str) -> ChildUsage:
+        files = prefix.files if prefix else prep.files
+        stop = ["--stop-position", str(prefix.stop_pos)] if prefix else []
+        cmd = [sys.executable, "-m", "binreplay", "replay", *map(str, files), *endpoint.binreplay_args(),
+               "--from-backup", str(prep.backup), *stop, *m.flags, "--progress", progress]
+        return run_measured(cmd, stderr_path=log, usage_path=log.with_suffix(".rusage.json"), cwd=ROOT, env=self.env)
+
+    def apply(self, prep: Prepared, m: Method, t: Sandbox, endpoint: Endpoint, log: Path,
+              prefix: Prefix | None = None, progress: str = "none") -> Result:
+        """Run method `m` against the fresh target `t`; time and CPU, not yet verified.
+
+        A failing method is a result, not the end of the benchmark.
+        """
+        cpu0 = server_cpu(t)
+        usage = Usage()
         try:
-            try:
-                if m.kind == "pipe":
-                    secs = pipe_replay(source, t, files, coords.position)
-                elif m.kind == "mariadb":
-                    secs = mariadb_parallel.replay(t, files, coords.binlog_file, coords.position,
-                                                   threads=m.threads, mode=m.mode)
-                else:
-                    from binreplay.run import ReplayOptions, run_replay
-                    opts = ReplayOptions(binlogs=files, target=ServerConfig(socket=str(t.socket), user="root"),
-                                         from_backup=ctx["backup"], workers=m.threads, dependency=m.mode)
-                    t0 = time.monotonic()
-                    summary = run_replay(opts, make_reporter("none"))
-                    secs = time.monotonic() - t0
-                    if summary.outcome != "complete":
-                        raise RuntimeError(f"outcome {summary.outcome}")
-                    note = f"{summary.applied} applied"
-            except Interrupted:
-                raise            # SIGINT/SIGTERM reached binreplay's handler: stop the benchmark
-            except Exception as exc:  # noqa: BLE001 - a failing method is a result, not the end of the run
-                if self.args.verbose:
-                    traceback.print_exc()
-                return Result(m, None, f"FAILED: {type(exc).__name__}: {str(exc)[:300]}")
-            return Result(m, secs, self.verify(source, t), note)
+            if m.kind == "mariadb":
+                assert prefix is None and endpoint.socket, "MariaDB's applier runs inside the target"
+                seconds = mariadb_parallel.replay(t, prep.files, prep.coords.binlog_file, prep.coords.position,
+                                                  threads=m.threads, mode=m.mode)
+            else:
+                child = (self.pipe_usage(prep, endpoint, log, prefix) if m.kind == "pipe"
+                         else self.binreplay_usage(prep, m, endpoint, log, prefix, progress))
+                usage.client_cpu_s = child.cpu_s
+                if m.kind == "binreplay":
+                    usage.peak_rss_mb, usage.anon_mb = child.maxrss_mb, child.anon_mb
+                if not child.ok:
+                    last = child.stderr.strip().splitlines()[-1:] or [""]
+                    raise RuntimeError(f"exit {child.returncodes}: {last[0][:300]}")
+                seconds = child.seconds
+        except Exception as exc:  # noqa: BLE001
+            if self.args.verbose:
+                traceback.print_exc()
+            return Result(m, None, f"FAILED: {type(exc).__name__}: {str(exc)[:300]}", usage=usage, log=log)
+        cpu1 = server_cpu(t)
+        usage.target_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+        return Result(m, seconds, "", usage=usage, log=log)
+
+    def run_method(self, prep: Prepared, m: Method, relaxed: bool, progress: str = "none") -> Result:
+        t = self.fresh_target(prep, m, relaxed)
+        try:
+            r = self.apply(prep, m, t, local(t), self.base / f"{t.name}.stderr", progress=progress)
+            if r.seconds is not None:
+                r.verdict = self.verify(prep.source, t)
+            return r
         finally:
             self.servers.discard(t)
 
-    def run_repeated(self, wl: Workload, ctx: dict, m: Method, relaxed: bool) -> Result:
-        """`--repeat N`: N fresh targets; the median time, and any wrong or failed run decides the verdict."""
-        results = [self.run_method(wl, ctx, m, relaxed) for _ in range(self.args.repeat)]
+    def run_repeated(self, prep: Prepared, m: Method, relaxed: bool) -> Result:
+        """`--repeat N`: N fresh targets; the median run, and any wrong or failed run decides the verdict."""
+        results = [self.run_method(prep, m, relaxed) for _ in range(self.args.repeat)]
         bad = next((r for r in results if not r.ok), None)
         if bad is not None or len(results) == 1:
             return bad or results[0]
-        times = sorted(r.seconds for r in results if r.seconds is not None)
-        median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
-        return Result(m, median, "identical", f"median of {len(times)}: {', '.join(f'{t:.2f}' for t in times)}")
+        ranked = sorted(results, key=lambda r: r.seconds)
+        median = ranked[len(ranked) // 2]
+        median.note = f"median of {len(ranked)}: {', '.join(f'{r.seconds:.2f}' for r in ranked)}"
+        return median
 
-    def rss_run(self, wl: Workload, ctx: dict, relaxed: bool) -> tuple[Result, float | None]:
-        """binreplay as a subprocess (the CLI), to read its own peak RSS with wait4."""
-        files, source = ctx["files"], ctx["source"]
-        workers, dependency = self.args.rss_config
-        m = Method(f"cli-{dependency}-{workers}",
-                   f"binreplay CLI subprocess, --workers {workers} --dependency {dependency}", "cli",
-                   workers, dependency)
-        t = self.fresh_target(wl, ctx, m, relaxed)
+    # -- the remote target
+
+    def run_remote(self, prep: Prepared, run: WorkloadRun, relaxed: bool) -> RemoteRun:
+        """The pipe and binreplay (default flags) through the delay proxy, each on a fresh target.
+
+        With --remote-transactions N (< all), both replay the same first N transactions; binreplay's
+        target is then compared with the pipe's (the source has the whole binlog applied).
+        """
+        rr = RemoteRun(self.args.remote_delay_ms, total_transactions=run.transactions)
+        n = self.args.remote_transactions
+        prefix = self.prefix(prep, n) if 0 < n < run.transactions else None
+        rr.transactions = prefix.transactions if prefix else run.transactions
+        rr.stop = prefix.where if prefix else ""
+        pipe_target: Sandbox | None = None
         try:
-            cmd = [sys.executable, "-m", "binreplay", "replay", *map(str, files), "-S", str(t.socket), "-u", "root",
-                   "--from-backup", str(ctx["backup"]), "--workers", str(workers), "--dependency", dependency,
-                   "--progress", "none"]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-            t0 = time.monotonic()
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            sampler = _AnonSampler(proc.pid)
-            sampler.start()
-            assert proc.stderr is not None
-            err = proc.stderr.read().decode(errors="replace")
-            _pid, status, usage = os.wait4(proc.pid, 0)
-            secs = time.monotonic() - t0
-            sampler.join()
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            rss_mb = usage.ru_maxrss / 1024
-            note = (f"peak RSS {rss_mb:.0f} MB, of which anonymous memory at most {sampler.peak_anon_kb / 1024:.0f} MB;"
-                    f" the rest is file pages, e.g. binlogs read through mmap")
-            if proc.returncode != 0:
-                return Result(m, None, f"FAILED: exit {proc.returncode}: {err.strip()[-300:]}", note), rss_mb
-            return Result(m, secs, self.verify(source, t), note), rss_mb
+            for m in (PIPE, BINREPLAY_DEFAULT):
+                t = self.fresh_target(prep, m, relaxed, tag="-remote")
+                keep = False
+                try:
+                    with DelayProxyProcess(t.port, rr.delay_ms) as proxy:
+                        if rr.rtt_proxy_ms is None:
+                            rr.rtt_direct_ms = median_round_trip_ms(t.port)
+                            rr.rtt_proxy_ms = median_round_trip_ms(proxy.port)
+                            self.log(f"  remote: SELECT 1 round trip {rr.rtt_proxy_ms:.2f} ms through the proxy, "
+                                     f"{rr.rtt_direct_ms:.2f} ms direct")
+                        r = self.apply(prep, m, t, Endpoint(port=proxy.port), self.base / f"{t.name}.stderr",
+                                       prefix=prefix)
+                    if r.seconds is not None:
+                        if prefix is None:
+                            r.verdict = self.verify(prep.source, t)
+                        elif m is PIPE:
+                            r.verdict, keep, pipe_target = "reference (prefix: binreplay is compared with it)", True, t
+                        elif pipe_target is not None:
+                            v = self.verify(pipe_target, t)
+                            r.verdict = v.replace("identical", "identical to the pipe's prefix", 1)
+                        else:
+                            r.verdict = "FAILED: no reference (the remote pipe failed)"
+                    rr.results.append(r)
+                    self.log(f"  remote {m.key:<22} {bench_report.secs(r.seconds):>8}  {r.verdict[:120]}")
+                finally:
+                    if not keep:
+                        self.servers.discard(t)
         finally:
-            self.servers.discard(t)
-
-
-class _AnonSampler(threading.Thread):
-    """Samples a process's RssAnon (/proc/PID/status) every 10 ms: ru_maxrss also counts file-backed pages."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak_anon_kb = 0
-
-    def run(self) -> None:
-        path = Path(f"/proc/{self.pid}/status")
-        while True:
-            try:
-                text = path.read_text()
-            except OSError:
-                return
-            if "State:\tZ" in text:   # exited, not yet reaped
-                return
-            for line in text.splitlines():
-                if line.startswith("RssAnon:"):
-                    self.peak_anon_kb = max(self.peak_anon_kb, int(line.split()[1]))
-            time.sleep(0.01)
-
-
-# ---- report -------------------------------------------------------------------------------------------
-
-def machine() -> str:
-    version = subprocess.run(["mariadbd", "--version"], capture_output=True, text=True).stdout.strip()
-    version = " ".join(version.split())
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}, Python {platform.python_version()}, "
-            f"{version}")
-
-
-def code_version() -> str:
-    """The binreplay code measured: git commit, uncommitted changes, and a digest of the package source."""
-    import hashlib
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    digest = hashlib.sha256()
-    for f in sorted((ROOT / "binreplay").rglob("*.py")):
-        digest.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
-    dirty = [ln for ln in git("status", "--porcelain", "--", "binreplay").splitlines() if ln]
-    return (f"git {git('rev-parse', '--short', 'HEAD') or '?'}"
-            f"{f' + {len(dirty)} uncommitted file(s) in binreplay/' if dirty else ''}, "
-            f"source digest {digest.hexdigest()[:12]}")
-
-
-def fmt_table(run: WorkloadRun) -> list[str]:
-    pipe = run.pipe_seconds()
-    lines = ["| method | seconds | transactions/s | vs pipe | content |", "|---|---:|---:|---:|---|"]
-    for r in run.results:
-        if r.seconds is None:
-            lines.append(f"| {r.method.label} | — | — | — | {r.verdict} |")
-            continue
-        tps = f"{run.transactions / r.seconds:.0f}"
-        ratio = f"{pipe / r.seconds:.2f}x" if pipe and r.ok else "—"
-        verdict = r.verdict.replace("|", "\\|") + (f" ({r.note})" if r.note and (r.method.kind == "cli" or r.note.startswith("median")) else "")
-        lines.append(f"| {r.method.label} | {r.seconds:.2f} | {tps} | {ratio} | {verdict} |")
-    return lines
-
-
-def report(args: argparse.Namespace, runs: list[WorkloadRun], rss: str, started: float, command: str) -> str:
-    total = time.monotonic() - started
-    out = [f"### {'Quick' if args.quick else 'Full'} run, {dt.datetime.now():%Y-%m-%d %H:%M}, "
-           f"{', '.join(sorted({r.durability for r in runs}))} target(s)", "",
-           f"Machine: {machine()}  ",
-           f"binreplay code: {args.code_version}  ",
-           f"Command: `{command}` (took {total / 60:.1f} min; load average at the start {args.load_start:.2f}, "
-           f"at the end {os.getloadavg()[0]:.2f}; other jobs may share the machine)  ",
-           "Targets: fresh server per method from the same restored datadir, binlog off, buffer pool 512 MB, "
-           "redo 256 MB; durable = `innodb_flush_log_at_trx_commit=1`, relaxed = `=2`. Source: durable "
-           "(`sync_binlog=1`, `innodb_flush_log_at_trx_commit=1`) while the workload runs.  ",
-           f"{rss}", ""]
-    picks = {}
-    if runs:
-        picks["largest binlog"] = max(runs, key=lambda r: r.binlog_bytes)
-        picks["most events"] = max(runs, key=lambda r: r.events)
-    for what, r in picks.items():
-        if what == "most events" and r is picks["largest binlog"]:
-            continue
-        out += [f"Reader alone (`BinlogReader` over the {what}, {r.workload.name}, {r.binlog_bytes / 1e6:.1f} MB): "
-                f"{r.events} events in {r.reader_seconds:.3f}s = {r.events / r.reader_seconds:,.0f} events/s, "
-                f"{r.transactions / r.reader_seconds:,.0f} transactions/s, "
-                f"{r.binlog_bytes / 1e6 / r.reader_seconds:.0f} MB/s.  "]
-    out.append("")
-    for run in runs:
-        avg = run.transactions / run.groups if run.groups else 0
-        out += [f"#### {run.workload.name}, {run.durability} target: {run.workload.title}", "",
-                f"{run.transactions} transactions, {run.events} events, {run.binlog_bytes / 1e6:.1f} MB of binlog "
-                f"in {run.binlog_files} file(s); the source took {run.source_seconds:.1f}s "
-                f"({run.transactions / run.source_seconds:.0f} trx/s); source group commit: {run.groups} groups, "
-                f"{avg:.1f} transactions per group on average, {run.grouped_trx} transactions in groups of 2+; "
-                f"reader {run.events / run.reader_seconds:,.0f} events/s.", ""]
-        out += fmt_table(run)
-        out.append("")
-    return "\n".join(out)
-
-
-def chart(runs: list[WorkloadRun], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    durabilities = sorted({r.durability for r in runs})
-    names = list(dict.fromkeys(r.workload.name for r in runs))
-    labels = list(dict.fromkeys(r.method.label.replace("`", "").replace("\\|", "|")
-                                for run in runs for r in run.results))
-    fig, axes = plt.subplots(len(durabilities), len(names), squeeze=False, sharey=True, sharex=True,
-                             figsize=(3.2 * len(names) + 3.5, 0.3 * len(labels) * len(durabilities) + 1.5))
-    for i, dur in enumerate(durabilities):
-        for j, name in enumerate(names):
-            ax = axes[i][j]
-            run = next((r for r in runs if r.durability == dur and r.workload.name == name), None)
-            ax.set_title(f"{name} ({dur})", fontsize=9)
-            ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-            if run is None:
-                continue
-            pipe = run.pipe_seconds()
-            by_label = {r.method.label.replace("`", "").replace("\\|", "|"): r for r in run.results}
-            for y, label in enumerate(labels):
-                r = by_label.get(label)
-                if r is None:
-                    continue
-                if r.ok and pipe:
-                    v = pipe / r.seconds
-                    color = ("#999999" if r.method.kind == "pipe" else "#d9822b" if r.method.kind == "mariadb"
-                             else "#2b7bd9")
-                    ax.barh(y, v, color=color)
-                    ax.text(v, y, f" {v:.1f}", va="center", fontsize=6)
-                else:
-                    ax.text(0.05, y, "WRONG" if r.verdict.startswith("WRONG") else "FAILED", va="center",
-                            fontsize=6, color="red")
-            ax.set_xlabel("speed-up vs pipe", fontsize=7)
-            ax.tick_params(labelsize=6)
-    axes[0][0].set_yticks(range(len(labels)))
-    axes[0][0].set_yticklabels(labels, fontsize=6)
-    axes[0][0].invert_yaxis()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+            if pipe_target is not None:
+                self.servers.discard(pipe_target)
+        return rr
 
 
 # ---- main ---------------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small workloads and fewer methods (< 5 minutes)")
+    ap.add_argument("--quick", action="store_true", help="small workloads (OLTP keeps its 25,000 transactions) and "
+                                                         "the four standard binreplay runs only")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's transactions and rows by F "
+                                                             "(e.g. 0.08 for a one-minute OLTP; for trying the "
+                                                             "harness, not for numbers)")
+    ap.add_argument("--large", action="store_true", help="only the large run: >= 1,000,000 transactions, >= 2 GB "
+                                                         "of binlog, binreplay with default flags")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"),
                     help="append a results section to this Markdown file ('' for none)")
     ap.add_argument("--chart", default=str(HERE / "results.png"), help="write the PNG chart here ('' for none)")
     ap.add_argument("--relaxed", action="store_true", help="targets with innodb_flush_log_at_trx_commit=2 only")
     ap.add_argument("--durability", choices=["durable", "relaxed", "both"],
-                    help="target durability (default: durable with --quick, both without; --relaxed means relaxed)")
+                    help="target durability (default: durable with --quick or --large, both otherwise; "
+                         "--relaxed means relaxed)")
     ap.add_argument("--workloads", help=f"comma-separated subset of {','.join(BY_NAME)}")
-    ap.add_argument("--methods", help="comma-separated method keys or prefixes (e.g. pipe,mariadb,binreplay-row)")
-    ap.add_argument("--dependencies", help="binreplay dependency modes to run (comma-separated)")
-    ap.add_argument("--workers", help="binreplay worker counts to run (comma-separated)")
-    ap.add_argument("--rss-config", default="8:row", help="WORKERS:DEPENDENCY of the CLI subprocess run whose peak "
-                                                          "RSS is reported ('' to skip)")
+    ap.add_argument("--methods", help="comma-separated method keys or prefixes (e.g. pipe,mariadb,binreplay-w8)")
+    ap.add_argument("--dependencies", help="binreplay dependency modes to sweep (comma-separated)")
+    ap.add_argument("--workers", help="binreplay worker counts to sweep (comma-separated)")
+    ap.add_argument("--remote-delay-ms", type=float, default=0.5,
+                    help="remote target: delay the proxy adds to each direction (default 0.5 ms)")
+    ap.add_argument("--remote-transactions", type=int, default=0,
+                    help="remote target: replay only the first N transactions with both methods (default: all)")
+    ap.add_argument("--no-remote", action="store_true", help="skip the remote-target runs")
     ap.add_argument("--restore-each", action="store_true", help="restore the dump into every target instead of "
                                                                 "copying one restored datadir")
     ap.add_argument("--repeat", type=int, default=1, help="run every method N times (fresh target each); report the "
@@ -534,17 +502,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     args.load_start = os.getloadavg()[0]
-    args.code_version = code_version()
+    args.code_version = bench_report.code_version(ROOT)
     if args.durability is None:
-        args.durability = "relaxed" if args.relaxed else "durable" if args.quick else "both"
-    if args.rss_config:
-        w, _, d = args.rss_config.partition(":")
-        args.rss_config = (int(w), d or "row")
+        args.durability = "relaxed" if args.relaxed else "durable" if args.quick or args.large else "both"
     return args
 
 
 def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)   # unwinds through the finally blocks: every sandbox is stopped
+
+
+def selected_methods(args: argparse.Namespace) -> list[Method]:
+    methods = methods_for(args.quick, args.dependencies.split(",") if args.dependencies else None,
+                          [int(w) for w in args.workers.split(",")] if args.workers else None)
+    if args.methods:
+        wanted = args.methods.split(",")
+        methods = [m for m in methods if any(m.key.startswith(w) for w in wanted)]
+    return methods
+
+
+def run_workloads(bench: Bench, args: argparse.Namespace) -> list[WorkloadRun]:
+    workloads = [BY_NAME[n] for n in args.workloads.split(",")] if args.workloads else WORKLOADS
+    methods = selected_methods(args)
+    durabilities = ["durable", "relaxed"] if args.durability == "both" else [args.durability]
+    runs: list[WorkloadRun] = []
+    for wl in workloads:
+        prep = bench.prepare(wl)
+        for dur in durabilities:
+            run = bench.binlog_stats(prep, dur)
+            bench.log(f"{wl.name}: {run.transactions} transactions, {run.binlog_bytes / 1e6:.1f} MB, source "
+                      f"{run.source_seconds:.1f}s, {run.transactions / max(run.groups, 1):.1f} trx per source "
+                      f"group; replaying with {len(methods)} methods ({dur})")
+            for m in methods:
+                r = bench.run_repeated(prep, m, dur == "relaxed")
+                run.results.append(r)
+                bench.log(f"  {m.key:<28} {bench_report.secs(r.seconds):>8} {bench_report.progress_ratios(run, r)}"
+                          f"  {r.verdict[:160]}")
+            if wl.name == "oltp" and not args.no_remote:
+                run.remote = bench.run_remote(prep, run, dur == "relaxed")
+            runs.append(run)
+        bench.servers.stop(prep.source)
+    return runs
+
+
+def run_large(bench: Bench, args: argparse.Namespace) -> WorkloadRun:
+    """--large: one replay of >= 1M transactions with default flags, verified, with its progress over time."""
+    prep = bench.prepare(LARGE)
+    run = bench.binlog_stats(prep, args.durability)
+    bench.log(f"large: {run.transactions} transactions, {run.binlog_bytes / 1e9:.2f} GB in {run.binlog_files} "
+              f"file(s), generated in {run.source_seconds:.0f}s; replaying with default flags")
+    r = bench.run_method(prep, BINREPLAY_DEFAULT, args.durability == "relaxed", progress="json")
+    run.results.append(r)
+    if r.log is not None and r.log.exists():
+        progress = read_progress(r.log)
+        run.progress = tenths(progress.points)
+        run.preflight_s = progress.setup_s
+    bench.log(f"  {r.method.key:<28} {bench_report.secs(r.seconds):>8}  {r.verdict[:160]}")
+    bench.servers.stop(prep.source)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,72 +568,30 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                else sys.argv[1:]))
     started = time.monotonic()
-    workloads = [BY_NAME[n] for n in args.workloads.split(",")] if args.workloads else WORKLOADS
-    methods = methods_for(args.quick, args.dependencies.split(",") if args.dependencies else None,
-                          [int(w) for w in args.workers.split(",")] if args.workers else None)
-    if args.methods:
-        wanted = args.methods.split(",")
-        methods = [m for m in methods if any(m.key.startswith(w) for w in wanted)]
-    durabilities = ["durable", "relaxed"] if args.durability == "both" else [args.durability]
     base = Path(tempfile.mkdtemp(prefix="brb-", dir="/tmp"))
     bench = Bench(args, base)
-    runs: list[WorkloadRun] = []
-    contexts: list[tuple[Workload, dict]] = []
-    rss_line = "Peak RSS: not measured."
     try:
-        for wl in workloads:
-            ctx = bench.prepare(wl)
-            for dur in durabilities:
-                run = bench.binlog_stats(wl, ctx, dur)
-                bench.log(f"{wl.name}: {run.transactions} transactions, {run.binlog_bytes / 1e6:.1f} MB, source "
-                          f"{run.source_seconds:.1f}s, {run.transactions / max(run.groups, 1):.1f} trx per source "
-                          f"group; replaying with {len(methods)} methods ({dur})")
-                for m in methods:
-                    r = bench.run_repeated(wl, ctx, m, dur == "relaxed")
-                    run.results.append(r)
-                    pipe = run.pipe_seconds()
-                    speed = f"{pipe / r.seconds:.2f}x" if r.ok and pipe else ""
-                    secs = f"{r.seconds:.2f}s" if r.seconds is not None else "-"
-                    bench.log(f"  {m.key:<28} {secs:>8} {speed:>7}  {r.verdict[:160]}")
-                runs.append(run)
-            bench.servers.stop(ctx["source"])
-            contexts.append((wl, ctx))
-        if args.rss_config and contexts:
-            # The largest binlog: its source is restarted for the verification.
-            size = {r.workload.name: r.binlog_bytes for r in runs}
-            wl, ctx = max(contexts, key=lambda c: size[c[0].name])
-            ctx["source"].start(timeout=180)
-            result, rss = bench.rss_run(wl, ctx, durabilities[0] == "relaxed")
-            if result.verdict.startswith("FAILED") and args.rss_config[1] != "commit-order":
-                bench.log(f"CLI run failed ({result.verdict[:200]}); measuring RSS with commit-order instead")
-                args.rss_config = (args.rss_config[0], "commit-order")
-                result2, rss = bench.rss_run(wl, ctx, durabilities[0] == "relaxed")
-                next(r for r in runs if r.workload is wl).results.append(result)
-                result = result2
-            run = next(r for r in runs if r.workload is wl)
-            run.results.append(result)
-            bench.log(f"  {result.method.key:<28} {result.seconds or 0:>7.2f}s  {result.verdict[:160]} "
-                      f"({result.note})")
-            rss_line = (f"Memory of one binreplay process (`python -m binreplay replay ... --workers "
-                        f"{args.rss_config[0]} --dependency {args.rss_config[1]} --progress none` on the largest "
-                        f"binlog, {wl.name}, {run.binlog_bytes / 1e6:.1f} MB): {result.note}"
-                        + ("" if result.ok else f" ({result.verdict[:120]})") + ".")
-            bench.servers.stop(ctx["source"])
-        text = report(args, runs, rss_line, started, command)
+        if args.large:
+            runs = [run_large(bench, args)]
+            text = bench_report.large_report(args, runs[0], started, command)
+        else:
+            runs = run_workloads(bench, args)
+            text = bench_report.report(args, runs, started, command)
         print("\n" + text)
         if args.out:
             with open(args.out, "a") as f:
                 f.write("\n" + text + "\n")
-        if args.chart and runs:
+        if args.chart and runs and not args.large:
             try:
-                chart(runs, Path(args.chart), f"binreplay benchmark ({'quick' if args.quick else 'full'} run): "
-                                              "speed-up vs mariadb-binlog | mariadb, same binlog, content verified")
+                bench_report.chart(runs, Path(args.chart),
+                                   f"binreplay benchmark ({'quick' if args.quick else 'full'} run): speed-up vs "
+                                   "mariadb-binlog | mariadb, same binlog, content verified")
                 print(f"chart written to {args.chart}")
             except ImportError:
                 print("no chart: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
         bench.log(f"done in {(time.monotonic() - started) / 60:.1f} min")
-        bad = [r for run in runs for r in run.results if r.verdict.startswith("WRONG")]
-        return 1 if bad else 0
+        results = [r for run in runs for r in run.results + (run.remote.results if run.remote else [])]
+        return 1 if any(r.verdict.startswith("WRONG") for r in results) else 0
     finally:
         bench.servers.close()
         if args.keep:

@@ -8,10 +8,13 @@ really groups transactions and MariaDB writes commit_id into their GTID events, 
 busy production primary. A client whose transaction hits a deadlock or lock wait timeout
 rolls it back and retries it (rolled-back work never reaches the binlog).
 
-Workloads (each scaled by `quick`):
+Workloads (each scaled by `quick`, then by `--scale`):
 
-- oltp          sysbench oltp_write_only: 8 tables, per transaction 2 UPDATEs (one on the
-                indexed column k), 1 DELETE and 1 INSERT of the same id, on random tables.
+- oltp          sysbench oltp_write_only: 8 tables x 50,000 rows, 20,000 transactions from 8
+                clients, each 2 UPDATEs (one on the indexed column k), 1 DELETE and 1 INSERT of
+                the same id, on random tables; plus, from 2 more clients at the same time, 5,000
+                two-statement transactions (an INSERT into a journal table, a DELETE from a queue
+                table). The same size with and without `quick`: `make bench` measures 25,000.
 - bulk          large multi-row transactions (hundreds of rows each: INSERT, range UPDATE of
                 indexed columns, range DELETE) on tables with three secondary indexes.
 - hot           hot-row skew: 90% of transactions update one of 4 hot counter rows (plus a
@@ -19,15 +22,23 @@ Workloads (each scaled by `quick`):
 - tables1000    1,000 small tables; each transaction touches 2-3 random tables.
 - ddl           oltp-like traffic on 4 tables with DDL in the middle (ALTER ADD COLUMN,
                 CREATE INDEX, CREATE TABLE, CREATE TABLE ... SELECT, RENAME, DROP).
+
+And, for `run.py --large` only (not in WORKLOADS):
+
+- large         1,000,000 transactions, each a 6-row UPDATE (full row images, ~2.5 KB of
+                binlog each: >= 2 GB in all), written by a stored procedure looping inside the
+                source from 8 connections at once: a real MariaDB binlog, generated in minutes
+                rather than the hours Python clients would need.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import pymysql
 
@@ -39,12 +50,31 @@ RETRY_CODES = (1205, 1213)          # lock wait timeout, deadlock
 TrxBody = Callable[[pymysql.cursors.Cursor, random.Random, int, int], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Scale:
     transactions: int
     clients: int
     rows: int = 0          # rows per table before the backup
     tables: int = 0
+    queue_transactions: int = 0   # oltp: the journal-insert + queue-delete transactions
+    queue_clients: int = 0
+
+    @property
+    def total_transactions(self) -> int:
+        return self.transactions + self.queue_transactions
+
+    def scaled(self, factor: float) -> Scale:
+        """`--scale`: fewer (or more) transactions and rows, same tables and clients, for trying the harness.
+
+        Rows never go below 100 (or the unscaled count if smaller): the workloads pick random ids
+        in ranges of a few rows and need some room.
+        """
+        if factor == 1.0:
+            return self
+        return replace(self, transactions=max(self.clients, round(self.transactions * factor)),
+                       rows=max(min(self.rows, 100), round(self.rows * factor)),
+                       queue_transactions=(max(self.queue_clients, round(self.queue_transactions * factor))
+                                           if self.queue_transactions else 0))
 
 
 @dataclass
@@ -56,15 +86,18 @@ class Workload:
     full: Scale
     setup: Callable[[Sandbox, Scale], None]
     run: Callable[[Sandbox, Scale], None]
+    # The traffic runs on a durable source (sync_binlog=1) so its group commit groups, as on a busy
+    # primary; `large` relaxes it: a million fsyncs would take longer than the replay being measured.
+    durable_source: bool = True
 
-    def scale(self, quick: bool) -> Scale:
-        return self.quick if quick else self.full
+    def scale(self, quick: bool, factor: float = 1.0) -> Scale:
+        return (self.quick if quick else self.full).scaled(factor)
 
 
 # ---- the client driver ------------------------------------------------------------------------------
 
 def _client(socket: str, body: TrxBody, client: int, count: int, seed: int,
-            done: "multiprocessing.Value | None") -> None:  # type: ignore[name-defined]
+            done: multiprocessing.Value | None) -> None:  # type: ignore[name-defined]
     rnd = random.Random(seed * 1000 + client)
     conn = pymysql.connect(unix_socket=socket, user="root", password="", autocommit=True, charset="utf8mb4")
     cur = conn.cursor()
@@ -88,6 +121,15 @@ def _client(socket: str, body: TrxBody, client: int, count: int, seed: int,
     conn.close()
 
 
+@dataclass(frozen=True)
+class ClientGroup:
+    """`transactions` transactions of `body`, spread over `clients` processes (client numbers 0..clients-1)."""
+    body: TrxBody
+    transactions: int
+    clients: int
+    seed: int = 7
+
+
 def run_clients(source: Sandbox, body: TrxBody, transactions: int, clients: int, *, seed: int = 7,
                 on_progress: Callable[[int], None] | None = None) -> None:
     """`transactions` transactions of `body`, spread over `clients` concurrent processes.
@@ -95,11 +137,19 @@ def run_clients(source: Sandbox, body: TrxBody, transactions: int, clients: int,
     `on_progress(done)` is called in this process about every 10 ms while they run
     (the DDL workload issues its statements from there, concurrently with the traffic).
     """
+    run_client_groups(source, [ClientGroup(body, transactions, clients, seed)], on_progress=on_progress)
+
+
+def run_client_groups(source: Sandbox, groups: list[ClientGroup], *,
+                      on_progress: Callable[[int], None] | None = None) -> None:
+    """Every group's clients at the same time, so their transactions interleave in the binlog."""
     ctx = multiprocessing.get_context("fork")
     done = ctx.Value("l", 0)
-    per = [transactions // clients + (1 if i < transactions % clients else 0) for i in range(clients)]
-    procs = [ctx.Process(target=_client, args=(str(source.socket), body, i, per[i], seed, done), daemon=True)
-             for i in range(clients)]
+    procs = []
+    for g in groups:
+        per = [g.transactions // g.clients + (1 if i < g.transactions % g.clients else 0) for i in range(g.clients)]
+        procs += [ctx.Process(target=_client, args=(str(source.socket), g.body, i, per[i], g.seed, done), daemon=True)
+                  for i in range(g.clients)]
     for p in procs:
         p.start()
     try:
@@ -142,6 +192,14 @@ SB_TABLE = """CREATE TABLE sbtest.sbtest{i} (
 ) ENGINE=InnoDB"""
 
 
+QUEUE_TABLES = [
+    "CREATE TABLE sbtest.queue (id INT UNSIGNED NOT NULL PRIMARY KEY, payload VARCHAR(100) NOT NULL) ENGINE=InnoDB",
+    "CREATE TABLE sbtest.journal (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    "queue_id INT UNSIGNED NOT NULL, client TINYINT UNSIGNED NOT NULL, note VARCHAR(64) NOT NULL, "
+    "at DATETIME(6) NOT NULL, KEY (queue_id)) ENGINE=InnoDB",
+]
+
+
 def _sb_setup(source: Sandbox, s: Scale) -> None:
     rnd = random.Random(1)
     with source.connect() as conn, conn.cursor() as cur:
@@ -150,6 +208,12 @@ def _sb_setup(source: Sandbox, s: Scale) -> None:
             cur.execute(SB_TABLE.format(i=i))
             rows = [(n, rnd.randint(1, s.rows), _pad(rnd, 119), _pad(rnd, 59)) for n in range(1, s.rows + 1)]
             _executemany_chunks(cur, f"INSERT INTO sbtest.sbtest{i} (id, k, c, pad) VALUES (%s,%s,%s,%s)", rows)
+        for stmt in QUEUE_TABLES:
+            cur.execute(stmt)
+        # One queued item per queue transaction: each transaction consumes its own item.
+        if s.queue_transactions:
+            cur.execute(f"INSERT INTO sbtest.queue SELECT seq, CONCAT('job ', seq, ' ', MD5(seq)) "
+                        f"FROM sbtest.seq_1_to_{s.queue_transactions}")
 
 
 def _sb_body(tables: int, rows: int) -> TrxBody:
@@ -166,8 +230,21 @@ def _sb_body(tables: int, rows: int) -> TrxBody:
     return body
 
 
+def _queue_body(clients: int) -> TrxBody:
+    """Consume queue item number n*clients+client+1: a journal INSERT (auto-increment id), then the DELETE."""
+    def body(cur, rnd: random.Random, client: int, n: int) -> None:
+        item = n * clients + client + 1
+        cur.execute("INSERT INTO sbtest.journal (queue_id, client, note, at) VALUES (%s, %s, %s, NOW(6))",
+                    (item, client, f"done {_pad(rnd, 20)}"))
+        cur.execute("DELETE FROM sbtest.queue WHERE id=%s", (item,))
+    return body
+
+
 def _sb_run(source: Sandbox, s: Scale) -> None:
-    run_clients(source, _sb_body(s.tables, s.rows), s.transactions, s.clients)
+    groups = [ClientGroup(_sb_body(s.tables, s.rows), s.transactions, s.clients)]
+    if s.queue_transactions:
+        groups.append(ClientGroup(_queue_body(s.queue_clients), s.queue_transactions, s.queue_clients, seed=11))
+    run_client_groups(source, groups)
 
 
 # ---- bulk: large multi-row transactions, secondary indexes --------------------------------------------
@@ -190,7 +267,8 @@ BULK_BATCH = 400      # rows per statement
 
 def _bulk_row(rnd: random.Random, oid: int) -> tuple:
     # Every value a parameter: pymysql's executemany then sends one multi-row INSERT.
-    created = f"2026-01-{rnd.randint(1, 28):02d} {rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:00.{oid % 1000000:06d}"
+    created = (f"2026-01-{rnd.randint(1, 28):02d} {rnd.randint(0, 23):02d}:{rnd.randint(0, 59):02d}:00."
+               f"{oid % 1000000:06d}")
     return (oid, rnd.randint(1, 50000), rnd.randint(0, 5), f"{rnd.randint(1, 99999)}.{rnd.randint(0, 99):02d}",
             f"R{oid:012d}-{rnd.randint(0, 999999):06d}", None if oid % 5 == 0 else _pad(rnd, rnd.randint(10, 80)),
             created)
@@ -344,12 +422,89 @@ def _ddl_run(source: Sandbox, s: Scale) -> None:
         conn.close()
 
 
+# ---- large: >= 1,000,000 transactions, >= 2 GB of binlog (run.py --large) ----------------------------
+
+LARGE_TABLE = """CREATE TABLE large.rows (
+  id INT UNSIGNED NOT NULL PRIMARY KEY,
+  k INT UNSIGNED NOT NULL,
+  c CHAR(120) NOT NULL,
+  pad CHAR(60) NOT NULL,
+  KEY (k)
+) ENGINE=InnoDB"""
+LARGE_ROWS_PER_TRX = 6    # ~2.5 KB of binlog per transaction with full before and after images
+
+# One transaction per iteration, committed inside the procedure: the server writes each to the binlog as
+# its own transaction. RAND() makes every row's new value different; the binlog has the values (ROW format).
+LARGE_PROC = f"""CREATE PROCEDURE large.churn(IN n INT, IN nrows INT)
+BEGIN
+  DECLARE done INT DEFAULT 0;
+  DECLARE failed INT DEFAULT 0;
+  DECLARE lo INT;
+  DECLARE CONTINUE HANDLER FOR 1205, 1213 SET failed = 1;
+  WHILE done < n DO
+    SET failed = 0;
+    SET lo = 1 + FLOOR(RAND() * (nrows - {LARGE_ROWS_PER_TRX}));
+    START TRANSACTION;
+    UPDATE large.rows SET k = k + 1,
+        c = CONCAT(MD5(RAND()), MD5(RAND()), MD5(RAND()), LEFT(MD5(RAND()), 24))
+      WHERE id BETWEEN lo AND lo + {LARGE_ROWS_PER_TRX - 1};
+    IF failed = 0 THEN
+      COMMIT;
+      SET done = done + 1;
+    ELSE
+      ROLLBACK;
+    END IF;
+  END WHILE;
+END"""
+
+
+def _large_setup(source: Sandbox, s: Scale) -> None:
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE large")
+        cur.execute(LARGE_TABLE)
+        cur.execute("INSERT INTO large.rows SELECT seq, seq % 1000, RPAD(MD5(seq), 120, 'c'), RPAD(seq, 60, 'p') "
+                    f"FROM large.seq_1_to_{s.rows}")
+        cur.execute(LARGE_PROC)
+
+
+def _large_run(source: Sandbox, s: Scale) -> None:
+    """`s.clients` connections CALL the procedure at once, each for its share of the transactions."""
+    per = [s.transactions // s.clients + (1 if i < s.transactions % s.clients else 0) for i in range(s.clients)]
+    errors: list[BaseException] = []
+
+    def call(n: int) -> None:
+        try:
+            with source.connect() as conn, conn.cursor() as cur:
+                cur.execute("CALL large.churn(%s, %s)", (n, s.rows))
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(n,), daemon=True) for n in per]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"large workload: {errors[0]}")
+
+
+LARGE = Workload("large", f"{LARGE_ROWS_PER_TRX}-row UPDATEs (full row images) from a stored procedure, 8 connections",
+                 ["large"],
+                 quick=Scale(transactions=1_000_000, clients=8, rows=800_000),
+                 full=Scale(transactions=1_000_000, clients=8, rows=800_000),
+                 setup=_large_setup, run=_large_run, durable_source=False)
+
+
 # ---- the list ----------------------------------------------------------------------------------------
 
 WORKLOADS: list[Workload] = [
-    Workload("oltp", "sysbench-like oltp_write_only, 8 tables, 8 clients", ["sbtest"],
-             quick=Scale(transactions=8000, clients=8, rows=10000, tables=8),
-             full=Scale(transactions=20000, clients=8, rows=50000, tables=8),
+    # The same size in quick and full runs: `make bench` (quick) must measure >= 25,000 OLTP transactions.
+    Workload("oltp", "sysbench-like oltp_write_only, 8 tables x 50,000 rows, 8 clients; plus journal-insert + "
+             "queue-delete transactions from 2 clients", ["sbtest"],
+             quick=Scale(transactions=20000, clients=8, rows=50000, tables=8, queue_transactions=5000,
+                         queue_clients=2),
+             full=Scale(transactions=20000, clients=8, rows=50000, tables=8, queue_transactions=5000,
+                        queue_clients=2),
              setup=_sb_setup, run=_sb_run),
     Workload("bulk", f"large transactions ({BULK_BATCH}-row INSERT / range UPDATE / range DELETE), 3 secondary "
              "indexes, 4 clients", ["bulk"],
