@@ -1,11 +1,11 @@
 # Two commands do all set-up on a fresh Debian machine:
 #   make demo   - install what is missing, run a point-in-time restore on local sandbox servers
-#   make test   - install what is missing, run the test suite against real MariaDB servers
+#   make test   - install what is missing, lint (ruff, mypy), run the test suite against real MariaDB servers
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := mariadb-server mariadb-client
 
-.PHONY: deps install demo test bench clean
+.PHONY: deps install demo lint test bench clean
 
 deps:
 	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ] \
@@ -20,7 +20,11 @@ install: deps
 demo: install
 	$(PYTHON) -m binreplay demo
 
-test: install
+lint: install
+	$(PYTHON) -m ruff check binreplay tests
+	$(PYTHON) -m mypy binreplay
+
+test: lint
 	$(PYTHON) -m pytest -q
 
 bench: install

@@ -17,6 +17,7 @@ Errors from a MySQL/MariaDB server (pymysql exceptions) are classified here and 
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import pymysql
 
@@ -143,7 +144,7 @@ CANNOT_CONNECT = frozenset({2002, 2003, 2005})
 
 def error_code(exc: BaseException) -> int:
     """The server (or client library) error number of `exc`, 0 if it has none."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     return args[0] if args and isinstance(args[0], int) else 0
 
 
@@ -168,14 +169,14 @@ def connection_lost(exc: BaseException) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     msg = args[1] if len(args) > 1 else str(exc)
     return str(msg).splitlines()[0] if msg else type(exc).__name__
 
 
 def describe(exc: BaseException) -> str:
     """One line for a server error: its number and first line, and what a full disk means."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = getattr(exc, "args", ())
     if len(args) > 1:
         text = f"error {args[0]}: {first_line(exc)}"
         if args[0] in _NO_SPACE and (args[0] in (1021, 1114) or "28" in str(args[1])):

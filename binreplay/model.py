@@ -10,7 +10,6 @@ import dataclasses
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True, order=True)
@@ -57,7 +56,7 @@ class MysqlGtid:
         return f"{self.sid}:{self.tag}:{self.gno}" if self.tag else f"{self.sid}:{self.gno}"
 
 
-Gtid = Union[MariadbGtid, MysqlGtid]
+Gtid = MariadbGtid | MysqlGtid
 
 
 @dataclass(frozen=True)
@@ -249,7 +248,7 @@ class Transaction:
             end = start + len(raw)
         return Event(span[0], ts, server_id, flags, start, end, raw, self.infos.get(i))
 
-    def with_events(self, events: list[Event], **changes: object) -> "Transaction":
+    def with_events(self, events: list[Event], **changes: object) -> Transaction:
         """The same transaction with other events (a filter dropped or rewrote some)."""
         data = b"".join(ev.raw for ev in events)
         spans, infos, at = [], {}, 0

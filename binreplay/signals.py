@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from binreplay.errors import Interrupted
 
@@ -27,7 +28,7 @@ class StopSignals:
         self._second_interrupts = second_interrupts
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for sig in _SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -63,7 +64,7 @@ class Background(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self.error = exc
 
-    def start(self) -> "Background[T]":
+    def start(self) -> Background[T]:
         self.thread.start()
         return self
 

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faultlab import ReliabilityLog
-from helpers import ServerBaseline, capture_baseline, reset_server
 
 from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
+
+from faultlab import ReliabilityLog
+from helpers import ServerBaseline, capture_baseline, reset_server
 
 
 @pytest.fixture(scope="session")

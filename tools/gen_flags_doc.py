@@ -29,8 +29,9 @@ Exit codes: [exit-codes.md](exit-codes.md).
 
 def walk(group: click.Group, parent: click.Context) -> Iterator[tuple[click.Command, click.Context]]:
     """Every leaf command under `group`, depth first in name order, with a context for it."""
-    for name in sorted(group.commands):
-        cmd = group.commands[name]
+    for name in sorted(group.list_commands(parent)):   # binreplay's group loads its commands lazily
+        cmd = group.get_command(parent, name)
+        assert cmd is not None
         ctx = click.Context(cmd, info_name=name, parent=parent)
         if isinstance(cmd, click.Group):
             yield from walk(cmd, ctx)

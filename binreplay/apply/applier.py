@@ -9,9 +9,10 @@ A standalone statement (DDL) cannot carry its progress row; it is journaled arou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pymysql
 
@@ -48,7 +49,7 @@ class Applier:
     """One target session. `encoder` (built by `make_encoder` for this session) says what its
     transactions become in the apply mode of the run."""
 
-    def __init__(self, cfg: ServerConfig, store: ProgressStore, make_encoder: Callable[["Applier"], Encoder], *,
+    def __init__(self, cfg: ServerConfig, store: ProgressStore, make_encoder: Callable[[Applier], Encoder], *,
                  preserve_gtids: bool = False, name: str = "worker-0", max_retries: int = 10) -> None:
         self.cfg = cfg
         self.base_store = store
@@ -79,10 +80,8 @@ class Applier:
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):   # closing a broken connection
                 self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
             self.conn = None
 
     def _send(self, sql: bytes, checks: tuple[tuple[int, RowCheck], ...] = ()) -> None:
@@ -94,7 +93,7 @@ class Applier:
         index = 0
         with self.conn.cursor() as cur:
             try:
-                cur.execute(sql)
+                cur.execute(sql)  # type: ignore[call-overload]  # pymysql takes bytes as they are
                 while True:
                     check = expected.get(index)
                     if check is not None and cur.rowcount != check.expected and mismatch is None:
@@ -175,7 +174,7 @@ class Applier:
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
             try:
-                parts = self._body(piece)
+                parts = self._body(piece, batch.statement if len(pieces) == 1 else None)
             except Exception:
                 if i and self.conn is not None:
                     self._rollback()   # earlier pieces ran in the open transaction
@@ -184,11 +183,11 @@ class Applier:
                       commit=last)
         crash_point("after-commit")
 
-    def _body(self, trxs: list[Transaction]) -> list:
+    def _body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list:
         """The statements of `trxs`. In SQL mode building them queries the target (table definitions,
         collations): a connection lost meanwhile is retried like one lost while applying."""
         try:
-            return self.encoder.body(trxs)
+            return self.encoder.body(trxs, prepared)
         except pymysql.err.MySQLError as exc:
             if classify(exc) is Fault.LOST:
                 self.close()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import struct
 from typing import Protocol
 
-from binreplay.binlog import constants as C
-from binreplay.binlog.events import DECIMAL_RESULT, INT_RESULT, REAL_RESULT, decode_decimal
 from binreplay.apply.packets import Part, SessionState
+from binreplay.binlog import constants as C
+from binreplay.binlog.column_types import decode_decimal
+from binreplay.binlog.events import DECIMAL_RESULT, INT_RESULT, REAL_RESULT
 from binreplay.model import Event, IntvarInfo, QueryContext, QueryInfo, RandInfo, UserVarInfo
 from binreplay.server.sql import quote_ident, quote_string
 
@@ -120,7 +121,8 @@ class SessionContext:
                 parts += [
                     f"@@session.check_constraint_checks={0 if f & MARIADB_NO_CHECK_CONSTRAINT_CHECKS else 1}",
                     f"@@session.sql_if_exists={1 if f & MARIADB_IF_EXISTS else 0}",
-                    f"@@session.explicit_defaults_for_timestamp={1 if f & MARIADB_EXPLICIT_DEFAULTS_FOR_TIMESTAMP else 0}",
+                    "@@session.explicit_defaults_for_timestamp="
+                    f"{1 if f & MARIADB_EXPLICIT_DEFAULTS_FOR_TIMESTAMP else 0}",
                     f"@@session.system_versioning_insert_history={1 if f & MARIADB_INSERT_HISTORY else 0}",
                 ]
             self._set_if_changed("flags2", tuple(parts), "SET " + ", ".join(parts), out)
@@ -128,8 +130,8 @@ class SessionContext:
             mode = self.dialect.sql_mode(ctx.sql_mode, source_flavor)
             self._set_if_changed("sql_mode", mode, f"SET @@session.sql_mode={mode}", out)
         inc, off = ctx.auto_increment or (1, 1)
-        self._set_if_changed("auto_increment", (inc, off),
-                             f"SET @@session.auto_increment_increment={inc}, @@session.auto_increment_offset={off}", out)
+        self._set_if_changed("auto_increment", (inc, off), f"SET @@session.auto_increment_increment={inc}, "
+                             f"@@session.auto_increment_offset={off}", out)
         if ctx.charset is not None:
             c, conn, srv = (self._collation(cid, source_flavor) for cid in ctx.charset)
             self._set_if_changed("charset", (c, conn, srv),
@@ -156,7 +158,7 @@ class SessionContext:
             out.append(b"USE " + quote_ident(q.db).encode("utf-8"))
         return out
 
-    def user_var_literal(self, u: UserVarInfo, collation: int) -> bytes:
+    def user_var_literal(self, u: UserVarInfo, collation_id: int) -> bytes:
         if u.value is None:
             return b"NULL"
         if u.value_type == REAL_RESULT:
@@ -165,7 +167,7 @@ class SessionContext:
             return str(int.from_bytes(u.value[:8], "little", signed=not u.unsigned)).encode()
         if u.value_type == DECIMAL_RESULT:
             return decode_decimal(u.value[0], u.value[1], u.value[2:]).encode()
-        charset, collation = self.collations.get(collation, ("binary", "binary"))
+        charset, collation = self.collations.get(collation_id, ("binary", "binary"))
         literal = b"_" + charset.encode() + b" X'" + u.value.hex().encode() + b"'"
         if charset != "binary":
             literal += b" COLLATE " + quote_ident(collation).encode()

@@ -4,7 +4,7 @@ A QUERY event carries its session context (collation ids, sql_mode bits, MySQL 8
 default_collation_for_utf8mb4) as the source had it. Sent as is to a MariaDB target, even a plain
 CREATE TABLE is refused: MariaDB has no default_collation_for_utf8mb4 and no collation 255
 (utf8mb4_0900_ai_ci, MySQL 8's default). In SQL mode (the cross-flavour path) the context is
-translated; binlog mode sends it exactly (statements.py does not call this module then).
+translated; binlog mode sends it exactly (its encoder, apply/encoders.py, does not call this module then).
 
 - Variables the target does not have are skipped: default_collation_for_utf8mb4 on MariaDB, and
   MariaDB's own flags2 bits (check_constraint_checks, ...) when the source is MySQL, which leaves

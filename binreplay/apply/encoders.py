@@ -17,7 +17,7 @@ ROWS) go to the mode's `rows_parts`, source statements run after the session con
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from binreplay.apply.context import SessionContext, Verbatim
 from binreplay.apply.packets import Part, SessionState, binlog_statement
@@ -51,8 +51,9 @@ class Encoder:
         """What is built at once (all of it, unless building needs earlier pieces applied first)."""
         return [trxs]
 
-    def body(self, trxs: list[Transaction]) -> list[Part]:
-        """Everything between BEGIN and COMMIT of these transactions (for DDL: the statement)."""
+    def body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list[Part]:
+        """Everything between BEGIN and COMMIT of these transactions (for DDL: the statement);
+        `prepared`: what the mode built ahead for them, if anything (BinlogEncoder)."""
         return [part for trx in trxs for part in self.transaction_parts(trx)]
 
     def transaction_parts(self, trx: Transaction) -> list[Part]:
@@ -114,16 +115,13 @@ class BinlogEncoder(Encoder):
         # An FDE-only BINLOG statement does not end a packet (it carries no rows).
         return [Part(binlog_statement([fde.raw]), "set")]
 
-    def body(self, trxs: list[Transaction]) -> list[Part]:
+    def body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list[Part]:
+        """`prepared`: `rows_statement` of `trxs`, built ahead by the coordinator."""
         parts = self.fde_parts(trxs[0].fde)
-        if all(t.kind in (TrxKind.ROWS, TrxKind.EMPTY) for t in trxs) and sum(t.size for t in trxs) <= self.chunk_bytes:
-            # The hot path: one statement of slices of the transactions' bytes, no Event objects.
-            events = _row_slices(trxs)
-            if not events:
-                return parts
-            blob = _merged(events, trxs[0].fde) if self.merge and trxs[0].fde.flavor == "mariadb" else None
-            return parts + [Part(binlog_statement([blob] if blob is not None else [e for _t, e in events]), "binlog")]
-        return parts + [p for trx in trxs for p in self.transaction_parts(trx)]
+        statement = prepared if prepared is not None else rows_statement(trxs, self.merge, self.chunk_bytes)
+        if statement is None:
+            return parts + [p for trx in trxs for p in self.transaction_parts(trx)]
+        return parts + [Part(statement, "binlog")] if statement else parts
 
     def rows_parts(self, events: list[Event], trx: Transaction) -> list[Part]:
         """One run of row events as BINLOG statements of at most about `chunk_bytes` each."""
@@ -152,6 +150,21 @@ class BinlogEncoder(Encoder):
         if chunk:
             parts.append(Part(binlog_statement(chunk), "binlog"))
         return parts
+
+
+def rows_statement(trxs: list[Transaction], merge: bool, chunk_bytes: int = DEFAULT_BINLOG_CHUNK) -> bytes | None:
+    """The hot path: the one BINLOG statement of a run of row-only transactions, built from slices
+    of their bytes, no Event objects (b"" when they change no rows). None when they are not such a
+    run (statements, or more than `chunk_bytes`): each transaction is then encoded on its own.
+    Depends on nothing of a session, so the coordinator can build it while a worker waits."""
+    if sum(t.size for t in trxs) > chunk_bytes or any(t.kind not in (TrxKind.ROWS, TrxKind.EMPTY) for t in trxs):
+        return None
+    events = _row_slices(trxs)
+    if not events:
+        return b""
+    fde = trxs[0].fde
+    blob = _merged(events, fde) if merge and fde.flavor == "mariadb" else None
+    return binlog_statement([blob] if blob is not None else [e for _t, e in events])
 
 
 def _row_slices(trxs: list[Transaction]) -> list[tuple[int, memoryview]]:

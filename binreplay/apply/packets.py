@@ -8,8 +8,8 @@ alone: they are bytes in their own character set.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from binreplay.apply.row_checks import RowCheck
 

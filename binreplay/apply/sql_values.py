@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Literal
 
-from binreplay.binlog import rows as R
-from binreplay.binlog.events import decode_decimal
-from binreplay.errors import UnsupportedError
+from binreplay.binlog import column_types as T
+from binreplay.binlog.column_types import decode_decimal
 from binreplay.binlog.mysql_json import binary_json_to_text
+from binreplay.errors import UnsupportedError
 
 Render = Callable[[bytes], str]
 
@@ -47,39 +48,39 @@ def renderer(col: ColumnType, target_flavor: str = "mariadb") -> Render:
     if t in _INT_SIZES:
         signed = not col.unsigned
         return lambda raw: str(int.from_bytes(raw, "little", signed=signed))
-    if t == R.T_YEAR:
+    if t == T.T_YEAR:
         return lambda raw: "0" if raw[0] == 0 else str(1900 + raw[0])   # 0 is YEAR 0000
-    if t == R.T_NEWDECIMAL:
+    if t == T.T_NEWDECIMAL:
         precision, scale = meta >> 8, meta & 0xFF
         return lambda raw: decode_decimal(precision, scale, raw)
-    if t == R.T_FLOAT:
+    if t == T.T_FLOAT:
         return lambda raw: _float_text(struct.unpack("<f", raw)[0])
-    if t == R.T_DOUBLE:
+    if t == T.T_DOUBLE:
         return lambda raw: _float_text(struct.unpack("<d", raw)[0])
-    if t in (R.T_BIT, R.T_ENUM, R.T_SET):
-        order = "big" if t == R.T_BIT else "little"
+    if t in (T.T_BIT, T.T_ENUM, T.T_SET):
+        order: Literal["big", "little"] = "big" if t == T.T_BIT else "little"
         return lambda raw: str(int.from_bytes(raw, order))
     if t in _TEMPORAL:
         decode = _TEMPORAL[t]
         return lambda raw: "'" + decode(raw, meta) + "'"
-    if t == R.T_JSON:
+    if t == T.T_JSON:
         if target_flavor == "mysql":
             return lambda raw: "CAST(" + _hex("utf8mb4", binary_json_to_text(raw).encode()) + " AS JSON)"
         return lambda raw: _hex("utf8mb4", binary_json_to_text(raw).encode())
-    if t in (R.T_VARCHAR_COMPRESSED, R.T_BLOB_COMPRESSED):
+    if t in (T.T_VARCHAR_COMPRESSED, T.T_BLOB_COMPRESSED):
         raise UnsupportedError("MariaDB COMPRESSED columns cannot be applied with --apply sql; use --apply binlog")
     if t in _STRINGS:
         charset = col.charset or "binary"
-        if t == R.T_STRING and charset == "binary":
+        if t == T.T_STRING and charset == "binary":
             # BINARY(n) is logged without its trailing 0x00 pad bytes; a WHERE needs the stored value.
             return lambda raw: _hex(charset, raw.ljust(meta, b"\0"))
         return lambda raw: _hex(charset, raw)
     raise UnsupportedError(f"column type {t} cannot be applied with --apply sql")
 
 
-_INT_SIZES = {R.T_TINY: 1, R.T_SHORT: 2, R.T_INT24: 3, R.T_LONG: 4, R.T_LONGLONG: 8}
-_STRINGS = frozenset({R.T_STRING, R.T_VAR_STRING, R.T_VARCHAR, R.T_BLOB, R.T_TINY_BLOB, R.T_MEDIUM_BLOB,
-                      R.T_LONG_BLOB, R.T_GEOMETRY})
+_INT_SIZES = {T.T_TINY: 1, T.T_SHORT: 2, T.T_INT24: 3, T.T_LONG: 4, T.T_LONGLONG: 8}
+_STRINGS = frozenset({T.T_STRING, T.T_VAR_STRING, T.T_VARCHAR, T.T_BLOB, T.T_TINY_BLOB, T.T_MEDIUM_BLOB,
+                      T.T_LONG_BLOB, T.T_GEOMETRY})
 
 
 def _hex(charset: str, raw: bytes) -> str:
@@ -170,6 +171,6 @@ def _old_timestamp(raw: bytes, _meta: int) -> str:
 
 
 _TEMPORAL: dict[int, Callable[[bytes, int], str]] = {
-    R.T_DATE: _date, R.T_NEWDATE: _date, R.T_DATETIME2: _datetime2, R.T_TIMESTAMP2: _timestamp2,
-    R.T_TIME2: _time2, R.T_TIME: _old_time, R.T_DATETIME: _old_datetime, R.T_TIMESTAMP: _old_timestamp,
+    T.T_DATE: _date, T.T_NEWDATE: _date, T.T_DATETIME2: _datetime2, T.T_TIMESTAMP2: _timestamp2,
+    T.T_TIME2: _time2, T.T_TIME: _old_time, T.T_DATETIME: _old_datetime, T.T_TIMESTAMP: _old_timestamp,
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from binreplay.apply.applier import Applier
 from binreplay.errors import Interrupted
@@ -75,7 +75,7 @@ class WorkerPool:
                 self.lock.wait()
             self._raise_error()
             self._batches[batch.seq] = batch
-            self._bytes += batch.size
+            self._bytes += batch.held_bytes
             self.scheduler.add(batch.seq, batch.keys, barrier=batch.barrier, after=batch.after, size=batch.size)
             self.lock.notify_all()
 
@@ -144,5 +144,5 @@ class WorkerPool:
                 self.on_done(batch)
                 self.busy -= 1
                 self.scheduler.finish(claimed)
-                self._bytes -= self._batches.pop(batch.seq).size
+                self._bytes -= self._batches.pop(batch.seq).held_bytes
                 self.lock.notify_all()

@@ -12,12 +12,19 @@ import struct
 import uuid
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import serialization as S
 from binreplay.errors import BadInputError, UnsupportedError
 from binreplay.model import (
-    FormatDescription, IntvarInfo, MariadbGtid, MysqlGtid, QueryContext, QueryInfo, RandInfo,
+    FormatDescription,
+    IntvarInfo,
+    MariadbGtid,
+    MysqlGtid,
+    QueryContext,
+    QueryInfo,
+    RandInfo,
     UserVarInfo,
 )
 
@@ -25,7 +32,8 @@ from binreplay.model import (
 def _version_tuple(version: str) -> tuple[int, int, int]:
     head = version.split("-")[0]
     parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in head.split(".")[:3]]
-    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+    major, minor, patch = (parts + [0, 0, 0])[:3]
+    return major, minor, patch
 
 
 def parse_format_description(raw: bytes, where: str = "FORMAT_DESCRIPTION event") -> FormatDescription:
@@ -86,29 +94,30 @@ _QUERY_POST_HEADER = struct.Struct("<IIBHH")  # thread_id, exec_time, db_len, er
 
 
 def _status_vars(buf: bytes) -> QueryContext:
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     pos, end = 0, len(buf)
     while pos < end:
         code = buf[pos]
         pos += 1
         if code == 0:
-            values["flags2"] = struct.unpack_from("<I", buf, pos)[0]; pos += 4
+            values["flags2"], pos = struct.unpack_from("<I", buf, pos)[0], pos + 4
         elif code == 1:
-            values["sql_mode"] = struct.unpack_from("<Q", buf, pos)[0]; pos += 8
+            values["sql_mode"], pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
         elif code == 2:  # Q_CATALOG_CODE (5.0.0-5.0.3): len, str, \0
             pos += buf[pos] + 2
         elif code == 3:
-            values["auto_increment"] = struct.unpack_from("<HH", buf, pos); pos += 4
+            values["auto_increment"], pos = struct.unpack_from("<HH", buf, pos), pos + 4
         elif code == 4:
-            values["charset"] = struct.unpack_from("<HHH", buf, pos); pos += 6
+            values["charset"], pos = struct.unpack_from("<HHH", buf, pos), pos + 6
         elif code == 5:
-            n = buf[pos]; values["time_zone"] = buf[pos + 1:pos + 1 + n].decode("ascii", "replace"); pos += 1 + n
+            n = buf[pos]
+            values["time_zone"], pos = buf[pos + 1:pos + 1 + n].decode("ascii", "replace"), pos + 1 + n
         elif code == 6:  # Q_CATALOG_NZ_CODE
             pos += buf[pos] + 1
         elif code == 7:
-            values["lc_time_names"] = struct.unpack_from("<H", buf, pos)[0]; pos += 2
+            values["lc_time_names"], pos = struct.unpack_from("<H", buf, pos)[0], pos + 2
         elif code == 8:
-            values["charset_database"] = struct.unpack_from("<H", buf, pos)[0]; pos += 2
+            values["charset_database"], pos = struct.unpack_from("<H", buf, pos)[0], pos + 2
         elif code == 9:  # Q_TABLE_MAP_FOR_UPDATE_CODE
             pos += 8
         elif code == 10:  # Q_MASTER_DATA_WRITTEN_CODE
@@ -117,35 +126,34 @@ def _status_vars(buf: bytes) -> QueryContext:
             pos += buf[pos] + 1
             pos += buf[pos] + 1
         elif code == 12:  # Q_UPDATED_DB_NAMES (MySQL)
-            count = buf[pos]; pos += 1
+            count, pos = buf[pos], pos + 1
             names = []
             if count != 254:  # OVER_MAX_DBS_IN_EVENT_MTS: too many to list
                 for _ in range(count):
                     stop = buf.index(b"\0", pos)
-                    names.append(buf[pos:stop].decode("utf-8", "replace")); pos = stop + 1
+                    names.append(buf[pos:stop].decode("utf-8", "replace"))
+                    pos = stop + 1
             values["updated_db_names"] = tuple(names)
         elif code == 13:  # Q_MICROSECONDS (MySQL)
-            values["microseconds"] = int.from_bytes(buf[pos:pos + 3], "little"); pos += 3
-        elif code == 14:  # Q_COMMIT_TS (never written)
-            pos += 8
-        elif code == 15:  # Q_COMMIT_TS2
+            values["microseconds"], pos = int.from_bytes(buf[pos:pos + 3], "little"), pos + 3
+        elif code in (14, 15):  # Q_COMMIT_TS (never written), Q_COMMIT_TS2
             pos += 8
         elif code == 16:
-            values["explicit_defaults_for_timestamp"] = buf[pos]; pos += 1
+            values["explicit_defaults_for_timestamp"], pos = buf[pos], pos + 1
         elif code == 17:  # Q_DDL_LOGGED_WITH_XID
-            values["xid"] = struct.unpack_from("<Q", buf, pos)[0]; pos += 8
+            values["xid"], pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
         elif code == 18:
-            values["default_collation_for_utf8mb4"] = struct.unpack_from("<H", buf, pos)[0]; pos += 2
+            values["default_collation_for_utf8mb4"], pos = struct.unpack_from("<H", buf, pos)[0], pos + 2
         elif code == 19:
-            values["sql_require_primary_key"] = buf[pos]; pos += 1
+            values["sql_require_primary_key"], pos = buf[pos], pos + 1
         elif code == 20:
-            values["default_table_encryption"] = buf[pos]; pos += 1
+            values["default_table_encryption"], pos = buf[pos], pos + 1
         elif code == 128:  # Q_HRNOW (MariaDB): microseconds of the timestamp
-            values["microseconds"] = int.from_bytes(buf[pos:pos + 3], "little"); pos += 3
+            values["microseconds"], pos = int.from_bytes(buf[pos:pos + 3], "little"), pos + 3
         elif code == 129:  # Q_XID (MariaDB)
-            values["xid"] = struct.unpack_from("<Q", buf, pos)[0]; pos += 8
+            values["xid"], pos = struct.unpack_from("<Q", buf, pos)[0], pos + 8
         elif code == 130:  # Q_GTID_FLAGS3 (MariaDB): + sequence number of a START ALTER
-            flags3 = buf[pos]; pos += 1
+            flags3, pos = buf[pos], pos + 1
             values["gtid_flags3"] = flags3
             if flags3 & (4 | 8):  # FL_COMMIT_ALTER_E1 | FL_ROLLBACK_ALTER_E1
                 pos += 8
@@ -155,7 +163,7 @@ def _status_vars(buf: bytes) -> QueryContext:
             # Codes carry no length, so nothing after an unknown one can be read; the server
             # itself stops at that point too. Keep what was understood.
             break
-    return QueryContext(**values)  # type: ignore[arg-type]
+    return QueryContext(**values)
 
 
 def parse_query(body: bytes, post_header_len: int, compressed: bool = False) -> QueryInfo:
@@ -318,43 +326,6 @@ def parse_user_var(body: bytes) -> UserVarInfo:
     if value_type not in (STRING_RESULT, REAL_RESULT, INT_RESULT, DECIMAL_RESULT):
         raise UnsupportedError(f"user variable @{name!r} has unsupported type {value_type}")
     return UserVarInfo(name, value_type, charset, value, unsigned)
-
-
-_DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
-
-
-def decode_decimal(precision: int, scale: int, data: bytes) -> str:
-    """MySQL binary DECIMAL -> its exact decimal string."""
-    integral = precision - scale
-    int_full, int_rest = divmod(integral, 9)
-    frac_full, frac_rest = divmod(scale, 9)
-    size = int_full * 4 + _DIG2BYTES[int_rest] + frac_full * 4 + _DIG2BYTES[frac_rest]
-    buf = bytearray(data[:size])
-    negative = not buf[0] & 0x80
-    buf[0] ^= 0x80
-    if negative:
-        buf = bytearray(b ^ 0xFF for b in buf)
-    pos = 0
-
-    def take(n: int) -> int:
-        nonlocal pos
-        v = int.from_bytes(buf[pos:pos + n], "big")
-        pos += n
-        return v
-
-    int_digits = ""
-    if int_rest:
-        int_digits += str(take(_DIG2BYTES[int_rest]))
-    for _ in range(int_full):
-        int_digits += f"{take(4):09d}"
-    frac_digits = ""
-    for _ in range(frac_full):
-        frac_digits += f"{take(4):09d}"
-    if frac_rest:
-        frac_digits += f"{take(_DIG2BYTES[frac_rest]):0{frac_rest}d}"
-    int_digits = int_digits.lstrip("0") or "0"
-    text = int_digits + ("." + frac_digits if scale else "")
-    return ("-" + text) if negative else text
 
 
 def parse_payload_header(body: bytes) -> tuple[int, int, int]:

@@ -22,9 +22,9 @@ import os
 import stat
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.events import parse_format_description, parse_rotate
@@ -106,7 +106,7 @@ class BinlogFile:
     tail: FileTail | None = None
     server_id: int | None = None     # of the FORMAT_DESCRIPTION event: the server that wrote the file
     # Called once the file's FORMAT_DESCRIPTION is read (the reader checks files belong together).
-    on_format: Callable[["BinlogFile"], None] | None = field(default=None, repr=False)
+    on_format: Callable[[BinlogFile], None] | None = field(default=None, repr=False)
     # The file's bytes while `scan()` runs: event (start, end) offsets index it.
     data: mmap.mmap | None = field(default=None, repr=False)
 
@@ -202,7 +202,7 @@ class BinlogFile:
                 if skipping and pos < skip_until:  # type: ignore[operator]
                     if not consistent:
                         self._bad_header(pos, ev_size, log_pos, size)
-                    if end > skip_until:  # type: ignore[operator]
+                    if end > skip_until:
                         raise PositionError(f"{self.path}: start position {skip_until} is inside an event "
                                             f"(the event at {pos} ends at {end})")
                     pos = end

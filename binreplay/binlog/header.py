@@ -1,4 +1,4 @@
-"""Where an event's body and post-header are: the one definition every module uses.
+"""Where an event's body, post-header and table id are: the one definition every module uses.
 
 The FORMAT_DESCRIPTION event lists each event type's post-header length. A type past the
 end of that list (a file from a server older than the event type) gets the length the
@@ -21,6 +21,12 @@ def post_header_len(fde: FormatDescription, type_code: int) -> int:
     if len(fde.post_header_lengths) >= type_code:
         return fde.post_header_lengths[type_code - 1]
     return V2_POST_HEADER if type_code in _V2_TYPES else V1_POST_HEADER
+
+
+def table_id_len(post_header_len: int) -> int:
+    """Bytes of the table id TABLE_MAP and rows event bodies start with (their flags word follows):
+    4 from servers before 5.1.4 (a post-header of 6 bytes), else 6."""
+    return 4 if post_header_len == 6 else 6
 
 
 def body_of(raw: bytes, has_crc: bool) -> bytes:

@@ -21,10 +21,12 @@ import json
 import re
 from dataclasses import dataclass
 
+from binreplay.binlog import column_types as T
 from binreplay.binlog import rows as R
+from binreplay.binlog.column_types import RowFormatError
 from binreplay.binlog.events import read_packed_int
-from binreplay.errors import BadInputError, UnsupportedError
 from binreplay.binlog.mysql_json import binary_json_to_text
+from binreplay.errors import BadInputError, UnsupportedError
 
 REPLACE, INSERT, REMOVE = 0, 1, 2
 _OPERATIONS = {REPLACE: "REPLACE", INSERT: "INSERT", REMOVE: "REMOVE"}
@@ -56,11 +58,11 @@ def partial_rows(walker: R.RowWalker, rows: R.RowsEvent) -> list[PartialRow]:
     """The rows of a PARTIAL_UPDATE_ROWS event parsed (header only) as an UPDATE_ROWS v2 event."""
     tmap = walker.table_map
     if rows.column_count != tmap.column_count or rows.present_after is None:
-        raise R.RowFormatError("partial update and TABLE_MAP disagree on the columns")
+        raise RowFormatError("partial update and TABLE_MAP disagree on the columns")
     every = tuple(range(tmap.column_count))
     walk_before = R.compile_walker(walker.layout, tmap.nullable, rows.present, every)
     walk_after = R.compile_walker(walker.layout, tmap.nullable, rows.present_after, every)
-    json_columns = [i for i, t in enumerate(tmap.types) if t == R.T_JSON]
+    json_columns = [i for i, t in enumerate(tmap.types) if t == T.T_JSON]
     bits_len = (len(json_columns) + 7) // 8
     data, pos, out = rows.data, 0, []
     try:
@@ -75,9 +77,9 @@ def partial_rows(walker: R.RowWalker, rows: R.RowsEvent) -> list[PartialRow]:
             pos, after = walk_after(data, pos)
             out.append(PartialRow(before, after, partial))
     except (IndexError, BadInputError):
-        raise R.RowFormatError("partial update row image runs past the end of the event") from None
+        raise RowFormatError("partial update row image runs past the end of the event") from None
     if pos != len(data):
-        raise R.RowFormatError("partial update row images do not end where the event ends")
+        raise RowFormatError("partial update row images do not end where the event ends")
     return out
 
 

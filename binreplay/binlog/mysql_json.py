@@ -17,7 +17,7 @@ import base64
 import json
 import struct
 
-from binreplay.binlog.events import decode_decimal
+from binreplay.binlog.column_types import decode_decimal
 from binreplay.errors import BadInputError
 
 SMALL_OBJECT, LARGE_OBJECT, SMALL_ARRAY, LARGE_ARRAY = 0, 1, 2, 3

@@ -5,7 +5,8 @@ for every row of every transaction, so this must be fast in pure Python. A
 `RowWalker` compiles, once per (present-columns bitmap, wanted columns), a
 small Python function that steps over a row image: it slices out the wanted
 values and only skips the others (fixed-size runs of NOT NULL columns become
-one addition).
+one addition). How each value sits in an image is column_types.py's; the table's
+columns come from its TABLE_MAP (table_map.py).
 
 Values come back as the raw bytes of the row format (no length prefix), None
 for SQL NULL, or `ABSENT` when the column is not in that image at all
@@ -16,68 +17,16 @@ raises `RowFormatError`; callers then fall back to a coarser key.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import cast
 
 from binreplay.binlog import constants as C
+from binreplay.binlog.column_types import ColumnLayout, RowFormatError, column_layout
 from binreplay.binlog.events import decompress_mariadb, read_packed_int
+from binreplay.binlog.header import table_id_len
+from binreplay.binlog.table_map import TableMap
 from binreplay.errors import BadInputError
-from binreplay.model import TableMapInfo
-
-# MYSQL_TYPE_* codes as they appear in TABLE_MAP events.
-T_DECIMAL = 0
-T_TINY = 1
-T_SHORT = 2
-T_LONG = 3
-T_FLOAT = 4
-T_DOUBLE = 5
-T_NULL = 6
-T_TIMESTAMP = 7
-T_LONGLONG = 8
-T_INT24 = 9
-T_DATE = 10
-T_TIME = 11
-T_DATETIME = 12
-T_YEAR = 13
-T_NEWDATE = 14
-T_VARCHAR = 15
-T_BIT = 16
-T_TIMESTAMP2 = 17
-T_DATETIME2 = 18
-T_TIME2 = 19
-T_BLOB_COMPRESSED = 140      # MariaDB COMPRESSED columns: same row format, compressed bytes
-T_VARCHAR_COMPRESSED = 141
-T_JSON = 245                  # MySQL binary JSON (MariaDB logs JSON as a BLOB)
-T_NEWDECIMAL = 246
-T_ENUM = 247
-T_SET = 248
-T_TINY_BLOB = 249
-T_MEDIUM_BLOB = 250
-T_LONG_BLOB = 251
-T_BLOB = 252
-T_VAR_STRING = 253
-T_STRING = 254
-T_GEOMETRY = 255
-
-_FIXED_SIZES = {
-    T_TINY: 1, T_SHORT: 2, T_INT24: 3, T_LONG: 4, T_LONGLONG: 8, T_NULL: 0, T_YEAR: 1,
-    T_DATE: 3, T_NEWDATE: 3, T_TIME: 3, T_TIMESTAMP: 4, T_DATETIME: 8,
-}
-_TEMPORAL2_BASE = {T_TIMESTAMP2: 4, T_DATETIME2: 5, T_TIME2: 3}
-# MariaDB's own fractional temporal formats (tables created before 10.1 or with
-# mysql56_temporal_format=OFF) are logged with the old type codes and no
-# metadata: their size depends on the fsp, which only the table definition knows.
-_HIRES_SIZES = {
-    T_TIME: (3, 4, 4, 5, 5, 5, 6),
-    T_DATETIME: (8, 6, 6, 7, 7, 7, 8),
-    T_TIMESTAMP: (4, 5, 5, 6, 6, 7, 7),
-}
-_VARCHARS = frozenset({T_VARCHAR, T_VAR_STRING, T_VARCHAR_COMPRESSED})
-_BLOBS = frozenset({T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB, T_BLOB, T_BLOB_COMPRESSED, T_GEOMETRY, T_JSON})
-_META_ONE_BYTE = frozenset({T_FLOAT, T_DOUBLE, *_TEMPORAL2_BASE, *_BLOBS})
-_META_TWO_BYTES_LE = _VARCHARS
-_META_TWO_BYTES_BE = frozenset({T_NEWDECIMAL, T_BIT, T_STRING, T_ENUM, T_SET})
-_DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 
 _WRITE = frozenset({C.WRITE_ROWS_EVENT_V1, C.WRITE_ROWS_EVENT, C.WRITE_ROWS_COMPRESSED_EVENT_V1,
                     C.WRITE_ROWS_COMPRESSED_EVENT})
@@ -92,10 +41,6 @@ _COMPRESSED = frozenset(range(C.WRITE_ROWS_COMPRESSED_EVENT_V1, C.DELETE_ROWS_CO
 WRITE, UPDATE, DELETE = "write", "update", "delete"
 
 
-class RowFormatError(Exception):
-    """A TABLE_MAP or rows event we cannot walk with certainty (unknown type, partial update, ...)."""
-
-
 class _Absent:
     __slots__ = ()
 
@@ -106,151 +51,6 @@ class _Absent:
 ABSENT = _Absent()
 """Placeholder for a column that is not part of a row image (MINIMAL/NOBLOB images)."""
 
-
-# --- TABLE_MAP ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TableMap:
-    """The full TABLE_MAP body: everything needed to walk the table's row images.
-
-    `types` holds the real type of CHAR/ENUM/SET columns (logged as STRING);
-    `metadata` is the per-column metadata as one int whose meaning depends on
-    the type: max byte length (VARCHAR, CHAR), pack length (FLOAT/DOUBLE, ENUM,
-    SET), length-prefix bytes (BLOB family), fsp (temporal2),
-    precision << 8 | scale (NEWDECIMAL), bits % 8 << 8 | bytes (BIT).
-    """
-
-    table_id: int
-    schema: str
-    table: str
-    types: tuple[int, ...]
-    metadata: tuple[int, ...]
-    nullable: tuple[bool, ...]
-    # The optional metadata after the NULL bitmap (binlog_row_metadata; see table_meta.py).
-    optional: bytes = field(default=b"", repr=False, compare=False)
-
-    @property
-    def column_count(self) -> int:
-        return len(self.types)
-
-
-def parse_table_map(body: bytes, post_header_len: int) -> TableMap:
-    """Parse a TABLE_MAP event body (header and checksum removed)."""
-    try:
-        return _parse_table_map(body, post_header_len)
-    except (IndexError, BadInputError) as exc:
-        raise RowFormatError(f"malformed TABLE_MAP event: {exc}") from None
-
-
-def table_map_names(body: bytes, post_header_len: int) -> tuple[TableMapInfo, int]:
-    """The table id and names a TABLE_MAP body starts with, and the offset of what follows them
-    (the one reading of this layout: the full parse below and the reader both use it)."""
-    if post_header_len == 6:  # pre-5.1.4 servers: 4-byte table id
-        table_id, pos = int.from_bytes(body[0:4], "little"), 6
-    else:
-        table_id, pos = int.from_bytes(body[0:6], "little"), post_header_len
-    n = body[pos]
-    schema = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    pos += n + 2  # length byte, name, NUL
-    n = body[pos]
-    table = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    return TableMapInfo(table_id, schema, table), pos + n + 2
-
-
-def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:
-    names, pos = table_map_names(body, post_header_len)
-    table_id, schema, table = names.table_id, names.schema, names.table
-    count, pos = read_packed_int(body, pos)
-    types = list(body[pos:pos + count])
-    pos += count
-    meta_len, pos = read_packed_int(body, pos)
-    metadata = _read_metadata(types, body[pos:pos + meta_len])
-    pos += meta_len
-    null_bits = int.from_bytes(body[pos:pos + (count + 7) // 8], "little")
-    if len(types) != count or pos + (count + 7) // 8 > len(body):
-        raise RowFormatError(f"truncated TABLE_MAP event for {schema}.{table}")
-    nullable = tuple(bool(null_bits >> i & 1) for i in range(count))
-    optional = bytes(body[pos + (count + 7) // 8:])
-    return TableMap(table_id, schema, table, tuple(types), tuple(metadata), nullable, optional)
-
-
-def _read_metadata(types: list[int], meta: bytes) -> list[int]:
-    """Per-column metadata; rewrites `types` in place with the real type of STRING columns."""
-    out: list[int] = []
-    pos = 0
-    for i, t in enumerate(types):
-        if t in _META_ONE_BYTE:
-            out.append(meta[pos])
-            pos += 1
-        elif t in _META_TWO_BYTES_LE:
-            out.append(meta[pos] | meta[pos + 1] << 8)
-            pos += 2
-        elif t in _META_TWO_BYTES_BE:
-            b0, b1 = meta[pos], meta[pos + 1]
-            pos += 2
-            if t == T_STRING:
-                types[i], b1 = _string_real_type(b0, b1)
-                out.append(b1)
-            else:
-                out.append(b0 << 8 | b1)
-        elif t in _FIXED_SIZES:
-            out.append(0)
-        else:
-            raise RowFormatError(f"column type {t} is not supported")
-    if pos != len(meta):
-        raise RowFormatError("TABLE_MAP metadata length does not match the column types")
-    return out
-
-
-def _string_real_type(b0: int, b1: int) -> tuple[int, int]:
-    """STRING metadata -> (real type, max length): CHAR > 255 bytes keeps 2 length bits in b0."""
-    if b0 & 0x30 != 0x30:  # a CHAR longer than 255 bytes (MySQL bug #37426 encoding)
-        return b0 | 0x30, b1 | ((b0 & 0x30) ^ 0x30) << 4
-    return b0, b1
-
-
-# --- per-column layout ---------------------------------------------------------
-
-@dataclass(frozen=True)
-class ColumnLayout:
-    """How a value sits in a row image: `prefix` length bytes then data, or `size` fixed bytes."""
-
-    prefix: int
-    size: int
-
-
-def column_layout(type_code: int, meta: int, fsp: int = 0) -> ColumnLayout:
-    """`fsp` matters only for the old TIME/DATETIME/TIMESTAMP codes (see _HIRES_SIZES)."""
-    if fsp and type_code in _HIRES_SIZES:
-        return ColumnLayout(0, _HIRES_SIZES[type_code][fsp])
-    if type_code in _FIXED_SIZES:
-        return ColumnLayout(0, _FIXED_SIZES[type_code])
-    if type_code in (T_FLOAT, T_DOUBLE):
-        return ColumnLayout(0, meta)
-    if type_code in _TEMPORAL2_BASE:
-        return ColumnLayout(0, _TEMPORAL2_BASE[type_code] + (meta + 1) // 2)
-    if type_code in _VARCHARS or type_code == T_STRING:
-        return ColumnLayout(1 if meta < 256 else 2, 0)
-    if type_code in _BLOBS:
-        if not 1 <= meta <= 4:
-            raise RowFormatError(f"BLOB length prefix of {meta} bytes")
-        return ColumnLayout(meta, 0)
-    if type_code in (T_ENUM, T_SET):
-        return ColumnLayout(0, meta & 0xFF)
-    if type_code == T_NEWDECIMAL:
-        return ColumnLayout(0, decimal_size(meta >> 8, meta & 0xFF))
-    if type_code == T_BIT:
-        return ColumnLayout(0, (meta & 0xFF) + (1 if meta >> 8 else 0))
-    raise RowFormatError(f"column type {type_code} is not supported")
-
-
-def decimal_size(precision: int, scale: int) -> int:
-    """Bytes of a binary DECIMAL(precision, scale): 4 per 9 digits, less for the rest."""
-    integral = precision - scale
-    return (integral // 9 * 4 + _DIG2BYTES[integral % 9] + scale // 9 * 4 + _DIG2BYTES[scale % 9])
-
-
-# --- rows events -------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RowsEvent:
@@ -275,7 +75,7 @@ def rows_kind(type_code: int) -> str:
 
 def rows_table_id(body: bytes, post_header_len: int) -> int:
     """The table id a rows event refers to (readable even when the rest is not)."""
-    return int.from_bytes(body[0:4] if post_header_len == 6 else body[0:6], "little")
+    return int.from_bytes(body[0:table_id_len(post_header_len)], "little")
 
 
 def parse_rows_event(type_code: int, body: bytes, post_header_len: int) -> RowsEvent:
@@ -288,10 +88,8 @@ def parse_rows_event(type_code: int, body: bytes, post_header_len: int) -> RowsE
 
 def _parse_rows_event(type_code: int, body: bytes, post_header_len: int) -> RowsEvent:
     kind = rows_kind(type_code)
-    if post_header_len == 6:
-        table_id, pos = int.from_bytes(body[0:4], "little"), 4
-    else:
-        table_id, pos = int.from_bytes(body[0:6], "little"), 6
+    pos = table_id_len(post_header_len)
+    table_id = int.from_bytes(body[0:pos], "little")
     flags = int.from_bytes(body[pos:pos + 2], "little")
     pos += 2
     if type_code in _V2:  # extra data: its 2-byte length counts itself
@@ -411,7 +209,7 @@ def compile_walker(layout: tuple[ColumnLayout, ...], nullable: tuple[bool, ...],
     lines.append(f"    return p, ({values}{',' if len(wanted) == 1 else ''})")
     namespace: dict[str, object] = {"ABSENT": ABSENT, "RowFormatError": RowFormatError}
     exec(compile("\n".join(lines), "<row walker>", "exec"), namespace)
-    return namespace["walk"]  # type: ignore[return-value]
+    return cast(Walker, namespace["walk"])
 
 
 def _read_value(col: ColumnLayout, target: str | None) -> list[str]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from binreplay.errors import BadInputError, UnsupportedError
 
 FORMAT_VERSION = 1
 
-Value = Union[int, bytes]
+Value = int | bytes
 
 
 class SerializationError(BadInputError):
@@ -58,14 +57,15 @@ def read_sint(buf: bytes, pos: int, end: int | None = None) -> tuple[int, int]:
 
 # A field decoder reads one value at a position (never past `end`) -> (value, new position).
 FieldReader = Callable[[bytes, int, int], tuple[Value, int]]
+IntReader = Callable[[bytes, int, int], tuple[int, int]]
 
 
-def integer(bits: int, *, signed: bool = False) -> FieldReader:
+def integer(bits: int, *, signed: bool = False) -> IntReader:
     """A variable-length integer field of a C++ type `bits` wide; a wider value is corrupt data."""
     low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
     read_value = read_sint if signed else read_uint
 
-    def read(buf: bytes, pos: int, end: int) -> tuple[Value, int]:
+    def read(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         value, pos = read_value(buf, pos, end)
         if not low <= value < high:
             raise SerializationError(f"value {value} does not fit {'a signed' if signed else 'an unsigned'} "
@@ -74,11 +74,11 @@ def integer(bits: int, *, signed: bool = False) -> FieldReader:
     return read
 
 
-def uint(bits: int) -> FieldReader:
+def uint(bits: int) -> IntReader:
     return integer(bits)
 
 
-def sint(bits: int) -> FieldReader:
+def sint(bits: int) -> IntReader:
     return integer(bits, signed=True)
 
 
@@ -100,7 +100,7 @@ def byte_array(count: int) -> FieldReader:
         out = bytearray()
         for _ in range(count):
             value, pos = element(buf, pos, end)
-            out.append(value)  # type: ignore[arg-type]
+            out.append(value)
         return bytes(out), pos
     return read
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from binreplay.binlog import rows as R
+from binreplay.binlog import column_types as T
 from binreplay.binlog.events import read_packed_int
+from binreplay.binlog.table_map import TableMap
 
 SIGNEDNESS = 1
 DEFAULT_CHARSET = 2
@@ -28,11 +29,11 @@ ENUM_AND_SET_DEFAULT_CHARSET = 10
 ENUM_AND_SET_COLUMN_CHARSET = 11
 COLUMN_VISIBILITY = 12
 
-_NUMERIC = frozenset({R.T_TINY, R.T_SHORT, R.T_INT24, R.T_LONG, R.T_LONGLONG, R.T_NEWDECIMAL, R.T_FLOAT,
-                      R.T_DOUBLE, R.T_YEAR, R.T_DECIMAL})
-_CHARACTER = frozenset({R.T_STRING, R.T_VAR_STRING, R.T_VARCHAR, R.T_BLOB, R.T_TINY_BLOB, R.T_MEDIUM_BLOB,
-                        R.T_LONG_BLOB, R.T_VARCHAR_COMPRESSED, R.T_BLOB_COMPRESSED})
-_ENUM_SET = frozenset({R.T_ENUM, R.T_SET})
+_NUMERIC = frozenset({T.T_TINY, T.T_SHORT, T.T_INT24, T.T_LONG, T.T_LONGLONG, T.T_NEWDECIMAL, T.T_FLOAT,
+                      T.T_DOUBLE, T.T_YEAR, T.T_DECIMAL})
+_CHARACTER = frozenset({T.T_STRING, T.T_VAR_STRING, T.T_VARCHAR, T.T_BLOB, T.T_TINY_BLOB, T.T_MEDIUM_BLOB,
+                        T.T_LONG_BLOB, T.T_VARCHAR_COMPRESSED, T.T_BLOB_COMPRESSED})
+_ENUM_SET = frozenset({T.T_ENUM, T.T_SET})
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ class TableMeta:
 
 
 def is_character(type_code: int, flavor: str) -> bool:
-    return type_code in _CHARACTER or (type_code == R.T_GEOMETRY and flavor == "mariadb")
+    return type_code in _CHARACTER or (type_code == T.T_GEOMETRY and flavor == "mariadb")
 
 
-def parse_table_meta(tmap: R.TableMap, flavor: str) -> TableMeta:
+def parse_table_meta(tmap: TableMap, flavor: str) -> TableMeta:
     buf = tmap.optional
     types = tmap.types
     fields: dict[int, bytes] = {}

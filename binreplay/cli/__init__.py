@@ -1,7 +1,7 @@
 """The command line: one module per command; `app` is the group and the one place an outcome
-becomes an exit code. Importing this package registers every command on `main`."""
+becomes an exit code. A command's module is imported when the command is run (or listed), which
+registers it on `main`: a replay does not pay for importing the demo or the sandbox tools."""
 
-from binreplay.cli import demo, fetch, plan, replay, sandbox, status, verify  # noqa: F401  (they register)
 from binreplay.cli.app import main
 
 __all__ = ["main"]

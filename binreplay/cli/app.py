@@ -3,8 +3,11 @@ becomes an exit code (errors.ExitCode): every error ends in one line on stderr."
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 import pymysql
@@ -46,10 +49,27 @@ def setup_logging(verbose: int, quiet: bool) -> None:
                         format="binreplay: %(levelname)s: %(message)s", stream=sys.stderr)
 
 
+# Command name -> the module of binreplay.cli that defines it (importing it registers it).
+COMMAND_MODULES = {"replay": "replay", "plan": "plan", "status": "status", "verify": "verify", "fetch": "fetch",
+                   "demo": "demo", "sandbox": "sandbox"}
+
+
 class _CleanGroup(click.Group):
-    def main(self, *args, **kwargs):  # type: ignore[override]
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"binreplay.cli.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in COMMAND_MODULES.values():
+            importlib.import_module(f"binreplay.cli.{module}")
+        return super().list_commands(ctx)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's main, never standalone: every outcome ends here, as one line and an exit code."""
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
             click.echo("binreplay: aborted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
@@ -60,14 +80,14 @@ class _CleanGroup(click.Group):
             click.echo(f"binreplay: error: {exc}{advice(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            exc = Interrupted("interrupted")
-            click.echo(f"binreplay: {exc}{advice(exc)}", err=True)
+            stop = Interrupted("interrupted")
+            click.echo(f"binreplay: {stop}{advice(stop)}", err=True)
             sys.exit(ExitCode.INTERRUPTED)
         except pymysql.err.MySQLError as exc:  # a server error no layer above turned into a BinreplayError
             error = TargetError(f"target: {describe(exc)}")
             click.echo(f"binreplay: error: {error}{advice(error)}", err=True)
             sys.exit(ExitCode.TARGET)
-        except Exception as exc:  # noqa: BLE001 - a bug: the traceback for the report, then one line
+        except Exception as exc:
             log.error("internal error (a bug: please report it with this output)", exc_info=exc)
             click.echo(f"binreplay: internal error: {type(exc).__name__}: {exc}", err=True)
             sys.exit(ExitCode.INTERNAL)

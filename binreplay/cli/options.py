@@ -3,8 +3,9 @@ prefixed second server), mysqlbinlog's start/stop flags, and binlog arguments.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -60,12 +61,16 @@ def connection_from(kwargs: dict, prefix: str = "") -> ServerConfig:
 
 # The start/stop flags, shared by `replay` and `plan` (they select transactions the same way).
 _SELECTION = [
-    click.option("--start-position", type=int, help="Start at this position of the first binlog (a transaction boundary)."),
-    click.option("--stop-position", type=int, help="Stop before the first transaction ending after this position of the last binlog."),
+    click.option("--start-position", type=int,
+                 help="Start at this position of the first binlog (a transaction boundary)."),
+    click.option("--stop-position", type=int,
+                 help="Stop before the first transaction ending after this position of the last binlog."),
     click.option("--start-datetime", help="Skip transactions before this local time ('YYYY-MM-DD HH:MM:SS')."),
     click.option("--stop-datetime", help="Stop at the first transaction at or after this local time."),
-    click.option("--start-gtid", help="MariaDB GTID list the backup already contains (e.g. 0-1-100,1-2-7); replay after it."),
-    click.option("--stop-gtid", help="MariaDB GTID list to stop at, inclusive (like START SLAVE UNTIL master_gtid_pos)."),
+    click.option("--start-gtid",
+                 help="MariaDB GTID list the backup already contains (e.g. 0-1-100,1-2-7); replay after it."),
+    click.option("--stop-gtid",
+                 help="MariaDB GTID list to stop at, inclusive (like START SLAVE UNTIL master_gtid_pos)."),
     click.option("--include-gtids", help="MySQL GTID set: apply only these transactions."),
     click.option("--exclude-gtids", help="MySQL GTID set: skip these transactions (e.g. the backup's gtid_executed)."),
     click.option("--from-backup", type=click.Path(path_type=Path),

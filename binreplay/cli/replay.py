@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from binreplay.cli.app import hide_password_from_process_list, main, setup_loggi
 from binreplay.cli.options import connection_from, connection_options, expand_binlogs, selection_options
 from binreplay.report.progress import make_reporter
 from binreplay.run import ReplayOptions, default_workers, run_replay
+from binreplay.schedule.limits import BATCH
 from binreplay.source.filters import Filters
 
 
@@ -41,13 +43,15 @@ from binreplay.source.filters import Filters
               help="Commit on the target in source order, so a reader never sees a state the source never had.")
 @click.option("--retries", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="Retries of a transaction after a deadlock, lock wait timeout or lost connection.")
-@click.option("--group-max-trx", type=click.IntRange(1, 100000), default=100, show_default=True,
+@click.option("--group-max-trx", type=click.IntRange(1, 100000), default=BATCH.max_transactions, show_default=True,
               help="Most source transactions in one target commit.")
-@click.option("--group-max-bytes", type=click.IntRange(1024, 1 << 30), default=4 << 20, show_default=True,
+@click.option("--group-max-bytes", type=click.IntRange(1024, 1 << 30), default=BATCH.max_bytes, show_default=True,
               help="Most binlog bytes in one target commit.")
-@click.option("--dry-run", is_flag=True, help="Read and validate the binlogs and report what would be applied; touch nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Read and validate the binlogs and report what would be applied; touch nothing.")
 @click.option("--restart", is_flag=True, help="Forget the target's progress records of an earlier run and start over.")
-@click.option("--progress-schema", default="binreplay", show_default=True, help="Schema of the progress tables on the target.")
+@click.option("--progress-schema", default="binreplay", show_default=True,
+              help="Schema of the progress tables on the target.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
               default="auto", show_default=True, help="Progress display: tqdm bar, JSON lines on stderr, or none.")
 @click.option("--progress-file", type=click.Path(dir_okay=False),
@@ -57,7 +61,8 @@ from binreplay.source.filters import Filters
               help="Row events as exact BINLOG statements, or decoded to plain SQL (other flavour/version, no "
                    "BINLOG privilege, renamed database).")
 @click.option("--allow-triggers", is_flag=True, help="With --apply sql: replay although target tables have triggers.")
-@click.option("--database", "databases", multiple=True, metavar="PATTERN", help="Apply only these databases (* ? wildcards).")
+@click.option("--database", "databases", multiple=True, metavar="PATTERN",
+              help="Apply only these databases (* ? wildcards).")
 @click.option("--ignore-database", "ignore_databases", multiple=True, metavar="PATTERN", help="Skip these databases.")
 @click.option("--table", "tables", multiple=True, metavar="DB.TABLE", help="Apply only these tables (* ? wildcards).")
 @click.option("--ignore-table", "ignore_tables", multiple=True, metavar="DB.TABLE", help="Skip these tables.")
@@ -69,6 +74,10 @@ def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, 
     """Replay BINLOGS (files, or a server's .index file) into the target server."""
     hide_password_from_process_list(sys.argv)
     setup_logging(verbose, quiet)
+    # A replay allocates a few objects per event and keeps few cycles: collect young objects far
+    # less often, and never scan what the imports left (measured: ~5% of a replay's CPU).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     target = connection_from(kw)
     source = connection_from(kw, "source-")
     live = {k: kw.pop(k) for k in ("source_binlog", "source_server_id", "spool_dir", "follow")}

@@ -17,8 +17,8 @@ from pathlib import Path
 import click
 
 from binreplay.cli.app import main
-from binreplay.errors import TargetError, UsageError
 from binreplay.devtools.sandbox import Sandbox, create_sandbox
+from binreplay.errors import TargetError, UsageError
 
 SETTINGS_FILE = "sandbox.json"
 DIR_ENV = "BINREPLAY_SANDBOX_DIR"

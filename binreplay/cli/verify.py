@@ -28,8 +28,8 @@ def verify_cmd(databases, chunk_size, threads, progress_schema, output_format, q
     """Compare the target's data with a reference server (the source, or a serial replay), table by table."""
     import json
 
-    from binreplay.errors import DifferenceFound
     from binreplay.commands.verify import VerifyOptions, human_report, json_report, verdict, verify
+    from binreplay.errors import DifferenceFound
 
     hide_password_from_process_list(sys.argv)
     setup_logging(0, quiet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pymysql
@@ -94,8 +94,10 @@ class _Reader:
         run = self.progress.last_run()
         if run is None:
             return st
-        st.run_id, st.recorded_state, st.arguments, st.binlog_files = run.run_id, run.state, run.arguments, run.binlog_files
-        st.started_at, st.updated_at, st.finished_at = (_utc(t) for t in (run.started_at, run.updated_at, run.finished_at))
+        st.run_id, st.recorded_state, st.arguments = run.run_id, run.state, run.arguments
+        st.binlog_files = run.binlog_files
+        st.started_at, st.updated_at, st.finished_at = (_utc(t)
+                                                         for t in (run.started_at, run.updated_at, run.finished_at))
         st.host, st.pid, st.last_error = run.host, run.pid, run.last_error
         self._progress(st, run.run_id)
         self._activity(st)
@@ -149,7 +151,7 @@ class _Reader:
 
 
 def _described(trx) -> SourceTransaction:
-    when = datetime.fromtimestamp(trx.timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = datetime.fromtimestamp(trx.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return SourceTransaction(str(trx.end), str(trx.gtid) if trx.gtid is not None else None, when)
 
 

@@ -314,10 +314,7 @@ class _RowFormat:
             return "NULL"
         if self.types[j] in _NUMERIC:
             return raw.decode("ascii", "replace")
-        if self.types[j] in _BINARY:
-            text = "0x" + raw.hex()
-        else:
-            text = repr(raw.decode("utf-8", "backslashreplace"))
+        text = "0x" + raw.hex() if self.types[j] in _BINARY else repr(raw.decode("utf-8", "backslashreplace"))
         return text if len(text) <= limit else f"{text[:limit]}...({len(raw)} bytes)"
 
 

@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from binreplay.source.backup_meta import read_backup_coordinates
+from binreplay.commands.verify import VerifyOptions, human_report, verdict, verify
+from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
+from binreplay.devtools.workload import create_base, run_workload
 from binreplay.report.progress import make_reporter
 from binreplay.run import ReplayOptions, run_replay
-from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_binaries
 from binreplay.server.connection import ServerConfig
-from binreplay.commands.verify import VerifyOptions, human_report, verdict, verify
-from binreplay.devtools.workload import create_base, run_workload
+from binreplay.source.backup_meta import read_backup_coordinates
 
 
 def _say(msg: str) -> None:
@@ -117,7 +117,7 @@ def run_demo(transactions: int = 5000, workdir: Path | None = None, keep: bool =
         for s in servers:
             try:
                 s.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - best effort: report it and stop the others
                 print(f"[demo] could not stop {s.name}: {exc}", file=sys.stderr)
         if not keep and workdir is None:
             shutil.rmtree(base, ignore_errors=True)

@@ -8,7 +8,8 @@ in the middle and binlog rotations.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import pymysql
 
@@ -86,10 +87,8 @@ def run_workload(conn: pymysql.connections.Connection, transactions: int, *, see
     with conn.cursor() as cur:
         if ledger:
             cur.execute("CREATE TABLE IF NOT EXISTS shop.ledger (trx INT NOT NULL, at DATETIME(6) NOT NULL)")
-        cur.execute("SELECT MAX(id) FROM shop.customers")
-        max_customer = int(cur.fetchone()[0])
-        cur.execute("SELECT MAX(id) FROM shop.products")
-        max_product = int(cur.fetchone()[0])
+        max_customer = _max_id(cur, "shop.customers")
+        max_product = _max_id(cur, "shop.products")
         conn.autocommit(False)
         for n in range(transactions):
             if ddl_at is not None and n == ddl_at:
@@ -139,3 +138,10 @@ def run_workload(conn: pymysql.connections.Connection, transactions: int, *, see
             if on_progress and n % 500 == 0:
                 on_progress(n)
         conn.autocommit(True)
+
+
+def _max_id(cur: Any, table: str) -> int:
+    cur.execute(f"SELECT MAX(id) FROM {table}")
+    row = cur.fetchone()
+    assert row is not None, "an aggregate returns a row"
+    return int(row[0])

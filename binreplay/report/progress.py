@@ -204,7 +204,7 @@ class JsonReporter(Reporter):
 class TeeReporter(Reporter):
     """The display the user chose, plus JSON lines to a file (--progress-file) for a runbook to tail."""
 
-    def __init__(self, display: Reporter, json_lines: "JsonReporter") -> None:
+    def __init__(self, display: Reporter, json_lines: JsonReporter) -> None:
         super().__init__(display.stream)
         self.display, self.json_lines = display, json_lines
 
@@ -235,7 +235,7 @@ def make_reporter(mode: str, *, per_worker: bool = False, json_file: str | None 
     display = _display(mode, per_worker)
     if json_file:
         try:
-            stream = open(json_file, "a", encoding="utf-8")
+            stream = open(json_file, "a", encoding="utf-8")  # noqa: SIM115 - TeeReporter.finish closes it
         except OSError as exc:
             raise UsageError(f"--progress-file {json_file}: {exc.strerror}") from None
         return TeeReporter(display, JsonReporter(stream))

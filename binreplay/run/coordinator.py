@@ -8,14 +8,17 @@ everything done is written to the target about once a second.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
+from binreplay.apply.encoders import encoder_factory, rows_statement
 from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import crash_point
@@ -25,7 +28,6 @@ from binreplay.report.progress import Reporter, Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
 from binreplay.run.table_check import TargetTables
-from binreplay.apply.encoders import encoder_factory
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.dependencies import EVERYTHING, Dependencies
 from binreplay.schedule.limits import BatchLimits
@@ -33,8 +35,8 @@ from binreplay.schedule.scheduler import KeySet
 from binreplay.server.connection import check_privilege, load_collations, server_info
 from binreplay.signals import StopSignals
 from binreplay.source.reader import BinlogReader
-from binreplay.source.validated import ValidatedRead
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, resolve_bounds, selected
+from binreplay.source.validated import ValidatedRead
 from binreplay.state.control import ControlSession
 from binreplay.state.position import PositionTracker
 
@@ -90,16 +92,19 @@ class _Run:
         self.files = files
         self.reporter = reporter
         self.summary = summary
-        self.control = None
-        self.pool: WorkerPool | None = None
+        self._control: ControlSession | None = None   # both set by prepare_target
+        self._pool: WorkerPool | None = None
+        self._last_seq: int | None = None              # newest source transaction applied
+        # Builds a pure-row batch's BINLOG statement ahead (--apply binlog), see _submit.
+        self.prepare_rows: Callable[[list[Transaction]], bytes | None] | None = None
 
     def prepare_target(self) -> None:
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
-        self.control = ControlSession(cfg, opts.progress_schema)
-        control = self.control.conn
+        self._control = session = ControlSession(cfg, opts.progress_schema)
+        control = session.conn
         self.server = server = server_info(control)
-        self.store = store = self.control.store
+        self.store = store = session.store
         store.ensure_schema()
         store.lock()
         if opts.preserve_gtids and server.log_bin:
@@ -123,6 +128,8 @@ class _Run:
                 self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
                                    self.summary)
         make_encoder = encoder_factory(opts.apply_mode, server.flavor, collations, sql_apply)
+        merge = server.flavor == "mariadb"
+        self.prepare_rows = (lambda trxs: rows_statement(trxs, merge)) if opts.apply_mode == "binlog" else None
         appliers = [Applier(cfg, store, make_encoder, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
                             max_retries=opts.retries) for i in range(opts.workers)]
         appliers[0].open()
@@ -136,8 +143,8 @@ class _Run:
         self.tracker = PositionTracker(self.resume.low_water, self.resume.transactions_before)
         grouping = opts.group_commit and not opts.preserve_gtids
         self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes))
-        self.pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
-        self.schema = self.control.schema
+        self._pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
+        self.schema = session.schema
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
@@ -159,7 +166,6 @@ class _Run:
 
     def replay(self, total: int | None) -> None:
         resume, summary, reporter, pool = self.resume, self.summary, self.reporter, self.pool
-        assert pool is not None
         start_index, start_pos = self.bounds.start_file_index, self.bounds.start_position
         if resume.low_water is not None:
             start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
@@ -172,7 +178,7 @@ class _Run:
         reader = BinlogReader(self.files, start_file_index=start_index, start_pos=start_pos,
                               on_warning=lambda m: reporter.warn(m, summary), validated=self.validated)
         selector = Selector(self.bounds)
-        self._last_seq: int | None = None
+        self._last_seq = None
         self._file_index: int | None = None
         self._next_tick = 0.0
         self._written = resume.low_water
@@ -267,7 +273,6 @@ class _Run:
         open_batch = self.batcher.open_batch
         if open_batch is not None and open_batch.keys.get(EVERYTHING):
             return False   # unkeyed already: its other members' keys would change nothing
-        assert self.pool is not None
         return self.pool.backlog() > 0
 
     def _submit(self, batches: list[Batch]) -> None:
@@ -276,10 +281,13 @@ class _Run:
             self.tracker.add(batch.seq, batch.end, batch.covered, done=not batch.members, hold=batch.hold)
             if not batch.members:
                 continue
+            if self.prepare_rows is not None and not batch.barrier:
+                # Built here, while the workers wait for the target, not by a worker before it sends.
+                batch.statement = self.prepare_rows(batch.members)
             pool.submit(batch)
             if batch.barrier:
                 # Checks and keys of later transactions must see the schema this barrier leaves.
-                pool.drain(on_wait=lambda: self._tick(str(batch.start)))
+                pool.drain(on_wait=functools.partial(self._tick, str(batch.start)))
                 if batch.members[0].kind is TrxKind.DDL:
                     self.schema.invalidate()
 
@@ -295,7 +303,6 @@ class _Run:
 
     def _refresh_summary(self) -> None:
         pool, s = self.pool, self.summary
-        assert pool is not None
         mark, _count = self.tracker.mark()
         s.workers_busy = pool.busy
         s.retries, s.busy_s = pool.retries, pool.busy_s
@@ -319,17 +326,28 @@ class _Run:
     def _stop_safely(self, state: str, error: str) -> None:
         """Stop the workers (each finishes its group), then record where we are."""
         try:
-            if self.pool is not None:
-                self.pool.stop()
-                self._refresh_summary()
+            if self._pool is None or self._control is None:
+                return   # failed before anything could be applied
+            self._pool.stop()
+            self._refresh_summary()
             self._checkpoint()
             self.control.run(lambda: self.store.finish(state, error[:2000]))
         except Exception as exc:  # noqa: BLE001 - the target may be the thing that failed
             log.debug("could not record the stop state: %s", exc)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.stop()
-        if self.control is not None:
-            self.control.close()
+        if self._pool is not None:
+            self._pool.stop()
+        if self._control is not None:
+            self._control.close()
+
+    @property
+    def control(self) -> ControlSession:
+        assert self._control is not None, "prepare_target first"
+        return self._control
+
+    @property
+    def pool(self) -> WorkerPool:
+        assert self._pool is not None, "prepare_target first"
+        return self._pool
 

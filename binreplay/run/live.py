@@ -1,7 +1,7 @@
 """`replay --source-host`: replay binlogs streamed from a live server (a survivor, or a binlog server).
 
 The stream is fetched into a local spool directory (fetch.py: byte-identical files, verified,
-resumable), and the spool is replayed by the ordinary file pipeline (replay.run_replay). With
+resumable), and the spool is replayed by the ordinary file pipeline (coordinator.run_replay). With
 --follow the fetch runs on in a thread like a replica's IO thread, and every time complete
 transactions arrive another replay round applies them; each round resumes exactly from the
 target's checkpoint, so rounds (and reruns after SIGINT/SIGTERM) never skip or repeat one.
@@ -16,17 +16,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from binreplay.source.backup_meta import backup_start
-from binreplay.source.selection import parse_datetime
 from binreplay.errors import BadInputError, Interrupted, UsageError
-from binreplay.source.live.fetch import (FetchOptions, Fetcher, FetchStats, check_fetch_options, fetch_until_signalled,
-                             random_server_id)
 from binreplay.report.progress import Reporter, Summary
 from binreplay.run.coordinator import run_replay
 from binreplay.run.options import ReplayOptions
-from binreplay.source.live.spool import spool_files
 from binreplay.server.connection import ServerConfig
 from binreplay.signals import Background, StopSignals
+from binreplay.source.live.fetch import (
+    Fetcher,
+    FetchOptions,
+    FetchStats,
+    check_fetch_options,
+    fetch_until_signalled,
+    random_server_id,
+)
+from binreplay.source.live.spool import spool_files
+from binreplay.source.selection import parse_datetime, start_from_backup
 
 ROUND_INTERVAL_S = 1.0   # with --follow, at most one replay round a second: rounds batch what arrived
 SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it waits
@@ -59,9 +64,7 @@ def _fetch_options(opts: ReplayOptions, live: LiveSource, spool: Path) -> tuple[
     start_file, start_gtid, exclude = live.start_file, opts.start_gtid, opts.exclude_gtids
     start_pos = opts.start_position or 4
     if opts.from_backup is not None:
-        if start_file:
-            raise UsageError("--from-backup gives the start point; do not combine it with --source-binlog")
-        start = backup_start(opts.from_backup)
+        start = start_from_backup(opts.from_backup, other_start=bool(start_file), flags="--source-binlog")
         start_file, start_pos = start.binlog_file, start.position or 4
         start_gtid, exclude = start.mariadb_gtid, start.mysql_gtid_executed
     if start_file is None and not (start_gtid or exclude):

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from binreplay.schedule.limits import BATCH
 from binreplay.server.connection import ServerConfig
 from binreplay.source.filters import Filters
 from binreplay.source.selection import SelectionArgs
@@ -35,13 +36,13 @@ class ReplayOptions:
     workers: int = field(default_factory=lambda: default_workers())
     dependency: str = "row"
     group_commit: bool = True
-    group_max_trx: int = 100
-    group_max_bytes: int = 4 << 20
+    group_max_trx: int = BATCH.max_transactions
+    group_max_bytes: int = BATCH.max_bytes
     preserve_commit_order: bool = False
     retries: int = 10
     progress_schema: str = "binreplay"
     preflight: bool = True
-    apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (sql_apply.py)
+    apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (apply/sql_rows.py)
     allow_triggers: bool = False             # --apply sql: target triggers would fire on replayed rows
     filters: Filters = field(default_factory=Filters)
 

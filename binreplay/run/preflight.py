@@ -18,8 +18,8 @@ from binreplay.errors import PrivilegeError, UnsupportedError
 from binreplay.report.progress import Reporter, Summary
 from binreplay.server.connection import ServerInfo, check_privilege
 from binreplay.source.reader import BinlogReader, ReaderStats
-from binreplay.source.validated import ValidatedRead
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected
+from binreplay.source.validated import ValidatedRead
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,13 @@ cannot hold for them.
 from __future__ import annotations
 
 from binreplay.binlog import constants as C
-from binreplay.binlog import rows as R
-from binreplay.errors import SchemaMismatchError
+from binreplay.binlog.column_types import RowFormatError
 from binreplay.binlog.header import body_of, post_header_len
+from binreplay.binlog.table_map import parse_table_map
+from binreplay.errors import SchemaMismatchError
 from binreplay.model import TableMapInfo, Transaction, TrxKind
-from binreplay.server.tables import SchemaCache, column_mismatch
 from binreplay.server.connection import TRANSACTIONAL_ENGINES
+from binreplay.server.tables import SchemaCache, column_mismatch
 
 
 class TargetTables:
@@ -81,7 +82,7 @@ class TargetTables:
     def _shape_problem(self, raw: bytes, trx: Transaction, info) -> str:
         body = body_of(raw, trx.fde.has_crc32)
         try:
-            tmap = R.parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT))
-        except R.RowFormatError as exc:
+            tmap = parse_table_map(body, post_header_len(trx.fde, C.TABLE_MAP_EVENT))
+        except RowFormatError as exc:
             return f"its TABLE_MAP cannot be read ({exc})"
         return column_mismatch(tmap, info) or ""

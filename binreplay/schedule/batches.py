@@ -36,6 +36,7 @@ class Batch:
     hold: bool = False                         # beyond a stop GTID: the mark must not pass it
     keys: KeySet = field(default_factory=dict)
     after: int | None = None                   # commit-order mode: batches before this one finish first
+    statement: bytes | None = None             # its rows as one BINLOG statement, built ahead (apply/encoders.py)
 
     @property
     def start(self) -> BinlogPosition:
@@ -48,6 +49,11 @@ class Batch:
     @property
     def last(self) -> Transaction:
         return self.members[-1]
+
+    @property
+    def held_bytes(self) -> int:
+        """Memory it holds while in flight: its transactions' bytes and its statement built ahead."""
+        return self.size + len(self.statement or b"")
 
     @property
     def record_end(self) -> int:
@@ -106,7 +112,7 @@ class Batcher:
 
     def _full(self, b: Batch, trx: Transaction) -> bool:
         lim = self.limits
-        return len(b.members) >= lim.max_transactions or b.members and b.size + trx.size > lim.max_bytes
+        return len(b.members) >= lim.max_transactions or bool(b.members) and b.size + trx.size > lim.max_bytes
 
     def _new(self, trx: Transaction) -> Batch:
         b = Batch(self._seq, trx.file_index, trx.file, trx.start_pos, trx.end_pos)

@@ -7,19 +7,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """How many source transactions may share one target commit (a batch, schedule/batches.py)."""
+    """How many source transactions may share one target commit (a batch, schedule/batches.py).
 
-    max_transactions: int = 100
+    Fewer, larger commits cost the target less (one fsync and two round trips per batch) and the
+    coordinator less (per-batch work); 1,000 small OLTP transactions (~2 MB) per commit measured
+    faster than 100 at 2 and 8 workers and the same at 1. The byte bound keeps a batch's one BINLOG
+    statement well under max_allowed_packet and a retry cheap."""
+
+    max_transactions: int = 1000
     max_bytes: int = 4 << 20
 
 
 @dataclass(frozen=True)
 class InFlightLimits:
     """How much the coordinator may submit before the pool has applied it: bounds memory however large
-    the binlogs are (submit blocks beyond either limit)."""
+    the binlogs are (submit blocks beyond either limit; bytes count a batch's statement built ahead)."""
 
     max_batches: int = 64
     max_bytes: int = 48 << 20
 
 
+BATCH = BatchLimits()
 IN_FLIGHT = InFlightLimits()

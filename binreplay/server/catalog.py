@@ -1,5 +1,5 @@
 """What a server's information_schema says: schemas, tables, columns, unique keys, stored objects,
-default collations. One function per question, each taking a pymysql connection.
+triggered tables, collations. One function per question, each taking a pymysql connection.
 
 Values are decoded whatever the connection returns (str, or bytes on a raw session such as
 devtools/compare.py's), through a tuple cursor (a caller's default may be a DictCursor).
@@ -39,6 +39,16 @@ class CatalogColumn:
     column_type: str             # full COLUMN_TYPE, e.g. 'bigint(20) unsigned'
     nullable: bool
     collation: str | None
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """What `--apply sql` needs of one target column."""
+
+    name: str
+    unsigned: bool
+    charset: str | None          # CHARACTER_SET_NAME (None: not a character column)
+    generated: bool              # a generated column: the target computes it
 
 
 @dataclass(frozen=True)
@@ -97,14 +107,29 @@ def columns(conn: Connection, schemas: Sequence[str]) -> list[CatalogColumn]:
                       "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", schemas)]
 
 
+def table_columns(conn: Connection, schema: str,
+                  table: str) -> tuple[tuple[TableColumn, ...], tuple[str, ...]] | None:
+    """One table's columns (in order) and its primary key's columns, or None if there is no such table."""
+    cols = tuple(TableColumn(text(n), " unsigned" in text(t).lower(), text(c) if c else None, bool(g))
+                 for n, t, c, g in _query(
+                     conn, "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, GENERATION_EXPRESSION "
+                           "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+                           "ORDER BY ORDINAL_POSITION", (schema, table)))
+    if not cols:
+        return None
+    primary = _query(conn, "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s AND "
+                           "TABLE_NAME=%s AND INDEX_NAME='PRIMARY' ORDER BY SEQ_IN_INDEX", (schema, table))
+    return cols, tuple(text(name) for (name,) in primary)
+
+
 def unique_keys(conn: Connection, schemas: Sequence[str]) -> list[UniqueKey]:
     """The primary and unique keys of the schemas' tables: per table the primary key first, then by name."""
     if not schemas:
         return []
     keys: dict[tuple[str, str, str], tuple[list[str], list[bool]]] = {}
     for s, t, index, column, nullable in _query(
-            conn, "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS "
-                  f"WHERE TABLE_SCHEMA IN ({_in(schemas)}) AND NON_UNIQUE = 0 "
+            conn, "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME, NULLABLE "
+                  f"FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({_in(schemas)}) AND NON_UNIQUE = 0 "
                   "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX", schemas):
         names, nulls = keys.setdefault((text(s), text(t), text(index)), ([], []))
         names.append(text(column))
@@ -125,6 +150,20 @@ _STORED_OBJECTS: dict[str, str] = {
 def stored_object_names(conn: Connection, schema: str, kind: StoredObjectKind) -> set[str]:
     """Names of the schema's triggers, procedures, functions or events."""
     return {text(name) for (name,) in _query(conn, _STORED_OBJECTS[kind], (schema,))}
+
+
+def triggered_tables(conn: Connection, exclude: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(schema, table) of every user table with a trigger (system schemas and `exclude` left out)."""
+    skip = sorted(SYSTEM_SCHEMAS | set(exclude))
+    return [(text(s), text(t)) for s, t in _query(
+        conn, "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+              f"WHERE EVENT_OBJECT_SCHEMA NOT IN ({_in(skip)})", skip)]
+
+
+def collations(conn: Connection) -> dict[int, tuple[str, str]]:
+    """collation id -> (character set, collation), every collation of the server."""
+    return {int(text(i)): (text(cs), text(co)) for i, cs, co in _query(
+        conn, "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")}
 
 
 def default_collations(conn: Connection) -> dict[str, int]:

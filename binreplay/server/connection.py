@@ -10,8 +10,18 @@ from pathlib import Path
 import pymysql
 from pymysql.constants import CLIENT
 
-from binreplay.errors import (ER_ACCESS_DENIED, Fault, PrivilegeError, UsageError, classify, describe, error_code,
-                              first_line, server_error)
+from binreplay.errors import (
+    ER_ACCESS_DENIED,
+    Fault,
+    PrivilegeError,
+    UsageError,
+    classify,
+    describe,
+    error_code,
+    first_line,
+    server_error,
+)
+from binreplay.server.catalog import collations as load_collations  # noqa: F401 - re-export: run/coordinator.py
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class ServerConfig:
             return f"socket {self.socket or 'default'}"
         return f"{self.host}:{self.port}"
 
-    def resolved(self) -> "ServerConfig":
+    def resolved(self) -> ServerConfig:
         """Fill gaps from --defaults-file ([client] and [mysql] groups) and MYSQL_PWD, like the mysql client."""
         cfg = self
         if self.defaults_file:
@@ -136,22 +146,18 @@ class ServerInfo:
 def server_info(conn: pymysql.connections.Connection) -> ServerInfo:
     with conn.cursor() as cur:
         cur.execute("SELECT @@version, @@log_bin, @@server_id")
-        version, log_bin, server_id = cur.fetchone()
+        row = cur.fetchone()
+    assert row is not None, "a SELECT without FROM returns a row"
+    version, log_bin, server_id = row
     flavor = "mariadb" if "mariadb" in str(version).lower() else "mysql"
     return ServerInfo(str(version), flavor, bool(int(log_bin)), int(server_id))
-
-
-def load_collations(conn: pymysql.connections.Connection) -> dict[int, tuple[str, str]]:
-    with conn.cursor() as cur:
-        cur.execute("SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
-        return {int(i): (str(cs), str(co)) for i, cs, co in cur.fetchall()}
 
 
 def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what: str) -> None:
     """Run a harmless statement that needs a privilege; turn 'access denied' into a clear error."""
     try:
         with conn.cursor() as cur:
-            cur.execute(sql)
+            cur.execute(sql)  # type: ignore[arg-type]  # pymysql sends bytes as they are; its stubs say str
             while cur.nextset():
                 pass
     except pymysql.err.MySQLError as exc:

@@ -199,9 +199,8 @@ class SchemaCache:
 
     def _probe_folding(self, charset: str, collation: str) -> bool:
         probes = [b"xx"] + [b"x" + bytes([c]) + b"x" for c in _PROBE_CHARS]
-        exprs = ", ".join(
-            f"WEIGHT_STRING(CONVERT(_latin1 X'{p.hex()}' USING {quote_ident(charset)}) COLLATE {quote_ident(collation)})"
-            for p in probes)
+        converted = f"USING {quote_ident(charset)}) COLLATE {quote_ident(collation)})"
+        exprs = ", ".join(f"WEIGHT_STRING(CONVERT(_latin1 X'{p.hex()}' {converted}" for p in probes)
         try:
             (weights,) = self._query(f"SELECT {exprs}")
         except pymysql.err.MySQLError:  # unknown charset/collation, no WEIGHT_STRING: never fold
@@ -269,13 +268,13 @@ def column_mismatch(tmap: Any, info: TableInfo) -> str | None:
 
     The binlog's columns must be the target's, plus only the hidden ones MariaDB appends
     (implicit row_start/row_end of a system-versioned table, a BIGINT per long UNIQUE)."""
-    from binreplay.binlog import rows as R
+    from binreplay.binlog import column_types as T
 
     hidden = tuple(tmap.types[len(info.columns):])
-    hashes = (R.T_LONGLONG,) * info.hash_uniques
+    hashes = (T.T_LONGLONG,) * info.hash_uniques
     allowed = [hashes]
     if info.system_versioned:  # implicit row_start, row_end (declared ones are ordinary columns)
-        allowed.append((R.T_TIMESTAMP2, R.T_TIMESTAMP2) + hashes)
+        allowed.append((T.T_TIMESTAMP2, T.T_TIMESTAMP2) + hashes)
     if tmap.column_count < len(info.columns) or hidden not in allowed:
         return f"the binlog has {tmap.column_count} columns, the target {len(info.columns)}"
     return None

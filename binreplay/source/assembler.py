@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
 from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.header import body_of, post_header_len
-from binreplay.binlog.rows import table_map_names
+from binreplay.binlog.table_map import table_map_names
 from binreplay.errors import BadInputError, UnsupportedError
 from binreplay.model import FormatDescription, Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
 
@@ -112,7 +113,8 @@ class Assembler:
     def transactions(self, events: Iterable[tuple[int, int, int]]) -> Iterator[Transaction]:
         """Every transaction of the file's events (`BinlogFile.scan`), as it completes. Row events,
         most of a binlog, are handled inline here: this loop runs once per event."""
-        rows_types, table_map, informational, xid = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.INFORMATIONAL_EVENTS, C.XID_EVENT
+        rows_types, table_map, xid = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.XID_EVENT
+        informational = C.INFORMATIONAL_EVENTS
         data, fde = self.f.data, self.f.fde
         crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
         id_ends: dict[int, int] = {}       # rows event type -> offset past its table id
@@ -222,7 +224,8 @@ class Assembler:
             raise UnsupportedError(f"{self.f.path}: {C.event_name(t)} event at position {pos}: "
                                    f"{_UNSUPPORTED[t]} cannot be replayed by binreplay")
         if t in C.GTID_EVENTS:
-            return self._gtid(t, pos, end)
+            self._gtid(t, pos, end)   # opens a transaction, never ends one
+            return None
         g = self.group or self._open(pos)
         if t == C.TRANSACTION_PAYLOAD_EVENT:
             return self._payload(g, pos, end)
@@ -240,7 +243,8 @@ class Assembler:
         if t in C.INFORMATIONAL_EVENTS:
             g.spans.append((t, pos, end))
             return None
-        return self._unknown(t, pos, end)
+        self._unknown(t, pos, end)
+        return None
 
     def _unknown(self, t: int, pos: int, end: int) -> None:
         data = self.f.data
@@ -400,7 +404,8 @@ class Assembler:
         gtid_bytes = b"".join(self.f.data[s:e] for _t, s, e in prefix)
         shift = len(gtid_bytes)
         done.data = gtid_bytes + done.data
-        done.spans = [(t, s - g.start, e - g.start) for t, s, e in prefix] + [(t, s + shift, e + shift) for t, s, e in done.spans]
+        done.spans = ([(t, s - g.start, e - g.start) for t, s, e in prefix]
+                      + [(t, s + shift, e + shift) for t, s, e in done.spans])
         done.infos = {**{i: v for i, v in g.infos.items()}, **{i + len(prefix): v for i, v in done.infos.items()}}
         done.base = 0
         done.positions = [s for _t, s, _e in prefix] + [pos] * (len(done.spans) - len(prefix))
@@ -410,7 +415,7 @@ class Assembler:
 
     # -- bodies ----------------------------------------------------------------------------
 
-    def _parse(self, t: int, pos: int, end: int, parse: Callable[[bytes], object]):  # type: ignore[no-untyped-def]
+    def _parse(self, t: int, pos: int, end: int, parse: Callable[[bytes], Any]) -> Any:
         data = self.f.data
         fde = self.f.fde
         assert data is not None and fde is not None

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from binreplay.errors import BadInputError, UsageError
 from binreplay.source.gtid import MysqlGtidSet, format_mariadb_gtid_list, parse_mariadb_gtid_list
@@ -160,11 +160,11 @@ def _open_binary(path: Path) -> BinaryIO:
     magic = raw.read(4)
     raw.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
     if magic == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
     return raw
 
 
@@ -346,7 +346,7 @@ _T = TypeVar("_T")
 def _only(path: Path, what: str, values: set[_T]) -> _T | None:
     """The single distinct value, None if there is none; several mean an ambiguous dump."""
     if len(values) > 1:
-        shown = ", ".join(sorted(":".join(v) if isinstance(v, tuple) else v for v in values))
+        shown = ", ".join(sorted(":".join(v) if isinstance(v, tuple) else str(v) for v in values))
         raise BadInputError(
             f"{path}: the dump holds several {what} ({shown}), e.g. from both --master-data and"
             " --dump-slave or several replication channels; give the start position explicitly"

@@ -26,15 +26,16 @@ import fnmatch
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import is_transaction_control
-from binreplay.binlog.header import event_body, post_header_len
+from binreplay.binlog.header import event_body, post_header_len, table_id_len
 from binreplay.binlog.rows import rows_table_id
 from binreplay.errors import UsageError
 from binreplay.model import Event, QueryInfo, TableMapInfo, Transaction, TrxKind
+from binreplay.server.sql import quote_ident
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Filters:
 
     @classmethod
     def from_options(cls, databases=(), ignore_databases=(), tables=(), ignore_tables=(),
-                     rewrite_db=()) -> "Filters":
+                     rewrite_db=()) -> Filters:
         for pattern in (*tables, *ignore_tables):
             if "." not in pattern:
                 raise UsageError(f"--table/--ignore-table need a schema-qualified pattern (db.table): {pattern!r}")
@@ -173,7 +174,7 @@ class Filters:
         if new_db == info.schema:
             return ev
         phl = post_header_len(trx.fde, C.TABLE_MAP_EVENT)
-        id_end = 6 if phl == 6 else phl   # table id and flags
+        id_end = phl   # past the table id and its flags (as table_map.table_map_names reads it)
         body = event_body(ev, trx.fde)
         old_len = body[id_end]
         name = new_db.encode("utf-8")
@@ -203,13 +204,13 @@ def _normal(patterns) -> tuple[str, ...]:
 
 
 def _has_stmt_end(ev: Event, phl: int) -> bool:
-    flags = struct.unpack_from("<H", ev.raw, C.HEADER_LEN + (4 if phl == 6 else 6))[0]
+    flags = struct.unpack_from("<H", ev.raw, C.HEADER_LEN + table_id_len(phl))[0]
     return bool(flags & C.STMT_END_F)
 
 
 def _with_stmt_end(ev: Event, trx: Transaction, phl: int) -> Event:
     body = bytearray(event_body(ev, trx.fde))
-    body[4 if phl == 6 else 6] |= C.STMT_END_F
+    body[table_id_len(phl)] |= C.STMT_END_F
     return replace(ev, raw=_rebuild(ev.raw, bytes(body), trx.fde.has_crc32))
 
 
@@ -307,7 +308,7 @@ def rewrite_statement(sql: bytes, rename: dict[str, str]) -> bytes:
         qualifies = re.match(rb"\s*\.", sql[m.end():]) is not None and not re.match(rb"\s*\.\s*\d", sql[m.end():])
         if name in rename and (qualifies or after_db_keyword) and not _preceded_by_dot(sql, m.start()):
             out.append(sql[last:m.start()])
-            out.append(b"`" + rename[name].replace("`", "``").encode("utf-8") + b"`")
+            out.append(quote_ident(rename[name]).encode("utf-8"))
             last = m.end()
         if word in _DB_KEYWORDS:
             after_db_keyword = True

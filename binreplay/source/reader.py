@@ -17,9 +17,9 @@ import itertools
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
@@ -145,8 +145,13 @@ class BinlogReader:
     def _scanned_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
         record = self._record.begin(f.path, skip or 4) if self._record is not None else None
         warnings: list[str] = []
-        warn = self._warn if record is None else lambda msg: (warnings.append(msg), self._warn(msg))
-        assembler = Assembler(f, next_seq=self._next_seq, warn=warn, unknown=self._first_unknown,  # type: ignore[arg-type]
+
+        def warn(msg: str) -> None:
+            if record is not None:   # said again by the apply read, which takes this file back
+                warnings.append(msg)
+            self._warn(msg)
+
+        assembler = Assembler(f, next_seq=self._next_seq, warn=warn, unknown=self._first_unknown,
                               table_maps=self._table_maps)
         verified_to = self._validated.verified_to(f.path) if self._validated is not None else 0
         events = f.scan(skip, verified_to=verified_to)

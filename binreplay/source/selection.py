@@ -16,7 +16,7 @@ from typing import Protocol
 from binreplay.binlog.file import FileTail
 from binreplay.errors import BadInputError, UsageError
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction
-from binreplay.source.backup_meta import backup_start
+from binreplay.source.backup_meta import BackupStart, backup_start
 from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 
 
@@ -139,15 +139,22 @@ class SelectionArgs:
     from_backup: Path | None = None
 
 
+def start_from_backup(path: Path, *, other_start: bool, flags: str) -> BackupStart:
+    """`--from-backup`'s start point, read from the backup's metadata: the one place that resolves
+    it (the file pipeline here, the fetch of `replay --source-host` in run/live.py). Another start
+    flag next to it (`flags` names them) is a usage error."""
+    if other_start:
+        raise UsageError(f"--from-backup gives the start point; do not combine it with {flags}")
+    return backup_start(path)
+
+
 def resolve_bounds(files: list[Path], args: SelectionArgs) -> Bounds:
     """The flags (and `--from-backup`'s metadata) turned into bounds over `files`."""
     start_index = 0
     start_pos, start_gtid, exclude = args.start_position, args.start_gtid, args.exclude_gtids
     if args.from_backup is not None:
-        if start_pos is not None or start_gtid or exclude:
-            raise UsageError("--from-backup gives the start point; do not combine it with --start-position, "
-                             "--start-gtid or --exclude-gtids")
-        start = backup_start(args.from_backup)
+        start = start_from_backup(args.from_backup, other_start=start_pos is not None or bool(start_gtid or exclude),
+                                  flags="--start-position, --start-gtid or --exclude-gtids")
         if start.binlog_file:
             names = [f.name for f in files]
             if start.binlog_file not in names:

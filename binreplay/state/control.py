@@ -10,17 +10,19 @@ after a reconnect is safe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pymysql
 
-from binreplay.state.store import ProgressStore
 from binreplay.errors import StateConflictError, TargetError, connection_lost
-from binreplay.server.tables import SchemaCache
 from binreplay.server.connection import ServerConfig, connect
+from binreplay.server.tables import SchemaCache
+from binreplay.state.store import ProgressStore
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class ControlSession:
         """Run `operation`; if the connection was lost, reconnect, retake the lock and redo it once."""
         try:
             return operation()
-        except Exception as exc:  # noqa: BLE001 - only a lost connection is handled here
+        except Exception as exc:
             if not connection_lost(exc):
                 raise
             log.warning("lost the control connection (%s); reconnecting", exc)
@@ -66,7 +68,7 @@ class ControlSession:
                     f"reconnected to the target, but the run's lock is held by connection {holder}: if that is "
                     f"this run's old session, KILL {holder} on the target and rerun the same command; otherwise "
                     "another binreplay is replaying into it") from None
-            except Exception as exc:  # noqa: BLE001 - lost again while setting up: try again in the window
+            except Exception as exc:
                 if not (isinstance(exc, TargetError) or connection_lost(exc)):
                     raise
                 if time.monotonic() > deadline:
@@ -75,7 +77,5 @@ class ControlSession:
                 time.sleep(1.0)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # it may be gone already
             self.conn.close()
-        except Exception:  # noqa: BLE001 - it may be gone already
-            pass

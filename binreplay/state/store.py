@@ -27,8 +27,9 @@ from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch
-from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident, quote_string
 from binreplay.server.connection import check_privilege
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident, quote_string
+
 
 def _schema_ddl(schema: str) -> list[str]:
     s = quote_ident(schema)
@@ -143,7 +144,7 @@ class ProgressStore:
         self.run_id: int | None = None
         self.lock_name = f"binreplay:{schema}"[:64]
 
-    def on_connection(self, conn: pymysql.connections.Connection) -> "ProgressStore":
+    def on_connection(self, conn: pymysql.connections.Connection) -> ProgressStore:
         """The same store, used through another connection (each thread needs its own)."""
         other = ProgressStore(conn, self.schema)
         other.run_id = self.run_id
@@ -293,9 +294,11 @@ class ProgressStore:
             " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
             f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
             " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
-            "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,'')) FROM information_schema.COLUMNS"
+            "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
+            " FROM information_schema.COLUMNS"
             f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
-            " UNION ALL SELECT CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
+            " UNION ALL SELECT"
+            " CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
             f"  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN ({excluded})"
             " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
             f"  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({excluded})"
@@ -314,7 +317,8 @@ class ProgressStore:
     def ddl_done(self, trx: Transaction) -> None:
         with self.conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(self.applied_insert(trx.file_index, trx.file, trx.start_pos, trx.end_pos, 1, trx.gtid))
+            cur.execute(self.applied_insert(trx.file_index, trx.file, trx.start_pos, trx.end_pos, 1,  # type: ignore[call-overload]
+                                            trx.gtid))
             cur.execute(f"UPDATE {self.q}.ddl_journal SET state='done' WHERE run_id=%s AND file_index=%s "
                         "AND end_pos=%s", (self.run_id, trx.file_index, trx.end_pos))
             cur.execute("COMMIT")

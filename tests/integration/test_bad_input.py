@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from binreplay.errors import ExitCode
+
 from helpers import assert_same_content, binlogs_from, run_binreplay
 from replays import BASE, one_line_error, run_on, setup_backup, users_on
-
-from binreplay.errors import ExitCode
 
 
 def _prepared(clean_servers, n: int = 20):

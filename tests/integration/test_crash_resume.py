@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+
 from faultlab import (
     BackupImage,
     assert_exactly_once,

@@ -49,6 +49,7 @@ def test_mysql84_rows_replay_into_mysql84() -> None:
                                capture_output=True, text=True,
                                env={"MYSQL_PWD": "binreplay", "PATH": "/usr/bin:/bin"})
         assert r.returncode == 0, r.stderr
-        assert _sql("mysql-source", "SELECT * FROM d.t ORDER BY id") == _sql("mysql-target", "SELECT * FROM d.t ORDER BY id")
+        query = "SELECT * FROM d.t ORDER BY id"
+        assert _sql("mysql-source", query) == _sql("mysql-target", query)
     finally:
         _compose("down", "-v")

@@ -13,6 +13,10 @@ import zlib
 from pathlib import Path
 
 import pytest
+
+from binreplay.devtools.sandbox import create_sandbox
+from binreplay.errors import ExitCode
+
 from data import MYSQL_BINLOGS
 from faultlab import (
     assert_exactly_once,
@@ -30,9 +34,6 @@ from replays import (
     shop_after_backup,
     users_on,
 )
-
-from binreplay.devtools.sandbox import create_sandbox
-from binreplay.errors import ExitCode
 
 
 def _wait_for_lock_holder(target, proc, timeout: float = 60) -> int | None:

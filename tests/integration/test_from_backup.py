@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from helpers import assert_same_content, binlogs_from, run_binreplay, snapshot_to_target
 from replays import BASE, run_on
 

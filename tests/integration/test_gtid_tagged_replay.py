@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from data import BINLOGS as FIXTURES  # noqa: E402
+from data import BINLOGS as FIXTURES
 from helpers import run_binreplay
 
 FIXTURE = FIXTURES / "mysql" / "mc-9.6.0-gtid-tagged.000001"

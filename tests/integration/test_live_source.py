@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from binreplay.errors import ExitCode
-from helpers import assert_same_content, run_binreplay, snapshot_to_target
 
 from binreplay.devtools.compare import compare_servers
 from binreplay.devtools.sandbox import Sandbox
+from binreplay.errors import ExitCode
+
+from helpers import assert_same_content, run_binreplay, snapshot_to_target
 
 SCHEMA = "live"
 

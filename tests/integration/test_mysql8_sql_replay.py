@@ -1,11 +1,12 @@
-"""MySQL 8 binlogs applied with --apply sql to a real MariaDB target (compressed transactions, partial JSON, enum/set)."""
+"""MySQL 8 binlogs applied with --apply sql to a real MariaDB target (compressed transactions, partial JSON,
+enum/set)."""
 
 from __future__ import annotations
 
-from data import MYSQL_BINLOGS as FIXTURES  # noqa: E402
-from helpers import run_binreplay
-
 from binreplay.source.reader import BinlogReader
+
+from data import MYSQL_BINLOGS as FIXTURES
+from helpers import run_binreplay
 
 JSON_FILE = "mc-8.0.22-json-partial-update.000001"
 
@@ -123,12 +124,11 @@ def test_mysql8_collation_names_in_statement_text(clean_servers) -> None:
     literal or a comment stays, a name the target knows stays, a statement without one is the same bytes.
     The translated statement runs on the MariaDB target."""
     from binreplay.apply.cross_flavor import ContextTranslation
-    from binreplay.server.catalog import default_collations
-    from binreplay.server.connection import load_collations
+    from binreplay.server.catalog import collations, default_collations
 
     _, target = clean_servers
     with target.connect() as conn:
-        translation = ContextTranslation("mariadb", load_collations(conn), default_collations(conn))
+        translation = ContextTranslation("mariadb", collations(conn), default_collations(conn))
     sql = ("CREATE TABLE fx.c (a VARCHAR(10) COLLATE utf8mb4_0900_ai_ci, "
            "b VARCHAR(30) CHARACTER SET utf8mb4 COLLATE `utf8mb4_de_pb_0900_as_cs` DEFAULT 'COLLATE utf8mb4_0900_bin', "
            "c VARCHAR(10) COLLATE utf8mb4_bin) /* COLLATE utf8mb4_0900_ai_ci */ "

@@ -11,7 +11,6 @@ import random
 import subprocess
 from pathlib import Path
 
-from helpers import assert_same_content, binlogs_from, reset_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,12 +18,14 @@ from binreplay.report.progress import Reporter
 from binreplay.run import ReplayOptions, run_replay
 from binreplay.server.connection import ServerConfig
 
+from helpers import assert_same_content, binlogs_from, reset_server
+
 MODES = ("row", "table", "commit-order")
 WORKERS = (1, 4, 16)
 
 
 class _Quiet(Reporter):
-    def finish(self, summary) -> None:  # noqa: D102 - tests read the Summary object
+    def finish(self, summary) -> None:
         pass
 
 
@@ -76,13 +77,12 @@ def replay_all_ways(source, target, tmp_path: Path, setup: list[str], workload, 
 def in_sessions(statements_per_trx: list[list[str]], *, database: str = "app"):
     """A workload: each inner list is one source transaction."""
     def run(source) -> None:
-        with source.connect(database) as conn:
-            with conn.cursor() as cur:
-                for trx in statements_per_trx:
-                    cur.execute("BEGIN")
-                    for sql in trx:
-                        cur.execute(sql)
-                    cur.execute("COMMIT")
+        with source.connect(database) as conn, conn.cursor() as cur:
+            for trx in statements_per_trx:
+                cur.execute("BEGIN")
+                for sql in trx:
+                    cur.execute(sql)
+                cur.execute("COMMIT")
     return run
 
 
@@ -164,7 +164,8 @@ def test_null_unique_keys_and_primary_key_updates(clean_servers, tmp_path) -> No
     trxs = []
     for i in range(60):
         trxs.append([f"INSERT INTO n VALUES ({10 + i}, {i % 3}, NULL)"])
-        trxs.append([f"UPDATE n SET b = {100 + i} WHERE id = {10 + i}"] if i % 2 else [f"DELETE FROM n WHERE id = {10 + i}"])
+        trxs.append([f"UPDATE n SET b = {100 + i} WHERE id = {10 + i}"] if i % 2
+                    else [f"DELETE FROM n WHERE id = {10 + i}"])
         trxs.append([f"UPDATE n SET id = id + 1000 WHERE id = {3 + (i % 2)}" if i % 4 == 0 else
                      f"UPDATE n SET id = id - 1000 WHERE id = {1003 + (i % 2)}" if i % 4 == 2 else "DO 1"])
     replay_all_ways(source, target, tmp_path, setup, in_sessions(trxs))
@@ -212,22 +213,21 @@ def test_ddl_between_dml_and_many_tables_per_transaction(clean_servers, tmp_path
     setup = ["CREATE DATABASE app"] + [f"CREATE TABLE app.t{i} (id INT PRIMARY KEY, v INT)" for i in range(8)]
 
     def workload(src) -> None:
-        with src.connect("app") as conn:
-            with conn.cursor() as cur:
-                for r in range(120):
-                    cur.execute("BEGIN")
-                    for i in range(8):
-                        cur.execute(f"INSERT INTO t{i} (id, v) VALUES ({r}, {r * i})")
-                    cur.execute("COMMIT")
-                    if r == 40:
-                        cur.execute("ALTER TABLE t3 ADD COLUMN extra VARCHAR(10) DEFAULT 'x'")
-                    if r == 60:
-                        cur.execute("ALTER TABLE t5 DROP PRIMARY KEY, ADD PRIMARY KEY (id, v)")
-                    if r == 80:
-                        cur.execute("CREATE TABLE t8 LIKE t0")
-                        cur.execute("RENAME TABLE t1 TO t1_old, t8 TO t1")
-                    if r == 100:
-                        cur.execute("ALTER TABLE t2 ADD UNIQUE KEY (v)")
+        with src.connect("app") as conn, conn.cursor() as cur:
+            for r in range(120):
+                cur.execute("BEGIN")
+                for i in range(8):
+                    cur.execute(f"INSERT INTO t{i} (id, v) VALUES ({r}, {r * i})")
+                cur.execute("COMMIT")
+                if r == 40:
+                    cur.execute("ALTER TABLE t3 ADD COLUMN extra VARCHAR(10) DEFAULT 'x'")
+                if r == 60:
+                    cur.execute("ALTER TABLE t5 DROP PRIMARY KEY, ADD PRIMARY KEY (id, v)")
+                if r == 80:
+                    cur.execute("CREATE TABLE t8 LIKE t0")
+                    cur.execute("RENAME TABLE t1 TO t1_old, t8 TO t1")
+                if r == 100:
+                    cur.execute("ALTER TABLE t2 ADD UNIQUE KEY (v)")
     replay_all_ways(source, target, tmp_path, setup, workload)
 
 
@@ -245,10 +245,9 @@ def test_one_transaction_of_100k_rows(clean_servers, tmp_path) -> None:
 def test_a_thousand_small_tables(clean_servers, tmp_path) -> None:
     source, target = clean_servers
     source.execute("CREATE DATABASE app")
-    with source.connect("app") as conn:
-        with conn.cursor() as cur:
-            for i in range(1000):
-                cur.execute(f"CREATE TABLE t{i} (id INT PRIMARY KEY, v INT)")
+    with source.connect("app") as conn, conn.cursor() as cur:
+        for i in range(1000):
+            cur.execute(f"CREATE TABLE t{i} (id INT PRIMARY KEY, v INT)")
     rnd = random.Random(3)
     trxs = [[f"INSERT INTO t{rnd.randrange(1000)} VALUES ({i}, {i})",
              f"UPDATE t{rnd.randrange(1000)} SET v = v + 1"] for i in range(1500)]
@@ -291,7 +290,8 @@ def _op_sql(op) -> list[str]:
     if kind == "chi_insert":
         return [f"REPLACE INTO chi VALUES ({op[1]}, {op[2]}, {op[1]})"]
     if kind == "par_rekey":
-        return [f"UPDATE par SET id = id + 10 WHERE id = {op[1]}", f"UPDATE par SET id = id - 10 WHERE id = {op[1] + 10}"]
+        return [f"UPDATE par SET id = id + 10 WHERE id = {op[1]}",
+                f"UPDATE par SET id = id - 10 WHERE id = {op[1] + 10}"]
     if kind == "np_insert":
         return [f"INSERT INTO np VALUES ({op[1]}, {op[1]})"]
     if kind == "np_delete":
@@ -313,16 +313,15 @@ def test_randomized_workloads_parallel_equals_serial(clean_servers, tmp_path_fac
         trxs.append(statements)
 
     def run(src) -> None:
-        with src.connect("app") as conn:
-            with conn.cursor() as cur:
-                for statements in trxs:
-                    if statements[0].startswith("ALTER"):
-                        cur.execute(statements[0])
-                        continue
-                    cur.execute("BEGIN")
-                    for sql in statements:
-                        if not sql.startswith("ALTER"):
-                            cur.execute(sql)
-                    cur.execute("COMMIT")
+        with src.connect("app") as conn, conn.cursor() as cur:
+            for statements in trxs:
+                if statements[0].startswith("ALTER"):
+                    cur.execute(statements[0])
+                    continue
+                cur.execute("BEGIN")
+                for sql in statements:
+                    if not sql.startswith("ALTER"):
+                        cur.execute(sql)
+                cur.execute("COMMIT")
     replay_all_ways(source, target, tmp_path_factory.mktemp("rand"), INGREDIENT_SETUP, run,
                     modes=("row",), workers=(8,))

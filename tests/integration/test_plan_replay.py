@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+
+from binreplay.schedule.limits import BATCH
+
 from helpers import binlogs_from, run_binreplay
 
 
@@ -23,10 +26,9 @@ PLAN_KEYS = {"format", "files", "transactions", "skipped", "first_timestamp", "l
 
 def run_session(source, statements: list[str], *, session_sql: tuple[str, ...] = ()) -> None:
     """Each statement in its own autocommit transaction, in one session."""
-    with source.connect() as conn:
-        with conn.cursor() as cur:
-            for sql in (*session_sql, *statements):
-                cur.execute(sql)
+    with source.connect() as conn, conn.cursor() as cur:
+        for sql in (*session_sql, *statements):
+            cur.execute(sql)
 
 
 def table(plan: dict, name: str) -> dict:
@@ -99,25 +101,27 @@ def test_counts_match_what_was_written(clean_servers) -> None:
 
 
 def test_hot_row_finds_less_parallelism_than_disjoint_rows(clean_servers) -> None:
+    # Several batches' worth of transactions (BatchLimits), so disjoint batches can run side by side.
+    n = 4 * BATCH.max_transactions
     source, _ = clean_servers
     run_session(source, ["CREATE DATABASE pl", "CREATE TABLE pl.c (id INT PRIMARY KEY, n INT)",
-                         "INSERT INTO pl.c SELECT seq, 0 FROM pl.seq_1_to_400"])
+                         f"INSERT INTO pl.c SELECT seq, 0 FROM pl.seq_1_to_{n}"])
     file, disjoint_start = source.master_status()
-    run_session(source, [f"UPDATE pl.c SET n = n + 1 WHERE id = {i}" for i in range(1, 401)])
+    run_session(source, [f"UPDATE pl.c SET n = n + 1 WHERE id = {i}" for i in range(1, n + 1)])
     hot_start = source.master_status()[1]
-    run_session(source, ["UPDATE pl.c SET n = n + 1 WHERE id = 7"] * 400)
+    run_session(source, ["UPDATE pl.c SET n = n + 1 WHERE id = 7"] * n)
     hot_end = source.master_status()[1]
     (path,) = [f for f in binlogs_from(source, file) if Path(f).name == file]
 
     disjoint = plan_json(path, "--start-position", str(disjoint_start), "--stop-position", str(hot_start))
     hot = plan_json(path, "--start-position", str(hot_start), "--stop-position", str(hot_end))
-    assert disjoint["transactions"] == hot["transactions"] == 400
-    assert table(hot, "pl.c")["updates"] == 400
+    assert disjoint["transactions"] == hot["transactions"] == n
+    assert table(hot, "pl.c")["updates"] == n
     assert estimate(hot, "row", 8)["speedup"] == pytest.approx(1.0, abs=0.01)
     assert estimate(disjoint, "row", 8)["speedup"] > 3
     row = {name: next(m for m in plan["modes"] if m["mode"] == "row")
            for name, plan in (("hot", hot), ("disjoint", disjoint))}
-    assert row["hot"]["longest_chain"] == 400 and row["disjoint"]["longest_chain"] == 1
+    assert row["hot"]["longest_chain"] == n and row["disjoint"]["longest_chain"] == 1
     # One table: table mode sees the disjoint rows as one chain too.
     assert estimate(disjoint, "table", 8)["speedup"] == pytest.approx(1.0, abs=0.01)
     assert disjoint["recommendation"]["dependency"] == "row" and disjoint["recommendation"]["workers"] > 1

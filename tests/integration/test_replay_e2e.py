@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+
 from helpers import (
     assert_same_content,
     binlogs_from,
     replay_into,
     run_binreplay,
 )
-from replays import BASE, ok, run_on, setup_backup, summary_of  # noqa: F401
+from replays import BASE, ok, run_on, setup_backup, summary_of
 
 
 def test_dml_over_several_tables_and_files(clean_servers) -> None:
@@ -76,7 +77,8 @@ def test_statement_and_mixed_format_with_context(clean_servers) -> None:
         "INSERT INTO tt VALUES (1),(2),(3)",
         "INSERT INTO app.events (user_id, kind, at) SELECT x, 'from-temp', '2020-01-01' FROM tt",
         "SET SESSION sql_mode = ''",
-        "INSERT INTO app.users (email, name, score) VALUES ('mode', 'this name is far too long for fifty characters so it is cut', 'x')",
+        "INSERT INTO app.users (email, name, score) "
+        "VALUES ('mode', 'this name is far too long for fifty characters so it is cut', 'x')",
         "SET SESSION foreign_key_checks = 0, unique_checks = 0",
         "INSERT INTO app.events (user_id, kind, at) VALUES (@v_dec, @v_real, NULL)",
         "UPDATE app.users SET score = @v_big % 1000 WHERE email = 'rand'",
@@ -244,13 +246,12 @@ def test_large_transaction_is_split_into_binlog_statements(clean_servers) -> Non
 def test_non_transactional_changes_kept_after_rollback(clean_servers) -> None:
     source, target = clean_servers
     start = setup_backup(source, target, *BASE, "CREATE TABLE app.mi (id INT PRIMARY KEY, v INT) ENGINE=MyISAM")
-    with source.connect("app") as conn:
-        with conn.cursor() as cur:
-            cur.execute("BEGIN")
-            cur.execute("INSERT INTO app.users (email, name, score) VALUES ('rb', 'x', 1)")
-            cur.execute("INSERT INTO app.mi VALUES (1, 1)")
-            cur.execute("ROLLBACK")
-            cur.execute("INSERT INTO app.mi VALUES (2, 2)")
+    with source.connect("app") as conn, conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("INSERT INTO app.users (email, name, score) VALUES ('rb', 'x', 1)")
+        cur.execute("INSERT INTO app.mi VALUES (1, 1)")
+        cur.execute("ROLLBACK")
+        cur.execute("INSERT INTO app.mi VALUES (2, 2)")
     result = replay_into(source, target, start)
     ok(result)
     assert "`app`.`mi` uses MyISAM" in result.stderr

@@ -12,8 +12,9 @@ from replays import BASE, run_on, setup_backup
 def _locked_replay(clean_servers, *extra: str):
     source, target = clean_servers
     start = setup_backup(source, target, *BASE, "CREATE TABLE app.log (n INT)")  # keyless: a ledger
-    run_on(source, [s for i in range(30) for s in ("BEGIN", f"UPDATE app.users SET score = score + {i} WHERE id = {1 + i % 3}",
-                                                 f"INSERT INTO app.log VALUES ({i})", "COMMIT")])
+    run_on(source, [s for i in range(30)
+                    for s in ("BEGIN", f"UPDATE app.users SET score = score + {i} WHERE id = {1 + i % 3}",
+                              f"INSERT INTO app.log VALUES ({i})", "COMMIT")])
     target.execute("SET GLOBAL innodb_lock_wait_timeout = 1")
     holder = target.connect()
     cur = holder.cursor()
@@ -57,9 +58,9 @@ def test_worker_connections_killed_mid_transaction(clean_servers, reliability) -
     """KILL CONNECTION of workers while they apply or commit: nothing lost, nothing applied twice."""
     import threading
 
-    from replays import setup_backup as _setup
-
     from binreplay.devtools.workload import create_base, run_workload
+
+    from replays import setup_backup as _setup
 
     source, target = clean_servers
     with source.connect() as conn:

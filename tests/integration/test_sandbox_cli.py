@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from helpers import assert_same_content, binlogs_from, run_binreplay
-from replays import BASE, run_on, setup_backup
 
 from binreplay.cli.sandbox import SandboxSettings
+
+from helpers import assert_same_content, binlogs_from, run_binreplay
+from replays import BASE, run_on, setup_backup
 
 _SOCKET = re.compile(r"socket: (-S (\S+) -u root)")
 _TCP = re.compile(r"tcp:\s+(-h 127\.0\.0\.1 -P (\d+) -u root)")

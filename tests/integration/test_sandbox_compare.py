@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import assert_same_content, snapshot_to_target
 
 from binreplay.devtools.compare import (
     TableDiff,
@@ -17,12 +17,14 @@ from binreplay.devtools.compare import (
 from binreplay.devtools.sandbox import Sandbox, create_sandbox
 from binreplay.server.catalog import user_schemas
 
+from helpers import assert_same_content, snapshot_to_target
+
 Servers = tuple[Sandbox, Sandbox]
 
 
-def _diffs(source: Sandbox, target: Sandbox, **kw: object) -> list[TableDiff]:
+def _diffs(source: Sandbox, target: Sandbox, **kw: Any) -> list[TableDiff]:
     with source.connect() as ref, target.connect() as tgt:
-        return compare_servers(ref, tgt, **kw)  # type: ignore[arg-type]
+        return compare_servers(ref, tgt, **kw)
 
 
 def _on_both(servers: Servers, *statements: str) -> None:

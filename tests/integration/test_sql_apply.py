@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from helpers import (
     assert_same_content,
     binlogs_from,
@@ -82,7 +83,8 @@ ROWS = [
     "(3, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, '0.000000000000000000000000000001', 0.01, -1, 0.1, 1.5, 0.1, "
     "'2024-02-29', '12:34:56', '-12:34:56.7', '00:00:00.001', '-00:00:00.5', '2024-02-29 12:34:56', "
     "'1000-01-01 00:00:00.01', '2024-02-29 12:34:56.000001', '1970-01-01 05:00:01', '2024-06-01 12:00:00.5', "
-    "'2024-06-01 12:00:00.000001', 1901, b'1', b'1000000001', b'1000000000000000000000000000000000000000000000000000000000000001', "
+    "'2024-06-01 12:00:00.000001', 1901, b'1', b'1000000001', "
+    "b'1000000000000000000000000000000000000000000000000000000000000001', "
     "'a', '', 'trail  ', 'trail  ', 'é\\n\\t\\\\''\"', 'a', 'x  ', _latin1 X'5C27', 'x ', 'X', "
     "'a\\0', 'ab  ', X'00', '\\0\\0', '{\"k\": \"\\\\u0000 ü\", \"n\": [[[]]], \"x\": 12345678901234567890}', "
     "ST_GeomFromText('LINESTRING(0 0, 1 1, 2 1)'), POINT(1, 2))",
@@ -423,16 +425,12 @@ def test_a_connection_lost_while_rows_are_translated_is_retried(clean_servers) -
     """Translating rows queries the target (its table definitions) before anything is sent: a worker
     connection killed just then is reconnected and the group retried, as when it dies applying."""
     from binreplay.apply.applier import Applier
-    from binreplay.apply.sql_rows import SqlApplyShared
-    from binreplay.server.connection import (
-        ServerConfig,
-        connect,
-        load_collations,
-        server_info,
-    )
     from binreplay.apply.encoders import encoder_factory
+    from binreplay.apply.sql_rows import SqlApplyShared
     from binreplay.schedule.batches import Batcher
     from binreplay.schedule.limits import BatchLimits
+    from binreplay.server.catalog import collations as load_collations
+    from binreplay.server.connection import ServerConfig, connect, server_info
     from binreplay.source.reader import BinlogReader
     from binreplay.state.store import ProgressStore
 

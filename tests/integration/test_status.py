@@ -7,6 +7,7 @@ import shlex
 import signal
 
 import pytest
+
 from helpers import assert_same_content, replay_into, run_binreplay
 from replays import BASE, run_on, setup_backup
 

@@ -7,11 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import assert_same_content, binlogs_from, run_binreplay
-from replays import BASE, run_on, setup_backup
 
 from binreplay.devtools.sandbox import create_sandbox
 from binreplay.errors import ExitCode
+
+from helpers import assert_same_content, binlogs_from, run_binreplay
+from replays import BASE, run_on, setup_backup
 
 pytestmark = pytest.mark.skipif(not shutil.which("openssl"), reason="openssl not installed")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import run_binreplay, snapshot_to_target
 
 
@@ -43,7 +44,8 @@ def test_restored_copy_is_equal(clean_servers) -> None:
     source.execute("CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40) COLLATE utf8mb4_general_ci, "
                    "price DECIMAL(10,2), weight FLOAT, ratio DOUBLE, flags BIT(5), kind ENUM('a','b'), "
                    "at DATETIME(6), ts TIMESTAMP(3) NULL, body TEXT, raw BLOB, doc JSON, missing INT NULL)")
-    source.execute("INSERT INTO shop.items SELECT seq, CONCAT('Item ', seq), seq * 1.25, seq % 100 / 4, seq / 3, seq % 32, "
+    source.execute("INSERT INTO shop.items SELECT seq, CONCAT('Item ', seq), seq * 1.25, seq % 100 / 4, seq / 3, "
+                   "seq % 32, "
                    "IF(seq % 2, 'a', 'b'), NOW(6), NOW(3), REPEAT('x', seq % 50), UNHEX(MD5(seq)), "
                    "JSON_OBJECT('n', seq), NULL FROM shop.seq_1_to_3000")
     source.execute("CREATE TABLE shop.lines (order_id INT, line INT, qty INT, PRIMARY KEY (order_id, line))")

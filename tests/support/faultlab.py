@@ -20,9 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import _tool, assert_same_content
-
 from binreplay.devtools.sandbox import Sandbox
+
+from helpers import _tool, assert_same_content
 
 # --- invariants -----------------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ class BackupImage:
     schemas: list[str]
     dump: bytes = b""
 
-    def save(self, target: Sandbox) -> "BackupImage":
+    def save(self, target: Sandbox) -> BackupImage:
         self.dump = subprocess.run([_tool("mariadb-dump"), *target.client_args(), "--single-transaction",
                                     "--hex-blob", "--routines", "--triggers", "--databases", *self.schemas],
                                    check=True, capture_output=True).stdout

@@ -13,8 +13,8 @@ from typing import IO
 import pymysql
 
 from binreplay.devtools.compare import compare_servers
-from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
 from binreplay.devtools.sandbox import Sandbox
+from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident
 
 _CHANGE_MASTER = re.compile(rb"CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)")
 _HEAD_LIMIT = 1 << 20       # the coordinates come before any table data

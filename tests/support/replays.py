@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from helpers import binlogs_from, snapshot_to_target
-
 from binreplay.errors import ExitCode
+
+from helpers import binlogs_from, snapshot_to_target
 
 
 def setup_backup(source, target, *statements: str, schemas=("app",)) -> tuple[str, int]:
@@ -18,12 +18,11 @@ def setup_backup(source, target, *statements: str, schemas=("app",)) -> tuple[st
 
 def run_on(source, statements: list[str], *, session_sql: tuple[str, ...] = (), database: str = "app") -> None:
     """Run statements in one source session (so session settings and temp tables hold)."""
-    with source.connect(database) as conn:
-        with conn.cursor() as cur:
-            for sql in session_sql:
-                cur.execute(sql)
-            for sql in statements:
-                cur.execute(sql)
+    with source.connect(database) as conn, conn.cursor() as cur:
+        for sql in session_sql:
+            cur.execute(sql)
+        for sql in statements:
+            cur.execute(sql)
 
 
 def ok(result) -> None:
@@ -31,8 +30,8 @@ def ok(result) -> None:
 
 
 def summary_of(result) -> dict:
-    lines = [json.loads(l) for l in result.stderr.splitlines() if l.startswith("{")]
-    return next(l for l in lines if l["type"] == "summary")
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    return next(r for r in records if r["type"] == "summary")
 
 
 BASE = ("CREATE DATABASE app",
@@ -45,7 +44,7 @@ BASE = ("CREATE DATABASE app",
 
 def one_line_error(result, code: ExitCode, *fragments: str) -> None:
     assert result.returncode == code, f"exit {result.returncode}: {result.stderr}"
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("binreplay: error: ") or code == ExitCode.USAGE
     for f in fragments:

@@ -68,6 +68,13 @@ def _exit_code_rows(markdown: str) -> set[int]:
     return {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", markdown, flags=re.MULTILINE)}
 
 
+def test_exit_code_names_are_the_enum_names() -> None:
+    rows = re.findall(r"^\|\s*(\d+)\s*\|\s*`(\w+)`\s*\|", (DOCS / "exit-codes.md").read_text(), flags=re.MULTILINE)
+    assert rows, "docs/exit-codes.md: no `| code | `NAME` |` rows"
+    wrong = [(code, name) for code, name in rows if ExitCode(int(code)).name != name]
+    assert not wrong, f"docs/exit-codes.md names differ from ExitCode: {wrong}"
+
+
 def test_every_exit_code_is_documented_in_one_table() -> None:
     doc = "docs/exit-codes.md"
     documented = _exit_code_rows((ROOT / doc).read_text())
@@ -141,3 +148,68 @@ def test_the_checker_catches_a_wrong_flag_and_a_wrong_command() -> None:
     assert command_lines("binreplay replay a \\\n    --dry-run | tee x\n  stop:   binreplay nope\n"
                          "binreplay status: the last run did not finish\n") == \
         [["replay", "a", "--dry-run", "|", "tee", "x"]]
+
+
+# --- the module map ------------------------------------------------------------------------
+
+PACKAGE = ROOT / "binreplay"
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+def module_map(markdown: str) -> set[str]:
+    """The modules and packages named in the first column of docs/design.md's module map:
+    `apply/workers.py`, `apply/` (paths relative to binreplay/)."""
+    section = markdown.split("\n## Module map\n", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for line in section.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        first = line.split("|")[1]
+        named.update(t for t in _BACKTICKED.findall(first) if t.endswith((".py", "/")))
+    return named
+
+
+def package_layout(root: Path = PACKAGE) -> set[str]:
+    """Every module (`x/y.py`) and package (`x/`) under binreplay/; a package's __init__.py is its package."""
+    found = set()
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts:
+            continue
+        if rel.name == "__init__.py":
+            if rel.parent != Path("."):
+                found.add(rel.parent.as_posix() + "/")
+        else:
+            found.add(rel.as_posix())
+    return found
+
+
+def test_the_module_map_names_every_module_and_only_modules_that_exist() -> None:
+    mapped, actual = module_map((DOCS / "design.md").read_text()), package_layout()
+    missing, stale = sorted(actual - mapped), sorted(mapped - actual)
+    assert not missing, f"docs/design.md's module map lacks {missing}"
+    assert not stale, f"docs/design.md's module map names what does not exist: {stale}"
+
+
+def test_the_checker_catches_a_missing_and_a_stale_module(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    for name in ("top.py", "pkg/__init__.py", "pkg/mod.py"):
+        (tmp_path / name).write_text("")
+    assert package_layout(tmp_path) == {"top.py", "pkg/", "pkg/mod.py"}
+    doc = ("# Design\n\n## Module map\n\n| module | role |\n|---|---|\n| `top.py`, `pkg/gone.py` | x `not/a.py` |\n"
+           "| **`pkg/`** | y |\n\n## Next\n| `other.py` | z |\n")
+    assert module_map(doc) == {"top.py", "pkg/gone.py", "pkg/"}
+
+
+@pytest.mark.parametrize("doc", ["docs/design.md", "README.md"])
+def test_source_files_named_in_the_docs_exist(doc: str) -> None:
+    """A `something.py` in the prose is a path (relative to binreplay/ or to the repository) that exists."""
+    named = {t for t in _BACKTICKED.findall((ROOT / doc).read_text()) if re.fullmatch(r"[\w./-]+\.py", t)}
+    gone = sorted(t for t in named if not (PACKAGE / t).is_file() and not (ROOT / t).is_file())
+    assert not gone, f"{doc} names files that do not exist: {gone}"
+
+
+def test_there_is_one_module_map() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "| module | role |" not in readme, "README.md repeats the module map: link to docs/design.md"
+    assert "(docs/design.md#module-map)" in readme

@@ -16,8 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from data import BINLOGS as FIXTURES  # noqa: E402
-from helpers import run_binreplay
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
@@ -27,6 +25,9 @@ from binreplay.model import MysqlGtid
 from binreplay.schedule.dependencies import CommitOrder
 from binreplay.source.gtid import MysqlGtidSet
 from binreplay.source.reader import BinlogReader
+
+from data import BINLOGS as FIXTURES
+from helpers import run_binreplay
 
 FIXTURE = FIXTURES / "mysql" / "mc-9.6.0-gtid-tagged.000001"
 

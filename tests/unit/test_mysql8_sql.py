@@ -16,15 +16,17 @@ documented values (there is no source server to compare with: the source was a M
 from __future__ import annotations
 
 import pytest
-from data import MYSQL_BINLOGS as FIXTURES  # noqa: E402
 
 from binreplay.apply.sql_values import ColumnType, renderer
 from binreplay.binlog import constants as C
 from binreplay.binlog import json_diff
 from binreplay.binlog import rows as R
 from binreplay.binlog.mysql_json import binary_json_to_text
+from binreplay.binlog.table_map import parse_table_map
 from binreplay.binlog.table_meta import parse_table_meta
 from binreplay.source.reader import BinlogReader
+
+from data import MYSQL_BINLOGS as FIXTURES
 
 JSON_FILE = "mc-8.0.22-json-partial-update.000001"
 DOCS = ['{"age": 24, "data": "xxxxxxxxxx", "name": "Joe"}',
@@ -46,7 +48,7 @@ def decoded(name: str) -> list[tuple[str, str, tuple]]:
             body = ev.raw[C.HEADER_LEN:len(ev.raw) - (C.CRC_LEN if fde.has_crc32 else 0)]
             phl = fde.post_header_lengths[ev.type_code - 1]
             if ev.type_code == C.TABLE_MAP_EVENT:
-                tm = R.parse_table_map(body, phl)
+                tm = parse_table_map(body, phl)
                 meta = parse_table_meta(tm, fde.flavor)
                 render = [renderer(ColumnType(t, m, bool(meta.unsigned and meta.unsigned[i]), "utf8mb4"))
                           for i, (t, m) in enumerate(zip(tm.types, tm.metadata))]
@@ -83,9 +85,10 @@ def test_enum_set_char_text_full_metadata() -> None:
     # rust_mysql_common test (mysql-enum-string-set.000001); CREATE TABLE t(f1 CHAR(128), f2 VARCHAR(300),
     # f3 ENUM('var1', 'variant2', 'foo'), f4 SET('one', 'two', 'three', 'four'), f5 TEXT) in the binlog.
     digits = "0123456789"
-    long = ("01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
-            "01234567890123456780123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890"
-            "123456789012345678901234567890123456780123456789012345678901234567890123456789")   # as the test spells it
+    long = ("01234567890123456789012345678901234567890123456789012345678901234567890123456789"
+            "01234567890123456789012345678901234567890123456780123456789012345678901234567890"
+            "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+            "1234567890123456780123456789012345678901234567890123456789")   # as the test spells it
     first = (digits * 10, long, "1", "5", digits)            # ENUM 'var1', SET 0b101 = 'one,three'
     second = ("field1", "field_2", "2", "10", long)          # ENUM 'variant2', SET 0b1010 = 'two,four'
     got = [(ev, tuple(v if v.isdigit() else text(v) for v in image))
@@ -101,7 +104,7 @@ def test_invisible_columns_are_in_the_row_images() -> None:
     (trx,) = [t for t in transactions("mc-8.0.26-invisible-columns-full-meta.000001")
               if any(e.type_code == C.TABLE_MAP_EVENT for e in t.events)][:1]
     tm_event = next(e for e in trx.events if e.type_code == C.TABLE_MAP_EVENT)
-    tm = R.parse_table_map(tm_event.raw[C.HEADER_LEN:-C.CRC_LEN], trx.fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
+    tm = parse_table_map(tm_event.raw[C.HEADER_LEN:-C.CRC_LEN], trx.fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
     meta = parse_table_meta(tm, "mysql")
     assert meta.names == ("f1", "f2", "f3", "f4", "f5", "f6")
     assert meta.unsigned == (True, True, False, False, False, True)
@@ -122,7 +125,7 @@ def test_minimal_row_image() -> None:
     assert image[0] == "1" and text(image[2]) == "a"
     trx = transactions("mc-8.0.40-minimal-row-image.000001")[0]
     tm_event = next(e for e in trx.events if e.type_code == C.TABLE_MAP_EVENT)
-    tm = R.parse_table_map(tm_event.raw[C.HEADER_LEN:-C.CRC_LEN], trx.fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
+    tm = parse_table_map(tm_event.raw[C.HEADER_LEN:-C.CRC_LEN], trx.fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
     assert parse_table_meta(tm, "mysql").collations[2] == 255
 
 
@@ -170,7 +173,7 @@ def _partial_rows():
     fde = trx.fde
     tm_ev = next(e for e in trx.events if e.type_code == C.TABLE_MAP_EVENT)
     ev = next(e for e in trx.events if e.type_code == C.PARTIAL_UPDATE_ROWS_EVENT)
-    tm = R.parse_table_map(tm_ev.raw[C.HEADER_LEN:-C.CRC_LEN], fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
+    tm = parse_table_map(tm_ev.raw[C.HEADER_LEN:-C.CRC_LEN], fde.post_header_lengths[C.TABLE_MAP_EVENT - 1])
     rows = R.parse_rows_event(C.UPDATE_ROWS_EVENT, ev.raw[C.HEADER_LEN:-C.CRC_LEN],
                               fde.post_header_lengths[ev.type_code - 1])
     return json_diff.partial_rows(R.RowWalker(tm), rows)
@@ -284,7 +287,7 @@ def _raw_images(name: str) -> list[tuple[str, str, tuple]]:
             body = ev.raw[C.HEADER_LEN:-C.CRC_LEN]
             phl = trx.fde.post_header_lengths[ev.type_code - 1]
             if ev.type_code == C.TABLE_MAP_EVENT:
-                tm = R.parse_table_map(body, phl)
+                tm = parse_table_map(body, phl)
                 maps[tm.table_id] = (tm.table, R.RowWalker(tm))
             elif ev.type_code in (C.WRITE_ROWS_EVENT, C.UPDATE_ROWS_EVENT):
                 rows = R.parse_rows_event(ev.type_code, body, phl)

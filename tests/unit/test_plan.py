@@ -10,12 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from data import BINLOGS as FIXTURES  # noqa: E402
-from helpers import run_binreplay
-from replays import one_line_error
 
 from binreplay.commands.plan.survey import ModeEstimate, WorkerEstimate, recommend
 from binreplay.errors import ExitCode
+
+from data import BINLOGS as FIXTURES
+from helpers import run_binreplay
+from replays import one_line_error
 
 
 def plan_json(*args: str) -> dict:

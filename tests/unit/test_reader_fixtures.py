@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from data import BINLOGS as FIXTURES  # noqa: E402
 
 from binreplay.binlog import constants as C
 from binreplay.errors import (
@@ -19,6 +18,8 @@ from binreplay.errors import (
 )
 from binreplay.model import MariadbGtid, MysqlGtid, TrxKind
 from binreplay.source.reader import BinlogReader
+
+from data import BINLOGS as FIXTURES
 
 
 def read(*names: str, **kw):

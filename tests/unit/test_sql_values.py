@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data import MYSQL_BINLOGS as FIXTURES  # noqa: E402
+from data import MYSQL_BINLOGS as FIXTURES
 
 
 def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
@@ -13,6 +13,7 @@ def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
     from binreplay.binlog.events import parse_format_description
     from binreplay.binlog.file import BinlogFile
     from binreplay.binlog.header import event_body, post_header_len
+    from binreplay.binlog.table_map import parse_table_map
     from binreplay.binlog.table_meta import parse_table_meta
 
     out, fde, maps = [], None, {}
@@ -22,7 +23,7 @@ def _decoded_rows(name: str) -> list[tuple[str, tuple]]:
             continue
         body, phl = event_body(ev, fde), post_header_len(fde, ev.type_code)
         if ev.type_code == C.TABLE_MAP_EVENT:
-            tm = R.parse_table_map(body, phl)
+            tm = parse_table_map(body, phl)
             meta = parse_table_meta(tm, fde.flavor)
             render = [renderer(ColumnType(t, m, bool(meta.unsigned and meta.unsigned[i]), "utf8mb4"), "mysql")
                       for i, (t, m) in enumerate(zip(tm.types, tm.metadata))]
@@ -56,10 +57,10 @@ def test_values_mysql_replication_gets_wrong() -> None:
     """mysql-replication decodes YEAR 0000 as 1900 and a zero TIMESTAMP as 1970-01-01 (see
     shared notes); our renderer keeps both (the round trip above checks them on a server too)."""
     from binreplay.apply.sql_values import ColumnType, renderer
-    from binreplay.binlog import rows as R
+    from binreplay.binlog import column_types as T
 
-    assert renderer(ColumnType(R.T_YEAR, 0))(b"\x00") == "0"
-    assert renderer(ColumnType(R.T_YEAR, 0))(b"\xff") == "2155"
-    assert renderer(ColumnType(R.T_TIMESTAMP2, 0))(b"\x00\x00\x00\x00") == "'0000-00-00 00:00:00'"
-    assert renderer(ColumnType(R.T_TIMESTAMP2, 6))(b"\x00\x00\x00\x01\x00\x00\x01") == "'1970-01-01 00:00:01.000001'"
-    assert renderer(ColumnType(R.T_LONGLONG, 0, unsigned=True))(b"\xff" * 8) == "18446744073709551615"
+    assert renderer(ColumnType(T.T_YEAR, 0))(b"\x00") == "0"
+    assert renderer(ColumnType(T.T_YEAR, 0))(b"\xff") == "2155"
+    assert renderer(ColumnType(T.T_TIMESTAMP2, 0))(b"\x00\x00\x00\x00") == "'0000-00-00 00:00:00'"
+    assert renderer(ColumnType(T.T_TIMESTAMP2, 6))(b"\x00\x00\x00\x01\x00\x00\x01") == "'1970-01-01 00:00:01.000001'"
+    assert renderer(ColumnType(T.T_LONGLONG, 0, unsigned=True))(b"\xff" * 8) == "18446744073709551615"

@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from data import BINLOGS
 
 from binreplay.errors import BadInputError
 from binreplay.source.reader import BinlogReader
 from binreplay.source.validated import ValidatedRead
+
+from data import BINLOGS
 
 FILES = sorted(p for p in BINLOGS.rglob("*") if p.is_file() and p.suffix not in (".md",) and p.name != "SHA256SUMS")
 SEQUENCES = [["mysql/percona-8.0.45-gtid.000001", "mysql/percona-8.0.45-gtid.000002"],

@@ -14,32 +14,34 @@ from typing import Any
 
 import pymysql.charset
 
+from binreplay.binlog import column_types as T
 from binreplay.binlog import constants as C
-from binreplay.binlog import rows as R
+from binreplay.binlog.column_types import RowFormatError
+from binreplay.binlog.header import event_body, post_header_len
+from binreplay.binlog.table_map import layout_key, parse_table_map
 from binreplay.binlog.table_meta import parse_table_meta
 from binreplay.errors import BadInputError
-from binreplay.binlog.header import event_body, post_header_len
 from binreplay.model import Event, FormatDescription
 from binreplay.server.tables import ColumnInfo, TableInfo
 
 _BINARY_COLLATION = 63
 # information_schema DATA_TYPE for each binlog type (strings depend on the collation: see _data_type).
 _DATA_TYPES = {
-    R.T_TINY: "tinyint", R.T_SHORT: "smallint", R.T_INT24: "mediumint", R.T_LONG: "int",
-    R.T_LONGLONG: "bigint", R.T_NEWDECIMAL: "decimal", R.T_FLOAT: "float", R.T_DOUBLE: "double",
-    R.T_DATE: "date", R.T_NEWDATE: "date", R.T_TIME: "time", R.T_TIME2: "time", R.T_DATETIME: "datetime",
-    R.T_DATETIME2: "datetime", R.T_TIMESTAMP: "timestamp", R.T_TIMESTAMP2: "timestamp", R.T_YEAR: "year",
-    R.T_ENUM: "enum", R.T_SET: "set", R.T_BIT: "bit", R.T_JSON: "json", R.T_GEOMETRY: "geometry",
+    T.T_TINY: "tinyint", T.T_SHORT: "smallint", T.T_INT24: "mediumint", T.T_LONG: "int",
+    T.T_LONGLONG: "bigint", T.T_NEWDECIMAL: "decimal", T.T_FLOAT: "float", T.T_DOUBLE: "double",
+    T.T_DATE: "date", T.T_NEWDATE: "date", T.T_TIME: "time", T.T_TIME2: "time", T.T_DATETIME: "datetime",
+    T.T_DATETIME2: "datetime", T.T_TIMESTAMP: "timestamp", T.T_TIMESTAMP2: "timestamp", T.T_YEAR: "year",
+    T.T_ENUM: "enum", T.T_SET: "set", T.T_BIT: "bit", T.T_JSON: "json", T.T_GEOMETRY: "geometry",
 }
 _TEXT_OR_BINARY = {
-    R.T_STRING: ("char", "binary"), R.T_VARCHAR: ("varchar", "varbinary"), R.T_VAR_STRING: ("varchar", "varbinary"),
-    R.T_VARCHAR_COMPRESSED: ("varchar", "varbinary"),
-    **{t: ("text", "blob") for t in (R.T_BLOB, R.T_TINY_BLOB, R.T_MEDIUM_BLOB, R.T_LONG_BLOB, R.T_BLOB_COMPRESSED)},
+    T.T_STRING: ("char", "binary"), T.T_VARCHAR: ("varchar", "varbinary"), T.T_VAR_STRING: ("varchar", "varbinary"),
+    T.T_VARCHAR_COMPRESSED: ("varchar", "varbinary"),
+    **{t: ("text", "blob") for t in (T.T_BLOB, T.T_TINY_BLOB, T.T_MEDIUM_BLOB, T.T_LONG_BLOB, T.T_BLOB_COMPRESSED)},
 }
 _MAXLEN = {"latin1": 1, "ascii": 1, "binary": 1, "utf8mb3": 3, "utf8": 3, "utf8mb4": 4, "ucs2": 2, "utf16": 4,
            "utf16le": 4, "utf32": 4}
 # Collations known to compare printable ASCII case-insensitively and nothing coarser (what the
-# target's WEIGHT_STRING probe establishes in schema.py; offline we can only rely on a list).
+# target's WEIGHT_STRING probe establishes in server/tables.py; offline we can only rely on a list).
 _ASCII_FOLDING = frozenset(f"{cs}_{name}" for cs in ("utf8mb4", "utf8mb3", "utf8", "latin1", "ascii")
                            for name in ("general_ci", "unicode_ci", "unicode_520_ci", "0900_ai_ci",
                                         "swedish_ci"))
@@ -58,11 +60,11 @@ class BinlogSchema:
         """Take the table definitions of one transaction's TABLE_MAP events (before its keys are asked)."""
         for ev in events:
             if ev.type_code == C.TABLE_MAP_EVENT:
-                body = event_body(ev, fde)
-                known = self._layouts.get(body[6:])    # all but the table id, as keys.py's memo
+                body, phl = event_body(ev, fde), post_header_len(fde, ev.type_code)
+                layout = layout_key(body, phl)
+                known = self._layouts.get(layout)
                 if known is None:
-                    known = self._layouts[body[6:]] = table_from_table_map(
-                        body, post_header_len(fde, ev.type_code), fde.flavor)
+                    known = self._layouts[layout] = table_from_table_map(body, phl, fde.flavor)
                 info, source = known
                 if info is not None:
                     self._tables[(info.schema, info.name)] = info
@@ -88,9 +90,9 @@ def table_from_table_map(body: bytes, phl: int, flavor: str) -> tuple[TableInfo 
     (A primary key over a column prefix is keyed on the whole value here, finer than the
     server compares it; such keys are rare enough for an estimate.)"""
     try:
-        tmap = R.parse_table_map(body, phl)
+        tmap = parse_table_map(body, phl)
         meta = parse_table_meta(tmap, flavor)
-    except (R.RowFormatError, BadInputError, IndexError) as exc:
+    except (RowFormatError, BadInputError, IndexError) as exc:
         return None, f"TABLE_MAP not readable ({exc})"
     collations = meta.collations or (None,) * tmap.column_count
     columns = []
@@ -100,7 +102,7 @@ def table_from_table_map(body: bytes, phl: int, flavor: str) -> tuple[TableInfo 
         if collation_id is not None and collation_id != _BINARY_COLLATION:
             try:
                 cs = pymysql.charset.charset_by_id(collation_id)
-                charset, collation = cs.name, cs.collation
+                charset, collation = cs.name, cs.collation  # type: ignore[attr-defined]  # types-PyMySQL omits them
             except KeyError:
                 pass  # a collation newer than pymysql's table: keys.py keys such a column's table whole
         columns.append(ColumnInfo(name=meta.names[i] if meta.names else f"column {i + 1}", ordinal=i,

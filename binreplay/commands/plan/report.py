@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 
 from binreplay.commands.plan.survey import Plan, TableStats
+from binreplay.schedule.limits import BATCH
 
 JSON_FORMAT = 1
 # Busy-worker buckets of the text histogram (JSON has every count).
@@ -48,7 +49,7 @@ def _time(ts: int | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else "-"
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -69,7 +70,8 @@ def _table(headers: list[str], rows: list[list[object]], out: list[str], align: 
 
 
 def _summary(plan: Plan, out: list[str]) -> None:
-    span = (plan.last_timestamp - plan.first_timestamp) if plan.first_timestamp is not None else 0
+    first, last = plan.first_timestamp, plan.last_timestamp
+    span = last - first if first is not None and last is not None else 0
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(plan.kinds.items())) or "none"
     out += ["Binlogs", f"  files:         {len(plan.files)} ({plan.files[0]}" +
             (f" ... {plan.files[-1]})" if len(plan.files) > 1 else ")") if plan.files else "  files: none",
@@ -135,8 +137,8 @@ def _largest(plan: Plan, out: list[str]) -> None:
 
 
 def _parallelism(plan: Plan, out: list[str]) -> None:
-    out += ["", "Parallelism (simulated replay: the real scheduler, groups of up to 100 per commit; "
-            "speed-up against 1 worker)"]
+    out += ["", "Parallelism (simulated replay: the real scheduler, groups of up to "
+            f"{BATCH.max_transactions:,} per commit; speed-up against 1 worker)"]
     headers = ["mode", "workers", "speed-up", "busy avg"] + [
         f"busy {lo}" if lo == hi else f"busy {lo}-{hi}" for lo, hi in _BUCKETS]
     rows = []

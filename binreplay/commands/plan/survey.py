@@ -3,32 +3,35 @@
 Reads the binlogs with the replay's own reader and selection (same validation, same errors),
 and reports volume per database and table, DDL and other barriers, the largest transactions,
 and, per dependency mode, what the real scheduler would make of the transactions with 1, 4, 8
-and 16 workers (plan_sim.py). No server is contacted: row keys come from the binlog's own
-table metadata (plan_schema.py), and the report says where that is coarser or finer than
+and 16 workers (simulation.py). No server is contacted: row keys come from the binlog's own
+table metadata (binlog_tables.py), and the report says where that is coarser or finer than
 the target's schema would be.
 """
 
 from __future__ import annotations
 
 import heapq
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import rows as R
-from binreplay.source.selection import SelectionArgs, Selector, Verdict, check_end, resolve_bounds, selected
-from binreplay.schedule.dependencies import MODES, Dependencies
+from binreplay.binlog.boundaries import is_transaction_control
+from binreplay.binlog.column_types import RowFormatError
 from binreplay.binlog.header import event_body, post_header_len
-from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
+from binreplay.binlog.table_map import layout_key, parse_table_map, table_map_names
 from binreplay.commands.plan.binlog_tables import BinlogSchema
 from binreplay.commands.plan.simulation import CriticalPath, SimResult, Simulation
+from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
+from binreplay.schedule.dependencies import MODES, Dependencies
+from binreplay.schedule.limits import BATCH
 from binreplay.source.reader import BinlogReader
+from binreplay.source.selection import SelectionArgs, Selector, Verdict, check_end, resolve_bounds, selected
 
 WORKER_COUNTS = (4, 8, 16)
 # A smaller pool is preferred while its simulated speed-up is within this share of the best.
 GOOD_ENOUGH = 0.9
 _SQL_KEPT = 1000   # characters of a DDL statement kept in the plan
-_TRANSACTION_CONTROL = (b"BEGIN", b"COMMIT", b"ROLLBACK")
 
 
 @dataclass
@@ -84,7 +87,7 @@ class WorkerEstimate:
     groups: int                    # target commits
 
     @classmethod
-    def of(cls, sim: SimResult, serial_us: float) -> "WorkerEstimate":
+    def of(cls, sim: SimResult, serial_us: float) -> WorkerEstimate:
         return cls(sim.workers, round(serial_us / sim.time_us, 2) if sim.time_us else 1.0,
                    round(sim.average_busy, 2), [round(x, 4) for x in sim.busy_histogram], sim.groups)
 
@@ -211,28 +214,29 @@ class _Survey:
                     stats.transactions += 1
             elif t in C.ROWS_EVENTS:
                 total += self._rows_event(ev, fde, maps)
-            elif isinstance(ev.info, QueryInfo) and ev.info.sql.strip().upper() not in _TRANSACTION_CONTROL:
+            elif isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql):
                 db = self._database(ev.info.db)
                 db.statements += 1
                 db.bytes += len(ev.raw)
                 databases.add(ev.info.db)
-        for schema, table in touched:
+        for schema, _table in touched:
             databases.add(schema)
         for name in databases:
             self._database(name).transactions += 1
         return total, touched
 
     def _table(self, body: bytes, phl: int) -> tuple[int, TableStats, R.RowWalker | None]:
-        layout = body[6:]      # all but the table id, as keys.py caches plans
-        walker = self.walkers.get(layout, False)
-        if walker is False:
+        layout = layout_key(body, phl)
+        if layout in self.walkers:
+            walker = self.walkers[layout]
+        else:
             try:
-                tmap = R.parse_table_map(body, phl)
+                tmap = parse_table_map(body, phl)
                 walker = R.RowWalker(tmap)
-            except R.RowFormatError:
+            except RowFormatError:
                 walker = None
             self.walkers[layout] = walker
-        names = R.table_map_names(body, phl)[0]
+        names = table_map_names(body, phl)[0]
         key = (names.schema, names.table)
         stats = self.tables.get(key)
         if stats is None:
@@ -251,10 +255,10 @@ class _Survey:
         db.bytes += len(ev.raw)
         try:
             if walker is None:
-                raise R.RowFormatError("table not walkable")
+                raise RowFormatError("table not walkable")
             rows = R.parse_rows_event(ev.type_code, body, phl)
             n = len(walker.images(rows, ()))
-        except R.RowFormatError:
+        except RowFormatError:
             stats.uncounted_events += 1
             return 0
         if rows.kind == R.UPDATE:
@@ -349,7 +353,7 @@ def recommend(modes: list[ModeEstimate]) -> Recommendation:
     workers, mode, speedup = min(fits, key=lambda o: (o[0], -o[2], order[o[1]]))
     if workers == 1:
         reason = (f"no mode finds parallelism worth more workers (best: {best[2]:.2f}x with {best[0]}, {best[1]}); "
-                  "one worker already applies up to 100 transactions per commit")
+                  f"one worker already applies up to {BATCH.max_transactions:,} transactions per commit")
     elif (workers, mode) == best[:2]:
         reason = f"the best simulated speed-up ({speedup:.1f}x)"
     else:

@@ -30,7 +30,7 @@ class _Sum:
     def unhashed(self) -> int:
         return self.hashes // _UNHASHED
 
-    def __sub__(self, other: "_Sum") -> "_Sum":
+    def __sub__(self, other: _Sum) -> _Sum:
         return _Sum(self.rows - other.rows, self.hashes - other.hashes)
 
 

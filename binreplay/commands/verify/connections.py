@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pymysql
 
@@ -27,10 +27,9 @@ class Side:
     conn: Connection
 
     def rows(self, sql: str, args: list | tuple | None = None) -> list[tuple]:
-        with self._errors_named():
-            with self.conn.cursor() as cur:
-                cur.execute(sql, args)
-                return list(cur.fetchall())
+        with self._errors_named(), self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
 
     def ask(self, question: Callable[..., T], *args: Any) -> T:
         """A server.catalog query of this server, e.g. `side.ask(catalog.tables, schemas)`."""
@@ -45,10 +44,8 @@ class Side:
             raise TargetError(f"{self.role} {self.cfg.where}: {describe(exc)}") from None
 
     def close(self) -> None:
-        try:
+        with suppress(pymysql.err.Error):
             self.conn.close()
-        except pymysql.err.Error:
-            pass
 
 
 def _open(role: str, cfg: ServerConfig) -> Side:

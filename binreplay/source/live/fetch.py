@@ -1,6 +1,6 @@
 """Fetching binlogs from a live server into local files, byte for byte as the server has them.
 
-The stream comes over the replication protocol (replication_adapter.ReplicationStream). Every
+The stream comes over the replication protocol (replication.ReplicationStream). Every
 event is checked before it is written: its size, its CRC32, and that it starts exactly where the
 previous one ended (the header's end position). Events are held back until their transaction is
 complete (up to a pending limit; a larger transaction is written through), and the position
@@ -22,8 +22,8 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import Boundaries
@@ -71,6 +71,7 @@ class Fetcher:
         self.pending: list[bytes] = []
         self._pending_bytes = 0  # sum of len(pending), kept as it grows (big transactions have many events)
         self.pos = 0           # end of the last event taken (written or pending)
+        self._expect: tuple[str, int] | None = None  # (file, position) the next event must be at
         self._written_state = self._boundaries.state()
         self._finished = False  # the current file ended (ROTATE or STOP): the next must be a new one
         self._done = False

@@ -6,9 +6,9 @@ boundary (spool.trim_to_boundary) and the fetch asks the source for what comes a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from binreplay.binlog.names import binlog_sort_key
 from binreplay.errors import BadInputError, Fault, PrivilegeError, SourceError, classify, describe

@@ -1,8 +1,9 @@
 """The one place that imports `pymysqlreplication` (the mysql-replication package).
 
 Everything else in binreplay works on its own framing (binlog/) and model (model.py); this adapter
-turns the library's objects into ours, and pins fixes for the library's known decoding bugs
-(see ../shared/notes/mysql-replication.md) so the rest of the code never sees them.
+takes from the library only what fits and decodes nothing with it, so the library's known
+decoding bugs (INTVAR read as 4 of its 8 bytes, a zero TIMESTAMP as 1970-01-01, YEAR 0000 as
+1900, MySQL JSON keys as bytes) never reach the rest of the code.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 # values into Python objects (lossy for zero dates, YEAR 0000, TIMESTAMP 0, strings in
 # charsets it guesses, JSON keys as bytes) that would then need re-encoding as SQL. binreplay
 # instead walks the raw row images itself (binlog/rows.py, binlog/table_meta.py) and renders
-# each value's bytes straight to an exact SQL literal (row_values.py, mysql_json.py); the
+# each value's bytes straight to an exact SQL literal (apply/sql_values.py, binlog/mysql_json.py); the
 # library's known wrong cases are pinned in tests/integration/test_sql_apply.py.
-
-
 # --- streaming events from a live server over the replication protocol (used by --source-host, fetch) ---
 #
 # The library's BinLogStreamReader decodes every event it reads (and drops the types it does not
@@ -24,17 +23,17 @@ from __future__ import annotations
 # events byte for byte and owns its position, so it drives the dump itself on a pymysql connection
 # and takes from the library what fits: slave registration (ReportSlave) and the MySQL GTID-set
 # encoding (GtidSet) of COM_BINLOG_DUMP_GTID. Nothing here decodes an event.
+import struct as _struct
+from collections.abc import Iterator as _Iterator
+from contextlib import suppress as _suppress
+from dataclasses import dataclass as _dataclass
 
-import struct as _struct  # noqa: E402
-from dataclasses import dataclass as _dataclass  # noqa: E402
-from typing import Iterator as _Iterator  # noqa: E402
+import pymysql as _pymysql
+from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE
+from pymysqlreplication.binlogstream import COM_BINLOG_DUMP_GTID, ReportSlave
+from pymysqlreplication.gtid import GtidSet
 
-import pymysql as _pymysql  # noqa: E402
-from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE  # noqa: E402
-from pymysqlreplication.binlogstream import COM_BINLOG_DUMP_GTID, ReportSlave  # noqa: E402
-from pymysqlreplication.gtid import GtidSet  # noqa: E402
-
-from binreplay.errors import Fault, classify_code, error_code  # noqa: E402
+from binreplay.errors import Fault, classify_code, error_code
 
 _BINLOG_DUMP_NON_BLOCK = 0x01            # EOF at the end of the binlog instead of waiting
 _BINLOG_SEND_ANNOTATE_ROWS_EVENT = 0x02  # MariaDB: else ANNOTATE_ROWS events are left out (holes)
@@ -117,7 +116,7 @@ class ReplicationStream:
 
     def _command(self, command: int, payload: bytes) -> None:
         # pymysql's own framing (sequence ids, packets over 16 MiB) without its result-set handling.
-        self.conn._execute_command(command, payload)
+        self.conn._execute_command(command, payload)  # type: ignore[attr-defined]  # private: not in pymysql's stubs
 
     def events(self) -> _Iterator[bytes]:
         """Each event's bytes as the source's binlog holds them; returns at the end of a
@@ -147,22 +146,18 @@ class ReplicationStream:
 
         sock = getattr(self.conn, "_sock", None)
         if sock is not None:
-            try:
+            with _suppress(OSError):
                 sock.shutdown(_socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self) -> None:
-        try:
+        with _suppress(Exception):  # already broken: nothing to close cleanly
             self.conn.close()
-        except Exception:  # noqa: BLE001 - already broken: nothing to close cleanly
-            pass
 
 
 def _classify(exc: Exception) -> Exception:
     """A lost connection is remedied by a new dump from the last position written; any other error
     is the source's answer."""
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = getattr(exc, "args", ())
     code = error_code(exc)
     message = str(args[1]) if len(args) > 1 else str(exc)
     if classify_code(code) is Fault.LOST or code == 0:

@@ -25,13 +25,13 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from binreplay.binlog import constants as C
-from binreplay.binlog.events import parse_mariadb_gtid, parse_query, parse_rotate
 from binreplay.binlog.boundaries import Boundaries, statement_control
+from binreplay.binlog.events import parse_mariadb_gtid, parse_query, parse_rotate
 from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.names import binlog_sort_key, is_binlog_name, next_binlog_name
 from binreplay.errors import BadInputError, UsageError
@@ -100,7 +100,7 @@ class SpoolFile:
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
         with spool_io("write", path):
-            self.f = open(path, "r+b" if size else "w+b")
+            self.f = open(path, "r+b" if size else "w+b")  # noqa: SIM115 - open until close()
             self.f.truncate(size)
             self.f.seek(size)
         self.size = size
