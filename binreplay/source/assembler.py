@@ -31,7 +31,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
@@ -40,14 +40,17 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.header import body_of, post_header_len
 from binreplay.binlog.table_map import table_map_names
 from binreplay.errors import BadInputError, UnsupportedError
-from binreplay.model import FormatDescription, Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.model import Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.source.payload import assemble_payload
+
+if TYPE_CHECKING:
+    from binreplay.source.payload import PayloadFile
 
 _HEADER = struct.Struct("<IBIIIH")
 _MARIADB_GTID = struct.Struct("<QIB")   # sequence number, domain id, flags
 _U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
 _XID_LEN = 8
 _TABLE_MAP_CACHE = 4096       # distinct TABLE_MAP bodies (and table sets) remembered; a bound, not a tuning
-MAX_PAYLOAD_BYTES = 1 << 30   # a decompressed transaction may not exceed what the server itself allows
 
 _UNSUPPORTED = {
     C.START_ENCRYPTION_EVENT: "encrypted binlog events; decrypt the binlog with the server first",
@@ -58,7 +61,6 @@ _UNSUPPORTED = {
     C.XA_PREPARE_LOG_EVENT: "XA transactions",
 }
 _KNOWN = frozenset(C.event_names()) - frozenset(_UNSUPPORTED) - {C.INCIDENT_EVENT}
-_ROWS_OR_MAP = C.ROWS_EVENTS | {C.TABLE_MAP_EVENT}
 _QUERIES = frozenset({C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT})
 
 
@@ -70,8 +72,8 @@ _PARSE_ERRORS = (struct.error, IndexError, ValueError, UnicodeError, zlib.error,
 
 
 @dataclass
-class _Group:
-    """A transaction being assembled."""
+class OpenTransaction:
+    """A transaction being assembled (its events so far)."""
 
     start: int                                 # coordinate of its first event
     spans: list[Span] = field(default_factory=list)
@@ -103,7 +105,7 @@ class Assembler:
         self._next_seq = next_seq
         self._warn = warn
         self._first_unknown = unknown   # True the first time an unknown type name is seen
-        self.group: _Group | None = None
+        self.group: OpenTransaction | None = None
         self.bounds = Boundaries()
         self.incomplete: list[str] = []
         self.events = self.bytes = 0     # read by `transactions` (file-level events included)
@@ -132,7 +134,7 @@ class Assembler:
                     if id_end is None:
                         id_end = id_ends[t] = C.HEADER_LEN + (4 if self._phl(t) == 6 else 6)
                     if pos + id_end > end - crc_len:
-                        self._bad(t, pos, "it is shorter than its header")
+                        self.bad(t, pos, "it is shorter than its header")
                     if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:  # type: ignore[index]
                         self._unmapped(t, pos, id_end)
                 elif t == table_map:
@@ -167,45 +169,23 @@ class Assembler:
         assert data is not None
         table_id = int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little")
         # The server would skip such an event silently (its rows would be lost).
-        self._bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
+        self.bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
                           "transaction maps")
 
-    def feed(self, t: int, pos: int, end: int) -> Transaction | None:
-        """One event of the file (its bytes are in `self.f.data`); the transaction it completes, if any."""
-        if t in _ROWS_OR_MAP:   # most events: keep this branch short
-            g = self.group or self._open(pos)
-            g.spans.append((t, pos, end))
-            if t == C.TABLE_MAP_EVENT:
-                self._table_map(g, pos, end)
-            else:
-                self._rows(g, t, pos, end)
-            return None
-        return self._other(t, pos, end)
-
-    def _table_map(self, g: _Group, pos: int, end: int) -> None:
+    def _table_map(self, g: OpenTransaction, pos: int, end: int) -> None:
         # A table's TABLE_MAP repeats byte for byte in every transaction that writes it: parse it once.
         data, fde = self.f.data, self.f.fde
         assert data is not None and fde is not None
         key = data[pos + C.HEADER_LEN:end - C.CRC_LEN if fde.has_crc32 else end]   # the CRC covers the header
         info = self._table_maps.get(key)
         if info is None:
-            info = self._parse(C.TABLE_MAP_EVENT, pos, end,
+            info = self.parse_body(C.TABLE_MAP_EVENT, pos, end,
                                lambda body: table_map_names(body, self._phl(C.TABLE_MAP_EVENT))[0])
             if len(self._table_maps) >= _TABLE_MAP_CACHE:
                 self._table_maps.clear()
             self._table_maps[key] = info
         g.table_ids[info.table_id] = info
         g.infos[len(g.spans) - 1] = info
-
-    def _rows(self, g: _Group, t: int, pos: int, end: int) -> None:
-        g.rows += 1
-        data, fde = self.f.data, self.f.fde
-        assert data is not None and fde is not None
-        id_end = C.HEADER_LEN + (4 if self._phl(t) == 6 else 6)
-        if pos + id_end > end - (C.CRC_LEN if fde.has_crc32 else 0):
-            self._bad(t, pos, "it is shorter than its header")
-        if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:
-            self._unmapped(t, pos, id_end)
 
     def _phl(self, t: int) -> int:
         fde = self.f.fde
@@ -228,15 +208,15 @@ class Assembler:
             return None
         g = self.group or self._open(pos)
         if t == C.TRANSACTION_PAYLOAD_EVENT:
-            return self._payload(g, pos, end)
+            return assemble_payload(self, g, pos, end)
         if t in _QUERIES:
             return self._query(g, t, pos, end)
         if t in C.STATEMENT_CONTEXT_EVENTS:
             parse = E.parse_intvar if t == C.INTVAR_EVENT else E.parse_rand if t == C.RAND_EVENT else E.parse_user_var
-            g.pending.append(((t, pos, end), self._parse(t, pos, end, parse)))
+            g.pending.append(((t, pos, end), self.parse_body(t, pos, end, parse)))
             return None
         if t == C.XID_EVENT:
-            self._parse(t, pos, end, _xid)
+            self.parse_body(t, pos, end, _xid)
             self.bounds.event(t)
             g.spans.append((t, pos, end))
             return self._close(g, end, TrxKind.STATEMENT)
@@ -253,7 +233,7 @@ class Assembler:
         name = C.event_name(t)
         if t in _KNOWN or not flags & C.LOG_EVENT_IGNORABLE_F:
             # A known type in the wrong place, or one a newer server may use to carry changes.
-            self._bad(t, pos, "binreplay does not know this event type and it is not flagged ignorable"
+            self.bad(t, pos, "binreplay does not know this event type and it is not flagged ignorable"
                       if t not in _KNOWN else "it cannot stand here")
         if self._first_unknown(name):
             self._warn(f"{self.f.path}: skipping unknown event type {t} ({name}, flagged ignorable) at "
@@ -261,8 +241,8 @@ class Assembler:
         if self.group is not None:
             self.group.spans.append((t, pos, end))
 
-    def _open(self, pos: int) -> _Group:
-        g = _Group(pos)
+    def _open(self, pos: int) -> OpenTransaction:
+        g = OpenTransaction(pos)
         data = self.f.data
         assert data is not None
         g.timestamp = struct.unpack_from("<I", data, pos)[0]
@@ -285,7 +265,7 @@ class Assembler:
             # A MariaDB GTID event stands in for BEGIN unless it is flagged standalone.
             self.bounds.gtid(implies_begin=not gtid.flags & C.FL_STANDALONE)
         else:
-            gtid = self._parse(t, pos, end, lambda body: E.parse_mysql_gtid(body, t))
+            gtid = self.parse_body(t, pos, end, lambda body: E.parse_mysql_gtid(body, t))
             self.bounds.gtid(implies_begin=False)
         g.gtid = gtid
         g.infos[0] = gtid
@@ -299,18 +279,19 @@ class Assembler:
         body_end = end - (C.CRC_LEN if fde.has_crc32 else 0)
         at = pos + C.HEADER_LEN
         if at + 13 > body_end:
-            self._bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID")
+            self.bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID")
         seq_no, domain_id, flags = _MARIADB_GTID.unpack_from(data, at)
         commit_id = None
         if flags & C.FL_GROUP_COMMIT_ID:
             if at + 21 > body_end:
-                self._bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID with a commit id")
+                self.bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID with a commit id")
             commit_id = _U64.unpack_from(data, at + 13)[0]
         return MariadbGtid(domain_id, _U32.unpack_from(data, pos + 5)[0], seq_no, flags, commit_id)
 
-    def _query(self, g: _Group, t: int, pos: int, end: int) -> Transaction | None:
+    def _query(self, g: OpenTransaction, t: int, pos: int, end: int) -> Transaction | None:
         phl = self._phl(C.QUERY_EVENT)
-        q = self._parse(t, pos, end, lambda body: E.parse_query(body, phl, compressed=t == C.QUERY_COMPRESSED_EVENT))
+        compressed = t == C.QUERY_COMPRESSED_EVENT
+        q = self.parse_body(t, pos, end, lambda body: E.parse_query(body, phl, compressed=compressed))
         control = statement_control(q.sql)
         if control is Control.XA:
             raise UnsupportedError(f"{self.f.path}: XA transaction at position {pos} cannot be replayed by binreplay")
@@ -338,11 +319,11 @@ class Assembler:
         return None
 
     @staticmethod
-    def _add(g: _Group, span: Span, info: object) -> None:
+    def _add(g: OpenTransaction, span: Span, info: object) -> None:
         g.infos[len(g.spans)] = info
         g.spans.append(span)
 
-    def _close(self, g: _Group, end: int, default_kind: TrxKind) -> Transaction:
+    def _close(self, g: OpenTransaction, end: int, default_kind: TrxKind) -> Transaction:
         self.group = None
         if default_kind is TrxKind.DDL:
             kind = TrxKind.DDL
@@ -363,59 +344,24 @@ class Assembler:
             tables=self._table_set(g), thread_id=g.thread_id,
             uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload)
 
-    def _table_set(self, g: _Group) -> frozenset[tuple[str, str]]:
+    def _table_set(self, g: OpenTransaction) -> frozenset[tuple[str, str]]:
         tables = frozenset((i.schema, i.table) for i in g.table_ids.values())
         if len(self._tables) >= _TABLE_MAP_CACHE:
             self._tables.clear()
         return self._tables.setdefault(tables, tables)
 
-    # -- compressed MySQL transactions ---------------------------------------------------
-
-    def _payload(self, g: _Group, pos: int, end: int) -> Transaction | None:
-        """A MySQL TRANSACTION_PAYLOAD: its inner events (decompressed, a checksum added when the file
-        has them, so they look like any other event) are assembled by a nested assembler over them."""
-        fde = self.f.fde
-        assert fde is not None
-        inner = self._parse(C.TRANSACTION_PAYLOAD_EVENT, pos, end, lambda body: _decompress(body, fde))
-        nested = _PayloadFile(self.f, inner)
-        sub = Assembler(nested, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown,  # type: ignore[arg-type]
+    def nested(self, f: PayloadFile, g: OpenTransaction) -> Assembler:
+        """An assembler for the inner events of a compressed transaction, continuing `g` (source/payload.py)."""
+        sub = Assembler(f, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown,  # type: ignore[arg-type]
                         table_maps=self._table_maps)
         sub.bounds = self.bounds
-        sub.group = _Group(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
-        prefix = [(t, s, e) for t, s, e in g.spans]   # the GTID event, from the file
-        done = None
-        at = 0
-        while at + C.HEADER_LEN <= len(inner):
-            size = struct.unpack_from("<I", inner, at + 9)[0]
-            if size < C.HEADER_LEN or at + size > len(inner):
-                self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, f"an inner event at offset {at} has size {size}")
-            t = inner[at + 4]
-            if t in C.GTID_EVENTS or t == C.TRANSACTION_PAYLOAD_EVENT:
-                self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, f"it holds a {C.event_name(t)} event")
-            done = sub.feed(t, at, at + size) or done
-            at += size
-        if at != len(inner):
-            self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, "its last inner event is cut short")
-        self.group = None
-        if done is None:
-            self._bad(C.TRANSACTION_PAYLOAD_EVENT, pos, "it does not end its transaction")
-        assert done is not None and self.f.data is not None
-        # The transaction as applied: the GTID event from the file, then the inner events.
-        gtid_bytes = b"".join(self.f.data[s:e] for _t, s, e in prefix)
-        shift = len(gtid_bytes)
-        done.data = gtid_bytes + done.data
-        done.spans = ([(t, s - g.start, e - g.start) for t, s, e in prefix]
-                      + [(t, s + shift, e + shift) for t, s, e in done.spans])
-        done.infos = {**{i: v for i, v in g.infos.items()}, **{i + len(prefix): v for i, v in done.infos.items()}}
-        done.base = 0
-        done.positions = [s for _t, s, _e in prefix] + [pos] * (len(done.spans) - len(prefix))
-        done.start_pos, done.end_pos = g.start, end
-        done.file_index, done.file = self.f.index, self.f.name
-        return done
+        sub.group = OpenTransaction(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
+        return sub
 
     # -- bodies ----------------------------------------------------------------------------
 
-    def _parse(self, t: int, pos: int, end: int, parse: Callable[[bytes], Any]) -> Any:
+    def parse_body(self, t: int, pos: int, end: int, parse: Callable[[bytes], Any]) -> Any:
+        """`parse` of the event's body; any failure is bad input naming the file, position and type."""
         data = self.f.data
         fde = self.f.fde
         assert data is not None and fde is not None
@@ -425,9 +371,9 @@ class Assembler:
         except (BadInputError, UnsupportedError) as exc:
             raise type(exc)(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {exc}") from None
         except _PARSE_ERRORS as exc:
-            self._bad(t, pos, f"its body cannot be read ({type(exc).__name__}: {exc})")
+            self.bad(t, pos, f"its body cannot be read ({type(exc).__name__}: {exc})")
 
-    def _bad(self, t: int, pos: int, why: str) -> None:
+    def bad(self, t: int, pos: int, why: str) -> NoReturn:
         raise BadInputError(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {why} (corrupt binlog?)")
 
     def finish(self) -> None:
@@ -442,48 +388,3 @@ class Assembler:
 
 def _xid(body: bytes) -> int:
     return struct.unpack_from("<Q", body, 0)[0]
-
-
-class _PayloadFile:
-    """What an Assembler needs of a file, for the inner events of one TRANSACTION_PAYLOAD."""
-
-    def __init__(self, outer: BinlogFile, data: bytes) -> None:
-        self.path, self.index, self.name = outer.path, outer.index, outer.name
-        self.fde, self.data = outer.fde, data
-
-
-def _decompress(body: bytes, fde: FormatDescription) -> bytes:
-    """TRANSACTION_PAYLOAD body -> its inner events (with checksums if the file has them)."""
-    compression, size, offset = E.parse_payload_header(body)
-    if size > MAX_PAYLOAD_BYTES:
-        raise BadInputError(f"declares {size} uncompressed bytes, more than {MAX_PAYLOAD_BYTES}")
-    data = body[offset:]
-    if compression == 0:
-        import zstandard  # a declared dependency
-
-        try:
-            # Streamed with a ceiling: never trust the declared size for the allocation.
-            reader = zstandard.ZstdDecompressor().stream_reader(data)
-            data = reader.read(min(size, MAX_PAYLOAD_BYTES) + 1)
-        except zstandard.ZstdError as exc:
-            raise BadInputError(f"corrupt compressed transaction: {exc}") from None
-        if len(data) != size:
-            raise BadInputError(f"decompresses to {len(data)} bytes, not the {size} it declares")
-    elif compression != 255:
-        raise UnsupportedError(f"unknown compression type {compression}")
-    if not fde.has_crc32:
-        return bytes(data)
-    out = bytearray()
-    at = 0
-    while at + C.HEADER_LEN <= len(data):
-        size_ = struct.unpack_from("<I", data, at + 9)[0]
-        if size_ < C.HEADER_LEN or at + size_ > len(data):
-            raise BadInputError(f"an inner event at offset {at} has size {size_}")
-        raw = bytearray(data[at:at + size_])
-        struct.pack_into("<I", raw, 9, size_ + C.CRC_LEN)
-        out += raw
-        out += struct.pack("<I", zlib.crc32(raw))
-        at += size_
-    if at != len(data):
-        raise BadInputError("its last inner event is cut short")
-    return bytes(out)
