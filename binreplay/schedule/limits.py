@@ -24,7 +24,7 @@ class InFlightLimits:
     the binlogs are (submit blocks beyond either limit; bytes count a batch's statement built ahead)."""
 
     max_batches: int = 64
-    max_bytes: int = 48 << 20
+    max_bytes: int = 32 << 20
 
 
 BATCH = BatchLimits()

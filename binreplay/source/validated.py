@@ -26,8 +26,8 @@ from binreplay.binlog.file import FileTail
 from binreplay.errors import BadInputError
 from binreplay.model import FormatDescription, Transaction
 
-DEFAULT_BUDGET = 64 << 20      # estimated bytes of kept transactions: well inside the RSS bound
-_PER_TRANSACTION = 700          # its object, infos dict and GTID (measured ~600 on OLTP transactions)
+DEFAULT_BUDGET = 48 << 20      # estimated bytes of kept transactions: with in-flight work, under 200 MB RSS
+_PER_TRANSACTION = 800          # its object, infos dict and GTID (tracemalloc: ~1,100 B per OLTP one, 13 events)
 _PER_EVENT = 3 * 8              # one packed span
 
 

@@ -2,7 +2,7 @@
 
 `binreplay plan` feeds every selected transaction, with the conflict keys its dependency
 mode gives, to the same `Batcher` and `Scheduler` the replay uses, with the replay's own limits
-(batches of at most 1,000 transactions / 4 MiB, 64 batches / 48 MiB in flight, a drain after every
+(batches of at most 1,000 transactions / 4 MiB, 64 batches / 32 MiB in flight, a drain after every
 barrier, barriers only on worker 0). Time is simulated: a batch costs one commit plus, per
 transaction, a fixed cost and a cost per binlog byte. The coordinator is taken to be
 infinitely fast, so the result is what the target side allows, an upper bound when reading
