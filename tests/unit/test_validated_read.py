@@ -74,23 +74,25 @@ def test_a_resumed_apply_read_starts_at_the_mark() -> None:
     assert kept[20] is not None and all(t is None for t in kept[21:])   # taken back, not read again
 
 
-def test_a_file_rewritten_after_validation_is_read_again(tmp_path: Path) -> None:
+def validated_copy(tmp_path: Path) -> tuple[Path, Path, ValidatedRead]:
+    """(the fixture, a copy of it, what a validation read of the copy kept)."""
     src = BINLOGS / SEQUENCES[1][0]
     path = tmp_path / src.name
     shutil.copy(src, path)
     record = ValidatedRead()
     list(BinlogReader([path], record=record).transactions())
+    return src, path, record
+
+
+def test_a_file_rewritten_after_validation_is_read_again(tmp_path: Path) -> None:
+    src, path, record = validated_copy(tmp_path)
     os.utime(path, ns=(0, 12345))          # same size, another mtime: not the validated file
     assert record.kept_from(path, None) is None and record.verified_to(path) == 0
     assert shape(BinlogReader([path], validated=record).transactions()) == shape(own_read([src]))
 
 
 def test_a_file_that_shrank_after_validation_is_refused(tmp_path: Path) -> None:
-    src = BINLOGS / SEQUENCES[1][0]
-    path = tmp_path / src.name
-    shutil.copy(src, path)
-    record = ValidatedRead()
-    list(BinlogReader([path], record=record).transactions())
+    _src, path, record = validated_copy(tmp_path)
     with open(path, "r+b") as f:
         f.truncate(path.stat().st_size // 2)
     with pytest.raises(BadInputError, match="shrank"):
