@@ -7,12 +7,14 @@ to the target byte for byte.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import serialization as S
@@ -28,12 +30,40 @@ from binreplay.model import (
     UserVarInfo,
 )
 
+MAX_DECOMPRESSED = 1 << 30   # a decompressed event may not exceed what the server itself allows (1 GiB)
+
+_T = TypeVar("_T")
+
+
+_BODY_ERRORS = (struct.error, IndexError, ValueError, OverflowError, zlib.error)
+
+
+def body_parser(what: str) -> Callable[[Callable[..., _T]], Callable[..., _T]]:
+    """A parser of one event body: whatever it cannot read (a length past the end, a value that
+    cannot be) is bad input, never a Python error. The one rule of the reader: every length is
+    checked before it is used (`need`); this catches what a check missed."""
+    def wrap(fn: Callable[..., _T]) -> Callable[..., _T]:
+        @functools.wraps(fn)
+        def parse(*args: Any, **kw: Any) -> _T:
+            try:
+                return fn(*args, **kw)
+            except _BODY_ERRORS as exc:
+                raise BadInputError(f"corrupt {what} ({type(exc).__name__}: {exc})") from None
+        return parse
+    return wrap
+
 
 def _version_tuple(version: str) -> tuple[int, int, int]:
     head = version.split("-")[0]
     parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in head.split(".")[:3]]
     major, minor, patch = (parts + [0, 0, 0])[:3]
     return major, minor, patch
+
+
+def writes_gtids(fde: FormatDescription) -> bool:
+    """Every transaction starts with a GTID event (MariaDB 10+, MySQL 5.7.6+ anonymous ones)."""
+    version = _version_tuple(fde.server_version)
+    return version >= (10, 0, 0) if fde.flavor == "mariadb" else version >= (5, 7, 6)
 
 
 def parse_format_description(raw: bytes, where: str = "FORMAT_DESCRIPTION event") -> FormatDescription:
@@ -50,6 +80,8 @@ def parse_format_description(raw: bytes, where: str = "FORMAT_DESCRIPTION event"
     if header_len != C.HEADER_LEN:
         raise BadInputError(f"{where}: event headers of {header_len} bytes, not {C.HEADER_LEN}")
     rest = body[57:]
+    if len(rest) > 512:   # one byte per event type: a few hundred at most
+        raise BadInputError(f"{where}: {len(rest)} bytes of post-header lengths, not a format description")
     is_mariadb = "mariadb" in server_version.lower()
     version = _version_tuple(server_version)
     # Servers that know about checksums (MySQL 5.6.1+, MariaDB 5.3+) end the FDE with the
@@ -65,27 +97,60 @@ def parse_format_description(raw: bytes, where: str = "FORMAT_DESCRIPTION event"
         raise BadInputError(f"{where}: unknown checksum algorithm {checksum_alg}")
     if checksum_alg == 255:
         checksum_alg = 0  # undefined: written by a server that did not compute checksums
+    _check_post_headers(post_header_lengths, where)
     return FormatDescription(binlog_version, server_version, create_ts, header_len,
                              bytes(post_header_lengths), checksum_alg, bytes(raw), trailer)
 
 
+# Post-header lengths binreplay relies on (it reads these layouts): every server since MySQL 5.1.4
+# and MariaDB 5.1 writes exactly these (0: the type is not written, e.g. v1 rows in MySQL 9).
+_ROWS_V1 = (C.WRITE_ROWS_EVENT_V1, C.UPDATE_ROWS_EVENT_V1, C.DELETE_ROWS_EVENT_V1, C.WRITE_ROWS_COMPRESSED_EVENT_V1,
+            C.UPDATE_ROWS_COMPRESSED_EVENT_V1, C.DELETE_ROWS_COMPRESSED_EVENT_V1)
+_ROWS_V2 = (C.WRITE_ROWS_EVENT, C.UPDATE_ROWS_EVENT, C.DELETE_ROWS_EVENT, C.PARTIAL_UPDATE_ROWS_EVENT,
+            C.WRITE_ROWS_COMPRESSED_EVENT, C.UPDATE_ROWS_COMPRESSED_EVENT, C.DELETE_ROWS_COMPRESSED_EVENT)
+_POST_HEADERS: dict[int, tuple[int, ...]] = {
+    C.QUERY_EVENT: (13,), C.QUERY_COMPRESSED_EVENT: (13,), C.ROTATE_EVENT: (8,), C.TABLE_MAP_EVENT: (6, 8),
+    **{t: (0, 6, 8) for t in _ROWS_V1}, **{t: (0, 10) for t in _ROWS_V2},
+}
+
+
+def _check_post_headers(lengths: bytes, where: str) -> None:
+    for t, allowed in _POST_HEADERS.items():
+        if len(lengths) >= t and lengths[t - 1] not in allowed:
+            raise BadInputError(f"{where}: {C.event_name(t)} events have a post-header of {lengths[t - 1]} bytes, "
+                                f"not {' or '.join(map(str, allowed))}: not a format description binreplay can read")
+
+
+@body_parser("ROTATE event")
 def parse_rotate(body: bytes) -> tuple[int, str]:
+    need(body, 8, "the position")
     pos = struct.unpack_from("<Q", body, 0)[0]
-    return pos, body[8:].decode("utf-8", "replace")
+    return pos, bytes(body[8:]).decode("utf-8", "replace")
 
 
 def read_packed_int(buf: bytes, offset: int) -> tuple[int, int]:
-    """MySQL length-encoded integer -> (value, new offset)."""
+    """MySQL length-encoded integer -> (value, new offset); one that runs past `buf` is bad input."""
+    if offset >= len(buf):
+        raise BadInputError("a length-encoded integer is missing (the event ends first)")
     first = buf[offset]
     if first < 251:
         return first, offset + 1
-    if first == 252:
-        return struct.unpack_from("<H", buf, offset + 1)[0], offset + 3
-    if first == 253:
-        return int.from_bytes(buf[offset + 1:offset + 4], "little"), offset + 4
-    if first == 254:
-        return struct.unpack_from("<Q", buf, offset + 1)[0], offset + 9
-    raise BadInputError(f"invalid packed integer prefix {first:#x}")
+    width = _PACKED_WIDTH.get(first)
+    if width is None:
+        raise BadInputError(f"invalid packed integer prefix {first:#x}")
+    end = offset + 1 + width
+    if end > len(buf):
+        raise BadInputError("a length-encoded integer runs past the end of the event")
+    return int.from_bytes(buf[offset + 1:end], "little"), end
+
+
+_PACKED_WIDTH = {252: 2, 253: 3, 254: 8}
+
+
+def need(buf: bytes, end: int, what: str) -> None:
+    """The body must hold `end` bytes: every length is checked before it is used."""
+    if end > len(buf):
+        raise BadInputError(f"{what} runs past the end of the event ({end} > {len(buf)} bytes)")
 
 
 # --- QUERY -----------------------------------------------------------------
@@ -163,31 +228,50 @@ def _status_vars(buf: bytes) -> QueryContext:
             # Codes carry no length, so nothing after an unknown one can be read; the server
             # itself stops at that point too. Keep what was understood.
             break
+    if pos > end:
+        raise BadInputError(f"status variables run past their length ({pos} > {end} bytes)")
     return QueryContext(**values)
 
 
 def parse_query(body: bytes, post_header_len: int, compressed: bool = False) -> QueryInfo:
-    thread_id, exec_time, db_len, error_code, sv_len = _QUERY_POST_HEADER.unpack_from(body, 0)
-    if post_header_len < 13:
-        sv_len = 0
-    sv_start = post_header_len
-    context = _status_vars(body[sv_start:sv_start + sv_len])
-    db_start = sv_start + sv_len
-    db = body[db_start:db_start + db_len].decode("utf-8", "replace")
-    sql = body[db_start + db_len + 1:]
-    if compressed:
-        sql = decompress_mariadb(sql)
-    return QueryInfo(thread_id, exec_time, error_code, db, bytes(sql), context)
+    # One per statement: the body_parser net inline (a try costs nothing until it catches).
+    try:
+        if len(body) < 13 or len(body) < post_header_len:
+            raise BadInputError(f"the post-header runs past the end of the event ({len(body)} bytes)")
+        thread_id, exec_time, db_len, error_code, sv_len = _QUERY_POST_HEADER.unpack_from(body, 0)
+        sv_start = post_header_len
+        db_start = sv_start + sv_len
+        db_end = db_start + db_len
+        if db_end >= len(body):
+            raise BadInputError(f"the status variables and database name run past the end of the event "
+                                f"({db_end + 1} > {len(body)} bytes)")
+        if body[db_end] != 0:
+            raise BadInputError("the database name is not NUL-terminated")
+        context = _status_vars(body[sv_start:db_start])
+        db = body[db_start:db_end].decode("utf-8", "replace")
+        sql = body[db_end + 1:]
+        if compressed:
+            sql = decompress_mariadb(sql)
+        return QueryInfo(thread_id, exec_time, error_code, db, bytes(sql), context)
+    except _BODY_ERRORS as exc:
+        raise BadInputError(f"corrupt QUERY event ({type(exc).__name__}: {exc})") from None
 
 
+@body_parser("compressed event")
 def decompress_mariadb(data: bytes) -> bytes:
-    """MariaDB log_bin_compress: 1 header byte (0x80 | n), n bytes of length, then zlib."""
+    """MariaDB log_bin_compress: 1 header byte (0x80 | n), n bytes of length, then zlib; the output
+    never grows past the length the header declares (itself at most 1 GiB)."""
+    need(data, 1, "the compression header")
     header = data[0]
     n = header & 0x07
     if not header & 0x80 or n == 0 or n > 4:
         raise BadInputError("corrupt compressed event header")
+    need(data, 1 + n, "the uncompressed length")
     length = int.from_bytes(data[1:1 + n], "big")
-    out = zlib.decompress(data[1 + n:])
+    if length > MAX_DECOMPRESSED:
+        raise BadInputError(f"declares {length} uncompressed bytes, more than {MAX_DECOMPRESSED}")
+    inflate = zlib.decompressobj()
+    out = inflate.decompress(data[1 + n:], length + 1)
     if len(out) != length:
         raise BadInputError("compressed event length mismatch")
     return out
@@ -195,10 +279,13 @@ def decompress_mariadb(data: bytes) -> bytes:
 
 # --- GTIDs -------------------------------------------------------------------
 
+@body_parser("MARIADB_GTID event")
 def parse_mariadb_gtid(body: bytes, server_id: int) -> MariadbGtid:
+    need(body, 13, "the GTID")
     seq_no, domain_id, flags = struct.unpack_from("<QIB", body, 0)
     commit_id = None
     if flags & C.FL_GROUP_COMMIT_ID:
+        need(body, 21, "the commit id")
         commit_id = struct.unpack_from("<Q", body, 13)[0]
     return MariadbGtid(domain_id, server_id, seq_no, flags, commit_id)
 
@@ -279,46 +366,86 @@ def parse_tagged_gtid(body: bytes) -> TaggedGtidEvent:
     )
 
 
+@body_parser("GTID event")
 def parse_mysql_gtid(body: bytes, type_code: int) -> MysqlGtid:
-    if type_code == C.GTID_TAGGED_LOG_EVENT:
-        return parse_tagged_gtid(body).gtid
-    sid_bytes = body[1:17]
-    gno = struct.unpack_from("<q", body, 17)[0]
-    last_committed = sequence_number = None
-    if len(body) >= 42 and body[25] == 2:  # LOGICAL_TIMESTAMP_TYPECODE
-        last_committed, sequence_number = struct.unpack_from("<qq", body, 26)
-    sid = None if type_code == C.ANONYMOUS_GTID_LOG_EVENT else str(uuid.UUID(bytes=bytes(sid_bytes)))
-    return MysqlGtid(sid, gno, None, last_committed, sequence_number)
+    return parse_mysql_gtid_event(body, type_code)[0]
+
+
+def parse_mysql_gtid_event(body: bytes, type_code: int) -> tuple[MysqlGtid, int | None]:
+    """A MySQL GTID, anonymous GTID or tagged GTID event -> the GTID and the length in bytes of its
+    transaction, this event included (written since MySQL 8.0.2; None before)."""
+    # One per transaction: the body_parser net inline (a try costs nothing until it catches).
+    try:
+        if type_code == C.GTID_TAGGED_LOG_EVENT:
+            tagged = parse_tagged_gtid(body)
+            return tagged.gtid, tagged.transaction_length
+        n = len(body)
+        if n < 25:
+            raise BadInputError(f"the GTID runs past the end of the event (25 > {n} bytes)")
+        gno = _GNO.unpack_from(body, 17)[0]
+        last_committed = sequence_number = length = None
+        if n >= 42 and body[25] == 2:  # LOGICAL_TIMESTAMP_TYPECODE
+            last_committed, sequence_number = _CLOCK.unpack_from(body, 26)
+            # Then the commit timestamp (7 bytes; its top bit says the original one follows, 7
+            # more) and the transaction's length (a packed integer); older servers stop earlier.
+            at = 56 if n > 49 and body[48] & 0x80 else 49
+            if n > at:
+                first = body[at]
+                if first < 251:
+                    length = first
+                elif first == 252 and n >= at + 3:   # the usual one: 251 bytes to 64 KiB
+                    length = body[at + 1] | body[at + 2] << 8
+                else:
+                    length = read_packed_int(body, at)[0]
+        if type_code == C.ANONYMOUS_GTID_LOG_EVENT:
+            return MysqlGtid(None, gno, None, last_committed, sequence_number), length
+        if not 1 <= gno < _GNO_END:
+            raise BadInputError(f"corrupt GTID event: GNO {gno} is out of range")
+        return MysqlGtid(str(uuid.UUID(bytes=bytes(body[1:17]))), gno, None, last_committed, sequence_number), length
+    except _BODY_ERRORS as exc:
+        raise BadInputError(f"corrupt GTID event ({type(exc).__name__}: {exc})") from None
+
+
+_GNO, _CLOCK = struct.Struct("<q"), struct.Struct("<qq")
 
 
 # --- the rest --------------------------------------------------------------
 
+@body_parser("INTVAR event")
 def parse_intvar(body: bytes) -> IntvarInfo:
+    need(body, 9, "the value")
     kind = body[0]
     value = struct.unpack_from("<Q", body, 1)[0]  # all 8 bytes (INSERT_ID may exceed 2^32)
     return IntvarInfo(kind, value)
 
 
+@body_parser("RAND event")
 def parse_rand(body: bytes) -> RandInfo:
+    need(body, 16, "the seeds")
     return RandInfo(*struct.unpack_from("<QQ", body, 0))
 
 
 STRING_RESULT, REAL_RESULT, INT_RESULT, ROW_RESULT, DECIMAL_RESULT = 0, 1, 2, 3, 4
 
 
+@body_parser("USER_VAR event")
 def parse_user_var(body: bytes) -> UserVarInfo:
     """USER_VAR -> the variable name and a typed value the SQL generator renders."""
+    need(body, 4, "the name length")
     name_len = struct.unpack_from("<I", body, 0)[0]
+    need(body, 4 + name_len + 1, "the name")
     name = bytes(body[4:4 + name_len])
     pos = 4 + name_len
     is_null = body[pos]
     pos += 1
     if is_null:
         return UserVarInfo(name, STRING_RESULT, 63, None, False)
+    need(body, pos + 9, "the value header")
     value_type = body[pos]
     charset = struct.unpack_from("<I", body, pos + 1)[0]
     value_len = struct.unpack_from("<I", body, pos + 5)[0]
     pos += 9
+    need(body, pos + value_len, "the value")
     value = bytes(body[pos:pos + value_len])
     pos += value_len
     # Only integer values are followed by a flags byte (1 = unsigned); older servers omit it.
@@ -328,6 +455,7 @@ def parse_user_var(body: bytes) -> UserVarInfo:
     return UserVarInfo(name, value_type, charset, value, unsigned)
 
 
+@body_parser("TRANSACTION_PAYLOAD event")
 def parse_payload_header(body: bytes) -> tuple[int, int, int]:
     """TRANSACTION_PAYLOAD header fields -> (compression type, uncompressed size, offset of data)."""
     pos = 0
@@ -338,7 +466,8 @@ def parse_payload_header(body: bytes) -> tuple[int, int, int]:
         if field_type == 0:  # end of header
             break
         length, pos = read_packed_int(body, pos)
-        value, _ = read_packed_int(body, pos)
+        need(body, pos + length, "a header field")
+        value, _ = read_packed_int(body[:pos + length], pos) if field_type in (2, 3) else (0, pos)
         pos += length
         if field_type == 2:
             compression = value

@@ -38,6 +38,8 @@ _CRC = struct.Struct("<I")
 MAX_EVENT_SIZE = 1 << 30                 # the server's hard limit (max_allowed_packet) is 1 GiB
 MAX_FDE_SIZE = 64 << 10                  # a real FORMAT_DESCRIPTION is a few hundred bytes
 _RELEASE_EVERY = 16 << 20                # give mapped pages back to the kernel every 16 MiB read
+_TAIL_SCAN = 1 << 20                     # how far after a cut event complete events are looked for
+_KNOWN_TYPES = frozenset(C.event_names())
 _MIN, _MAX = C.HEADER_LEN, MAX_EVENT_SIZE
 # The CRC-32 of any byte string followed by its own CRC-32 (little-endian): an event is intact
 # when the CRC of all its bytes, checksum included, is this (one call, no unpacking).
@@ -122,13 +124,18 @@ class BinlogFile:
         Events ending at or before `verified_to` skip the per-event CRC (an earlier read of this run
         checked them; the FORMAT_DESCRIPTION is always checked)."""
         with open_regular(self.path, "binlog file") as f:
-            magic = f.read(4)
+            try:
+                magic = f.read(4)
+                size = os.fstat(f.fileno()).st_size
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if magic == C.MAGIC else None
+            except (OSError, ValueError) as exc:   # an I/O error, no address space for the mapping, ...
+                raise BadInputError(f"cannot read binlog file {self.path}: "
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
             if magic == C.ENCRYPTED_MAGIC:
                 raise UnsupportedError(f"{self.path}: encrypted binlog; decrypt it with the server first")
-            if magic != C.MAGIC:
+            if mapped is None:
                 raise BadInputError(f"not a binlog file (bad magic bytes): {self.path}")
-            size = os.fstat(f.fileno()).st_size
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            with mapped as mm:
                 self.data = mm
                 try:
                     yield from self._events_of(mm, size, skip_until, verified_to)
@@ -152,6 +159,7 @@ class BinlogFile:
         skipping = skip_until is not None and skip_until > 4
         first = True
         careful = True              # the first event, or skipping: never on the fast path
+        closed: str | None = None   # the ROTATE or STOP event that closed the file
         # Events the fast path leaves to the full one: the first event is the FORMAT_DESCRIPTION.
         special = frozenset({C.FORMAT_DESCRIPTION_EVENT, C.ROTATE_EVENT, C.STOP_EVENT})
         try:
@@ -178,27 +186,41 @@ class BinlogFile:
                     pos = end
                     continue
                 # Where the header says the event ends must be where it ends (see the module docstring).
-                consistent = (not log_pos or log_pos == end or t == C.FORMAT_DESCRIPTION_EVENT
+                consistent = (not log_pos or log_pos == end or t == C.FORMAT_DESCRIPTION_EVENT and not first
                               or relay and server_id != own_id and (relayed is None or log_pos - end == relayed))
                 if ev_size < C.HEADER_LEN or ev_size > MAX_EVENT_SIZE:
                     self._bad_header(pos, ev_size, log_pos, size)
                 if end > size:
                     if not consistent:
                         self._bad_header(pos, ev_size, log_pos, size)
+                    if not log_pos and not relay:
+                        # Nothing to cross-check the size with (MariaDB 11.4+ inside transactions):
+                        # a cut file has no complete event after the cut one.
+                        self._no_event_after(mm, pos, size, (own_id, server_id), check_crc)
                     # A header that says where the event ends, consistently, cut short by the file's end.
                     self._set_tail(FileTail(size, pos, partial_event_at=pos))
                     break
                 if first or t == C.FORMAT_DESCRIPTION_EVENT:
                     # Relay logs carry the source's FDE again mid-file; it governs what follows, and
-                    # the positions after it are the source's.
+                    # the positions after it are the source's. A server never repeats its own.
+                    if not consistent:
+                        self._bad_header(pos, ev_size, log_pos, size)
+                    if not first and server_id == own_id:
+                        raise BadInputError(f"{self.path}: a second FORMAT_DESCRIPTION event of server {server_id} at "
+                                            f"position {pos} (corrupt binlog?)")
                     self._read_fde(mm, pos, end, t, first)
                     assert self.fde is not None
                     check_crc = self.fde.has_crc32
+                    if not check_crc:
+                        self._check_no_crc(mm, end, size)
                     own_id, relayed, relay, first = self.server_id, None, not first, False
-                    careful = skipping
+                    careful, closed = skipping, None
                     yield t, pos, end
                     pos = end
                     continue
+                if closed is not None:   # (in a relay log, its source's FORMAT_DESCRIPTION and events follow)
+                    raise BadInputError(f"{self.path}: {C.event_name(t)} event at position {pos} follows the "
+                                        f"{closed} event that closes the file (corrupt binlog?)")
                 if skipping and pos < skip_until:  # type: ignore[operator]
                     if not consistent:
                         self._bad_header(pos, ev_size, log_pos, size)
@@ -217,7 +239,8 @@ class BinlogFile:
                 if log_pos and log_pos != end and relay:
                     relayed = log_pos - end
                 if t == C.ROTATE_EVENT or t == C.STOP_EVENT:
-                    self._closing_event(mm, pos, end, t)
+                    if self._closing_event(mm, pos, end, t) and not relay:
+                        closed, careful = C.event_name(t), True
                     relayed = None   # a relay log's next events come from another source file
                 yield t, pos, end
                 pos = end
@@ -225,6 +248,48 @@ class BinlogFile:
             view.release()
         if skipping:
             raise PositionError(f"{self.path}: start position {skip_until} is beyond the end of the file ({pos})")
+
+    def _check_no_crc(self, mm: mmap.mmap, at: int, size: int) -> None:
+        """A FORMAT_DESCRIPTION saying "no checksums" before an event that ends with its CRC32 (a
+        damaged algorithm byte, its own CRC forged or recomputed) would have every checksum parsed
+        as body bytes: refused. One event is enough (a chance match is 1 in 2^32)."""
+        if at + C.HEADER_LEN > size:
+            return
+        ev_size = _FIELDS.unpack_from(mm, at + 4)[2]
+        if C.HEADER_LEN + C.CRC_LEN <= ev_size <= size - at and self._ends_with_crc(mm, at, ev_size):
+            raise BadInputError(f"{self.path}: the FORMAT_DESCRIPTION event says the events have no checksums, but "
+                                f"the event at position {at} ends with its CRC32 (corrupt binlog)")
+
+    def _no_event_after(self, mm: mmap.mmap, pos: int, size: int, server_ids: tuple[int | None, int],
+                        check_crc: bool) -> None:
+        """The event at `pos` runs past the end of the file and its header has no end position: it is
+        a truncated tail only if no complete event follows (within _TAIL_SCAN bytes). An event is
+        recognised by its server id (the file's, or the cut event's), its end position and its CRC."""
+        limit = min(size, pos + _TAIL_SCAN)
+        for server_id in {i for i in server_ids if i is not None}:
+            needle = _CRC.pack(server_id)
+            at = mm.find(needle, pos + 5 + 1, limit)
+            while at != -1:
+                start = at - 5   # the server id is at offset 5 of a header
+                if start + C.HEADER_LEN <= size:
+                    t, _sid, ev_size, log_pos = _FIELDS.unpack_from(mm, start + 4)
+                    end = start + ev_size
+                    if (log_pos == end and ev_size >= _MIN and end <= size and t in _KNOWN_TYPES
+                            and (not check_crc or self._ends_with_crc(mm, start, ev_size))):
+                        raise BadInputError(
+                            f"{self.path}: corrupt event header at position {pos}: its size "
+                            f"({_FIELDS.unpack_from(mm, pos + 4)[2]}) runs past the end of the file, but a "
+                            f"complete {C.event_name(t)} event follows at {start}")
+                at = mm.find(needle, at + 1, limit)
+
+    @staticmethod
+    def _ends_with_crc(mm: mmap.mmap, at: int, ev_size: int) -> bool:
+        with memoryview(mm) as view:
+            event = view[at:at + ev_size]
+            try:
+                return crc_matches(event)
+            finally:
+                event.release()
 
     def _bad_header(self, pos: int, ev_size: int, log_pos: int, size: int) -> None:
         raise BadInputError(f"{self.path}: corrupt event header at position {pos} (event size {ev_size}, "
@@ -236,21 +301,28 @@ class BinlogFile:
             tail.rotate_to, tail.stopped = prev.rotate_to, prev.stopped
         self.tail = tail
 
-    def _closing_event(self, mm: mmap.mmap, pos: int, end: int, t: int) -> None:
+    def _closing_event(self, mm: mmap.mmap, pos: int, end: int, t: int) -> bool:
+        """Whether the ROTATE or STOP event at `pos` closes the file (a relay log's fake ROTATE does not)."""
         flags = struct.unpack_from("<H", mm, pos + 17)[0]
         if t == C.STOP_EVENT:
             self.tail = FileTail(0, end, stopped=True)
-        elif not flags & C.LOG_EVENT_ARTIFICIAL_F:
-            assert self.fde is not None
-            body = body_of(mm[pos:end], self.fde.has_crc32)
-            if len(body) < 8:
-                raise BadInputError(f"{self.path}: ROTATE event at position {pos} is too short")
-            self.tail = FileTail(0, end, rotate_to=parse_rotate(body)[1])
+            return True
+        if flags & C.LOG_EVENT_ARTIFICIAL_F:
+            return False
+        assert self.fde is not None
+        body = body_of(mm[pos:end], self.fde.has_crc32)
+        if len(body) < 8:
+            raise BadInputError(f"{self.path}: ROTATE event at position {pos} is too short")
+        self.tail = FileTail(0, end, rotate_to=parse_rotate(body)[1])
+        return True
 
     def _read_fde(self, mm: mmap.mmap, pos: int, end: int, t: int, first: bool) -> None:
-        if t != C.FORMAT_DESCRIPTION_EVENT:
+        if t == C.START_EVENT_V3:
             raise UnsupportedError(f"{self.path}: first event is {C.event_name(t)}, not FORMAT_DESCRIPTION "
                                    "(binlog format before MySQL 5.0 is not supported)")
+        if t != C.FORMAT_DESCRIPTION_EVENT:
+            raise BadInputError(f"{self.path}: first event is {C.event_name(t)} at position {pos}, not "
+                                "FORMAT_DESCRIPTION (corrupt binlog?)")
         where = f"{self.path}: FORMAT_DESCRIPTION event at position {pos}"
         if end - pos > MAX_FDE_SIZE:
             raise BadInputError(f"{where}: {end - pos} bytes long, not a format description")

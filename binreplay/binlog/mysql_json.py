@@ -27,18 +27,26 @@ _INTEGERS = {INT16: "<h", UINT16: "<H", INT32: "<i", UINT32: "<I", INT64: "<q", 
 _FIELD_NEWDECIMAL, _FIELD_DATE, _FIELD_TIME, _FIELD_DATETIME, _FIELD_TIMESTAMP = 246, 10, 11, 12, 7
 
 
+MAX_DEPTH = 100   # the server's own limit on a JSON document's nesting
+
+
 def binary_json_to_text(data: bytes) -> str:
     if not data:
         return "null"  # an empty image value is the JSON null MySQL writes for NULL-like inserts
     try:
-        return _value(data[0], data, 1)
+        # A value takes at least a byte of the document: more values than bytes means offsets that
+        # point back (a cycle) or share a value, which would make the text grow without bound.
+        return _value(data[0], data, 1, [len(data)], 0)
     except (IndexError, struct.error, ValueError) as exc:
         raise BadInputError(f"malformed MySQL binary JSON value: {exc}") from None
 
 
-def _value(kind: int, buf: bytes, pos: int) -> str:
+def _value(kind: int, buf: bytes, pos: int, budget: list[int], depth: int) -> str:
+    budget[0] -= 1
+    if budget[0] < 0 or depth > MAX_DEPTH:
+        raise ValueError("more values or deeper nesting than the document can hold")
     if kind in (SMALL_OBJECT, LARGE_OBJECT, SMALL_ARRAY, LARGE_ARRAY):
-        return _container(kind, buf, pos)
+        return _container(kind, buf, pos, budget, depth + 1)
     if kind == LITERAL:
         return {0: "null", 1: "true", 2: "false"}[buf[pos]]
     if kind in _INTEGERS:
@@ -58,7 +66,7 @@ def _double(v: float) -> str:
     return text if any(c in text for c in ".en") else text + ".0"
 
 
-def _container(kind: int, buf: bytes, start: int) -> str:
+def _container(kind: int, buf: bytes, start: int, budget: list[int], depth: int) -> str:
     large = kind in (LARGE_OBJECT, LARGE_ARRAY)
     is_object = kind in (SMALL_OBJECT, LARGE_OBJECT)
     fmt, width = ("<I", 4) if large else ("<H", 2)
@@ -75,10 +83,10 @@ def _container(kind: int, buf: bytes, start: int) -> str:
     for _ in range(count):
         vkind = buf[pos]
         if vkind in (LITERAL, INT16, UINT16) or (large and vkind in (INT32, UINT32)):
-            values.append(_value(vkind, buf, pos + 1))  # inlined in the entry
+            values.append(_value(vkind, buf, pos + 1, budget, depth))  # inlined in the entry
         else:
             offset = struct.unpack_from(fmt, buf, pos + 1)[0]
-            values.append(_value(vkind, buf, start + offset))
+            values.append(_value(vkind, buf, start + offset, budget, depth))
         pos += 1 + width
     if is_object:
         return "{" + ", ".join(f"{k}: {v}" for k, v in zip(keys, values)) + "}"

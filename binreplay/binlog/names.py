@@ -6,6 +6,7 @@ The one definition every reader of names uses (the file reader, the spool, `.ind
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from binreplay.errors import BadInputError
@@ -46,12 +47,41 @@ def check_file_sequence(paths: list[Path]) -> None:
         prev = cur or prev
 
 
+MAX_INDEX_BYTES = 16 << 20   # an index lists file names: a few KB; a bigger file is not one
+
+
 def read_index(path: Path) -> list[Path]:
-    """A server's .index file lists its binlogs, relative to the index's folder or absolute."""
+    """A server's .index file lists its binlogs, relative to the index's folder or absolute.
+    What cannot be read as one (missing, unreadable, not a regular file, not text) is bad input."""
+    from binreplay.binlog.file import open_regular  # file.py reads binlogs; it never needs names.py
+
+    what = "binlog index file"
+    with open_regular(path, what) as f:
+        try:
+            raw = f.read(MAX_INDEX_BYTES + 1)
+        except OSError as exc:
+            raise BadInputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_INDEX_BYTES:
+        raise BadInputError(f"not a {what} (more than {MAX_INDEX_BYTES >> 20} MiB): {path}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError(f"not a {what} (not UTF-8 text): {path}") from None
+    if "\0" in text:
+        raise BadInputError(f"not a {what} (it holds NUL bytes): {path}")
     out = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line:
             p = Path(line)
             out.append(p if p.is_absolute() else (path.parent / p.name if line.startswith("./") else path.parent / p))
     return out
+
+
+def binlog_arguments(args: Iterable[str]) -> list[Path]:
+    """Binlog files as given on a command line, a server's `.index` file standing for the files it lists."""
+    files: list[Path] = []
+    for a in args:
+        p = Path(a)
+        files.extend(read_index(p) if p.suffix == ".index" else [p])
+    return files

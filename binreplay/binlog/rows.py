@@ -82,7 +82,7 @@ def parse_rows_event(type_code: int, body: bytes, post_header_len: int) -> RowsE
     """Parse a rows event body (header and checksum removed) down to its row images."""
     try:
         return _parse_rows_event(type_code, body, post_header_len)
-    except (IndexError, BadInputError, zlib.error) as exc:
+    except (IndexError, BadInputError, zlib.error, ValueError) as exc:
         raise RowFormatError(f"malformed rows event: {exc}") from None
 
 
@@ -102,6 +102,8 @@ def _parse_rows_event(type_code: int, body: bytes, post_header_len: int) -> Rows
     if kind == UPDATE:
         present_after = int.from_bytes(body[pos:pos + nbytes], "little")
         pos += nbytes
+    if pos > len(body):
+        raise RowFormatError(f"the rows event ends inside its header ({pos} > {len(body)} bytes)")
     data = body[pos:]
     if type_code in _COMPRESSED:  # MariaDB compresses only the row images
         data = decompress_mariadb(data)
@@ -136,6 +138,10 @@ class RowWalker:
             walkers.append(self._walker(ev.present_after, wanted))  # before and after images alternate
         data = ev.data
         end = len(data)
+        columns = (1 << ev.column_count) - 1
+        if end and not (ev.present & columns or (ev.present_after or 0) & columns):
+            # An image of no column takes no byte: walking one would never reach the end.
+            raise RowFormatError("row images with no column present")
         out: list[tuple] = []
         append = out.append
         pos = 0

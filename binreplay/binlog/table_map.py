@@ -74,15 +74,44 @@ def layout_key(body: bytes, post_header_len: int) -> bytes:
 
 def table_map_names(body: bytes, post_header_len: int) -> tuple[TableMapInfo, int]:
     """The table id and names a TABLE_MAP body starts with, and the offset of what follows them
-    (the one reading of this layout: the full parse below and the reader both use it)."""
+    (the one reading of this layout: the full parse below and the reader both use it). A body too
+    short for them, or names not NUL-terminated, is bad input."""
     table_id = int.from_bytes(body[0:table_id_len(post_header_len)], "little")
     pos = post_header_len   # past the table id and the flags word
-    n = body[pos]
-    schema = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    pos += n + 2  # length byte, name, NUL
-    n = body[pos]
-    table = body[pos + 1:pos + 1 + n].decode("utf-8", "replace")
-    return TableMapInfo(table_id, schema, table), pos + n + 2
+    names = []
+    for _ in range(2):     # the schema, then the table: a length byte, the name, a NUL
+        if pos >= len(body):
+            raise BadInputError(f"the TABLE_MAP event ends before its names ({len(body)} bytes)")
+        n = body[pos]
+        if pos + n + 2 > len(body) or body[pos + n + 1] != 0:
+            raise BadInputError("the TABLE_MAP event's names run past its end or are not NUL-terminated")
+        names.append(bytes(body[pos + 1:pos + 1 + n]).decode("utf-8", "replace"))
+        pos += n + 2
+    return TableMapInfo(table_id, names[0], names[1]), pos
+
+
+def check_table_map(body: bytes, post_header_len: int) -> TableMapInfo:
+    """`table_map_names`, after checking that the whole body is framed as a TABLE_MAP: the column
+    count, the types, the metadata, the NULL bitmap and the optional metadata fields all fit in the
+    event (what the reader checks before anything is applied; column types are not judged here)."""
+    info, pos = table_map_names(body, post_header_len)
+    count, pos = read_packed_int(body, pos)
+    if count == 0:
+        raise BadInputError(f"the TABLE_MAP event of {info.schema}.{info.table} has no columns")
+    pos += count
+    if pos > len(body):
+        raise BadInputError(f"the TABLE_MAP event of {info.schema}.{info.table} ends inside its column types")
+    meta_len, pos = read_packed_int(body, pos)
+    pos += meta_len + (count + 7) // 8
+    if pos > len(body):
+        raise BadInputError(f"the TABLE_MAP event of {info.schema}.{info.table} ends inside its column metadata")
+    while pos < len(body):   # optional metadata: type byte, length, value
+        length, pos = read_packed_int(body, pos + 1)
+        pos += length
+        if pos > len(body):
+            raise BadInputError(f"an optional metadata field of the TABLE_MAP event of {info.schema}.{info.table} "
+                                "runs past its end")
+    return info
 
 
 def _parse_table_map(body: bytes, post_header_len: int) -> TableMap:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from binreplay.binlog.names import read_index
+from binreplay.binlog.names import binlog_arguments
 from binreplay.server.connection import ServerConfig
 from binreplay.source.selection import SelectionArgs
 
@@ -94,8 +94,4 @@ def selection_from(kwargs: dict) -> SelectionArgs:
 
 def expand_binlogs(args: tuple[str, ...]) -> list[Path]:
     """Binlog files as given, a server's `.index` file standing for the files it lists."""
-    files: list[Path] = []
-    for a in args:
-        p = Path(a)
-        files.extend(read_index(p) if p.suffix == ".index" and p.is_file() else [p])
-    return files
+    return binlog_arguments(args)

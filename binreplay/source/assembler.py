@@ -1,55 +1,57 @@
 """Grouping one file's events into transactions, the way the server wrote them.
 
-Every event case, in one place (`Assembler.feed`):
+Every event case, in one place (`Assembler.transactions`, `_other`):
 
-    FORMAT_DESCRIPTION, ROTATE, STOP,       file-level: never part of a transaction
-    PREVIOUS_GTIDS, GTID_LIST, ...
+    FORMAT_DESCRIPTION, ROTATE, STOP,       file-level: never part of a transaction (one inside a
+    PREVIOUS_GTIDS, GTID_LIST, ...          transaction is bad input)
     GTID (MariaDB, MySQL, anonymous,        opens a transaction (a MariaDB one implies BEGIN unless
-    tagged)                                 flagged standalone); one still open is reported incomplete
+    tagged)                                 flagged standalone); one still open is bad input (its end
+                                            is missing), but in a relay log
     QUERY BEGIN                             opens a transaction
-    QUERY COMMIT / ROLLBACK                 ends it (ROLLBACK: non-transactional changes kept)
+    QUERY COMMIT / ROLLBACK                 ends it (ROLLBACK: non-transactional changes kept); a
+                                            COMMIT with nothing open is bad input
     QUERY other                             a statement: inside BEGIN it belongs to the transaction,
                                             outside it is a transaction by itself (DDL)
     INTVAR, RAND, USER_VAR                  context of the statement that follows
     TABLE_MAP                               names a table id for the rows events after it
-    ROWS (all versions, compressed)         row changes; must name a table id mapped before them
+    ROWS (all versions, compressed)         row changes; must name a table id mapped before them,
+                                            and a statement's last one is flagged STMT_END
     XID                                     ends the transaction
     TRANSACTION_PAYLOAD                     a compressed MySQL transaction: its inner events are fed
                                             here too, decompressed within a fixed ceiling
-    ANNOTATE_ROWS, ROWS_QUERY, ...          informational: kept, never applied
+    ANNOTATE_ROWS, ROWS_QUERY, ...          informational: kept, never applied (never among rows)
     INCIDENT                                bad input: the source says changes may be missing
     XA, LOAD DATA, encryption               refused (exit 7)
     unknown, flagged ignorable              skipped with a warning
     unknown, not flagged ignorable          bad input: it may carry changes we would lose
+    a type the file's server never writes   bad input (past its FORMAT_DESCRIPTION's table of types)
 
-Any event whose body cannot be parsed is bad input naming the file, the position and the type.
+A transaction must start with a GTID event when the file's server writes them (MariaDB 10+, MySQL
+5.7.6+), and be as long as a MySQL 8 GTID event says. Any event whose body cannot be parsed is bad
+input naming the file, the position and the type.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
 from binreplay.binlog.file import BinlogFile
-from binreplay.binlog.header import body_of, post_header_len
-from binreplay.binlog.table_map import table_map_names
+from binreplay.binlog.table_map import check_table_map
 from binreplay.errors import BadInputError, UnsupportedError
-from binreplay.model import Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.model import Gtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.source.event_bodies import FileEvents, xid
 from binreplay.source.payload import assemble_payload
 
 if TYPE_CHECKING:
     from binreplay.source.payload import PayloadFile
 
-_HEADER = struct.Struct("<IBIIIH")
-_MARIADB_GTID = struct.Struct("<QIB")   # sequence number, domain id, flags
-_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
-_XID_LEN = 8
+_XID_EVENT_LEN = C.HEADER_LEN + 8    # an XID event's header and body (its xid), without a checksum
 _TABLE_MAP_CACHE = 4096       # distinct TABLE_MAP bodies (and table sets) remembered; a bound, not a tuning
 
 _UNSUPPORTED = {
@@ -64,11 +66,6 @@ _KNOWN = frozenset(C.event_names()) - frozenset(_UNSUPPORTED) - {C.INCIDENT_EVEN
 _QUERIES = frozenset({C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT})
 
 
-class _BodyError(Exception):
-    """A body parser hit the end of its bytes or a value that cannot be: reported as bad input."""
-
-
-_PARSE_ERRORS = (struct.error, IndexError, ValueError, UnicodeError, zlib.error, OverflowError, KeyError)
 
 
 @dataclass
@@ -88,18 +85,20 @@ class OpenTransaction:
     rolled_back: bool = False
     from_payload: bool = False
     timestamp: int = 0
+    length: int | None = None                  # bytes, as a MySQL 8 GTID event gives them (checked at its end)
+    in_statement: bool = False                 # a TABLE_MAP was seen, no rows event has ended its statement yet
 
     @property
     def empty(self) -> bool:
         return not self.spans and not self.pending
 
 
-class Assembler:
+class Assembler(FileEvents):
     """Feeds one file's events (in order) and returns each transaction as it completes."""
 
     def __init__(self, f: BinlogFile, *, next_seq: Callable[[], int], warn: Callable[[str], None],
                  unknown: Callable[[str], bool], table_maps: dict[bytes, TableMapInfo] | None = None) -> None:
-        self.f = f
+        super().__init__(f)
         self._table_maps = {} if table_maps is None else table_maps   # TABLE_MAP body -> its names
         self._tables: dict[frozenset, frozenset] = {}                  # one copy of each table set
         self._next_seq = next_seq
@@ -109,13 +108,16 @@ class Assembler:
         self.bounds = Boundaries()
         self.incomplete: list[str] = []
         self.events = self.bytes = 0     # read by `transactions` (file-level events included)
+        self.relay = False               # a second FORMAT_DESCRIPTION was seen: a relay log (see _gtid)
+        self.needs_gtid = False          # its server writes a GTID event before every transaction
+        self.types = 255                 # event types its server knows (its FORMAT_DESCRIPTION's table)
 
     # -- the hot path ------------------------------------------------------------------
 
     def transactions(self, events: Iterable[tuple[int, int, int]]) -> Iterator[Transaction]:
         """Every transaction of the file's events (`BinlogFile.scan`), as it completes. Row events,
         most of a binlog, are handled inline here: this loop runs once per event."""
-        rows_types, table_map, xid = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.XID_EVENT
+        rows_types, table_map, xid, stmt_end = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.XID_EVENT, C.STMT_END_F
         informational = C.INFORMATIONAL_EVENTS
         data, fde = self.f.data, self.f.fde
         crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
@@ -127,19 +129,21 @@ class Assembler:
                 n += 1
                 nbytes += end - pos
                 if t in rows_types:
-                    g = self.group or self._open(pos)
+                    g = self.group or self._open(pos, t)
                     g.spans.append((t, pos, end))
                     g.rows += 1
                     id_end = id_ends.get(t)
                     if id_end is None:
-                        id_end = id_ends[t] = C.HEADER_LEN + (4 if self._phl(t) == 6 else 6)
-                    if pos + id_end > end - crc_len:
+                        id_end = id_ends[t] = C.HEADER_LEN + (4 if self.rows_phl(t, pos) == 6 else 6)
+                    if pos + id_end + 2 > end - crc_len:
                         self.bad(t, pos, "it is shorter than its header")
                     if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:  # type: ignore[index]
                         self._unmapped(t, pos, id_end)
+                    g.in_statement = not data[pos + id_end] & stmt_end  # type: ignore[index]
                 elif t == table_map:
-                    g = self.group or self._open(pos)
+                    g = self.group or self._open(pos, t)
                     g.spans.append((t, pos, end))
+                    g.in_statement = True
                     info = table_maps.get(data[pos + C.HEADER_LEN:end - crc_len])  # type: ignore[index]
                     if info is None:
                         self._table_map(g, pos, end)
@@ -147,14 +151,20 @@ class Assembler:
                         g.table_ids[info.table_id] = info
                         g.infos[len(g.spans) - 1] = info
                 elif t in informational:
-                    (self.group or self._open(pos)).spans.append((t, pos, end))
-                elif t == xid and self.group is not None and end - pos - crc_len >= _XID_LEN:
+                    g = self.group or self._open(pos, t)
+                    if g.in_statement:   # written before a statement's TABLE_MAPs, never among its rows
+                        self.bad(t, pos, "it stands among the rows events of a statement")
+                    g.spans.append((t, pos, end))
+                elif t == xid and self.group is not None and end - pos - crc_len >= _XID_EVENT_LEN:
                     g = self.group
                     self.bounds.event(t)
                     g.spans.append((t, pos, end))
                     yield self._close(g, end, TrxKind.STATEMENT)
                 else:
                     if t == C.FORMAT_DESCRIPTION_EVENT:   # the first, or a relay log's next: it governs what follows
+                        self.relay = n > 1
+                        self.needs_gtid = self.f.fde is not None and E.writes_gtids(self.f.fde)
+                        self.types = len(self.f.fde.post_header_lengths) if self.f.fde is not None else 255
                         data, fde = self.f.data, self.f.fde
                         crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
                         id_ends.clear()
@@ -180,23 +190,25 @@ class Assembler:
         info = self._table_maps.get(key)
         if info is None:
             info = self.parse_body(C.TABLE_MAP_EVENT, pos, end,
-                               lambda body: table_map_names(body, self._phl(C.TABLE_MAP_EVENT))[0])
+                                   lambda body: check_table_map(body, self.phl(C.TABLE_MAP_EVENT)))
             if len(self._table_maps) >= _TABLE_MAP_CACHE:
                 self._table_maps.clear()
             self._table_maps[key] = info
         g.table_ids[info.table_id] = info
         g.infos[len(g.spans) - 1] = info
 
-    def _phl(self, t: int) -> int:
-        fde = self.f.fde
-        assert fde is not None
-        return post_header_len(fde, t)
-
     # -- everything else -----------------------------------------------------------------
 
     def _other(self, t: int, pos: int, end: int) -> Transaction | None:
         if t in C.FILE_LEVEL_EVENTS:
+            g = self.group
+            if g is not None and not g.empty and not self.relay and t != C.FORMAT_DESCRIPTION_EVENT:
+                # The server writes these between transactions only: one inside a transaction is a
+                # damaged event (a rows event whose type byte changed would otherwise be lost).
+                self.bad(t, pos, f"it stands inside the transaction that starts at {g.start}")
             return None
+        if t > self.types and not self.flags(pos) & C.LOG_EVENT_IGNORABLE_F:
+            self.bad(t, pos, "the server that wrote the file does not write this event type")
         if t == C.INCIDENT_EVENT:
             raise BadInputError(f"{self.f.path}: INCIDENT event at position {pos}: the source recorded that "
                                 "changes may be missing from its binlog; replay stops here (as a replica would)")
@@ -206,7 +218,7 @@ class Assembler:
         if t in C.GTID_EVENTS:
             self._gtid(t, pos, end)   # opens a transaction, never ends one
             return None
-        g = self.group or self._open(pos)
+        g = self.group or self._open(pos, t)
         if t == C.TRANSACTION_PAYLOAD_EVENT:
             return assemble_payload(self, g, pos, end)
         if t in _QUERIES:
@@ -216,7 +228,7 @@ class Assembler:
             g.pending.append(((t, pos, end), self.parse_body(t, pos, end, parse)))
             return None
         if t == C.XID_EVENT:
-            self.parse_body(t, pos, end, _xid)
+            self.parse_body(t, pos, end, xid)
             self.bounds.event(t)
             g.spans.append((t, pos, end))
             return self._close(g, end, TrxKind.STATEMENT)
@@ -227,9 +239,7 @@ class Assembler:
         return None
 
     def _unknown(self, t: int, pos: int, end: int) -> None:
-        data = self.f.data
-        assert data is not None
-        flags = struct.unpack_from("<H", data, pos + 17)[0]
+        flags = self.flags(pos)
         name = C.event_name(t)
         if t in _KNOWN or not flags & C.LOG_EVENT_IGNORABLE_F:
             # A known type in the wrong place, or one a newer server may use to carry changes.
@@ -241,7 +251,15 @@ class Assembler:
         if self.group is not None:
             self.group.spans.append((t, pos, end))
 
-    def _open(self, pos: int) -> OpenTransaction:
+    def _open(self, pos: int, t: int) -> OpenTransaction:
+        """A transaction opened by an event that is not a GTID event: in a file whose server writes a
+        GTID event before every transaction, the GTID event was lost (or this event is damaged)."""
+        if self.needs_gtid and not self.relay:
+            self.bad(t, pos, "it begins a transaction that has no GTID event (the server writes one before every "
+                             "transaction)")
+        return self._start(pos)
+
+    def _start(self, pos: int) -> OpenTransaction:
         g = OpenTransaction(pos)
         data = self.f.data
         assert data is not None
@@ -253,49 +271,40 @@ class Assembler:
         g = self.group
         if g is not None and not g.empty:
             msg = (f"{self.f.path}: incomplete transaction at position {g.start} is followed by a new "
-                   f"transaction at {pos}; not applied")
-            self.incomplete.append(msg)
-            self._warn(msg)
-        g = self._open(pos)
+                   f"transaction at {pos}")
+            if not self.relay:
+                # A server writes each transaction whole: its end (XID, COMMIT) is missing, so the
+                # file is damaged, and applying what follows would drop that transaction.
+                raise BadInputError(f"{msg}: its XID or COMMIT event is missing (corrupt binlog?)")
+            # A relay log may hold a partial transaction its replica received again after a reconnect.
+            self.incomplete.append(msg + "; not applied")
+            self._warn(msg + "; not applied")
+        g = self._start(pos)
         if t == C.MARIADB_GTID_EVENT:
-            gtid = self._mariadb_gtid(pos, end)
+            gtid = self.mariadb_gtid(pos, end)
             if gtid.flags & (C.FL_PREPARED_XA | C.FL_COMPLETED_XA):
                 raise UnsupportedError(f"{self.f.path}: XA transaction {gtid} at position {pos} "
                                        "cannot be replayed by binreplay")
             # A MariaDB GTID event stands in for BEGIN unless it is flagged standalone.
             self.bounds.gtid(implies_begin=not gtid.flags & C.FL_STANDALONE)
         else:
-            gtid = self.parse_body(t, pos, end, lambda body: E.parse_mysql_gtid(body, t))
+            gtid, g.length = self.parse_body(t, pos, end, lambda body: E.parse_mysql_gtid_event(body, t))
             self.bounds.gtid(implies_begin=False)
         g.gtid = gtid
         g.infos[0] = gtid
         g.spans.append((t, pos, end))
         return None
 
-    def _mariadb_gtid(self, pos: int, end: int) -> MariadbGtid:
-        """Its body read in place (one per transaction: no copy); any length it lacks is bad input."""
-        data, fde = self.f.data, self.f.fde
-        assert data is not None and fde is not None
-        body_end = end - (C.CRC_LEN if fde.has_crc32 else 0)
-        at = pos + C.HEADER_LEN
-        if at + 13 > body_end:
-            self.bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID")
-        seq_no, domain_id, flags = _MARIADB_GTID.unpack_from(data, at)
-        commit_id = None
-        if flags & C.FL_GROUP_COMMIT_ID:
-            if at + 21 > body_end:
-                self.bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID with a commit id")
-            commit_id = _U64.unpack_from(data, at + 13)[0]
-        return MariadbGtid(domain_id, _U32.unpack_from(data, pos + 5)[0], seq_no, flags, commit_id)
-
     def _query(self, g: OpenTransaction, t: int, pos: int, end: int) -> Transaction | None:
-        phl = self._phl(C.QUERY_EVENT)
+        phl = self.phl(C.QUERY_EVENT)
         compressed = t == C.QUERY_COMPRESSED_EVENT
         q = self.parse_body(t, pos, end, lambda body: E.parse_query(body, phl, compressed=compressed))
         control = statement_control(q.sql)
         if control is Control.XA:
             raise UnsupportedError(f"{self.f.path}: XA transaction at position {pos} cannot be replayed by binreplay")
         step = self.bounds.query(control)
+        if step is Step.ALONE and control is Control.COMMIT:
+            self.bad(t, pos, "it commits a transaction no BEGIN or GTID event opened")
         if step is Step.OPEN:
             self._add(g, (t, pos, end), q)
             return None
@@ -325,6 +334,13 @@ class Assembler:
 
     def _close(self, g: OpenTransaction, end: int, default_kind: TrxKind) -> Transaction:
         self.group = None
+        if g.length is not None and end - g.start != g.length:
+            self.wrong_length(g, end)
+        if g.in_statement:
+            # The server ends every statement's rows with a rows event flagged STMT_END: this one
+            # lost its last rows event (deleted, or its type byte damaged into one never applied).
+            raise BadInputError(f"{self.f.path}: the transaction at position {g.start} ends inside a statement: no "
+                                "rows event ends the statement its last TABLE_MAP begins (corrupt binlog?)")
         if default_kind is TrxKind.DDL:
             kind = TrxKind.DDL
         elif g.rows and g.statements:
@@ -358,33 +374,17 @@ class Assembler:
         sub.group = OpenTransaction(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
         return sub
 
-    # -- bodies ----------------------------------------------------------------------------
-
-    def parse_body(self, t: int, pos: int, end: int, parse: Callable[[bytes], Any]) -> Any:
-        """`parse` of the event's body; any failure is bad input naming the file, position and type."""
-        data = self.f.data
-        fde = self.f.fde
-        assert data is not None and fde is not None
-        body = body_of(data[pos:end], fde.has_crc32)
-        try:
-            return parse(body)
-        except (BadInputError, UnsupportedError) as exc:
-            raise type(exc)(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {exc}") from None
-        except _PARSE_ERRORS as exc:
-            self.bad(t, pos, f"its body cannot be read ({type(exc).__name__}: {exc})")
-
-    def bad(self, t: int, pos: int, why: str) -> NoReturn:
-        raise BadInputError(f"{self.f.path}: {C.event_name(t)} event at position {pos}: {why} (corrupt binlog?)")
+    def wrong_length(self, g: OpenTransaction, end: int) -> NoReturn:
+        raise BadInputError(f"{self.f.path}: the transaction at position {g.start} is {end - g.start} bytes long, but "
+                            f"its GTID event says {g.length}: an event of it is missing, added or damaged "
+                            "(corrupt binlog?)")
 
     def finish(self) -> None:
-        """At the end of the file: a transaction still open never committed there."""
+        """At the end of the file: a transaction still open never committed there (the server stopped
+        while writing it; a closed file, ending in ROTATE or STOP, cannot get here: see _other)."""
         g = self.group
         if g is not None and not g.empty:
             msg = (f"{self.f.path}: incomplete transaction at position {g.start} "
                    f"({len(g.spans) + len(g.pending)} events): the file ends inside it; not applied")
             self.incomplete.append(msg)
             self._warn(msg)
-
-
-def _xid(body: bytes) -> int:
-    return struct.unpack_from("<Q", body, 0)[0]

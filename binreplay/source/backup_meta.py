@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
+import stat
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
@@ -52,12 +55,32 @@ class BackupCoordinates:
 
 
 def read_backup_coordinates(path: Path) -> BackupCoordinates:
-    """Read the binlog coordinates from a backup metadata file or a backup directory."""
+    """Read the binlog coordinates from a backup metadata file or a backup directory. What cannot be
+    read (missing, unreadable, not a regular file, a corrupt compressed dump) is bad input."""
     path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file or directory")
-    if path.is_dir():
+    try:
+        return _read_coordinates(path)
+    except (OSError, EOFError, ValueError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
+        raise BadInputError(f"{path}: cannot read the backup metadata: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    except Exception as exc:
+        import zstandard  # a declared dependency (a zstd-compressed dump)
+
+        if not isinstance(exc, zstandard.ZstdError):
+            raise
+        raise BadInputError(f"{path}: cannot read the backup metadata: corrupt zstd data ({exc})") from None
+
+
+def _read_coordinates(path: Path) -> BackupCoordinates:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file or directory") from None
+    if stat.S_ISDIR(st.st_mode):
         path = _metadata_file_in(path)
+        st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):   # a FIFO would block in open()
+        raise BadInputError(f"{path}: not a backup metadata file (not a regular file)")
     name = path.name
     if name in BINLOG_INFO_NAMES:
         return _read_binlog_info(path)

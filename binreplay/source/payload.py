@@ -26,15 +26,20 @@ if TYPE_CHECKING:
 
 MAX_PAYLOAD_BYTES = 1 << 30   # a decompressed transaction may not exceed what the server itself allows
 _SIZE = struct.Struct("<I")
+_CHUNK = 1 << 20               # decompressed this much at a time: memory follows the real output
+# What a compressed transaction cannot hold: another transaction's start, another payload, file-level events.
+_NOT_INNER = C.GTID_EVENTS | C.FILE_LEVEL_EVENTS | {C.TRANSACTION_PAYLOAD_EVENT}
 
 
 class PayloadFile:
     """What an Assembler needs of a file, for the inner events of one TRANSACTION_PAYLOAD."""
 
-    def __init__(self, outer: BinlogFile, data: bytes) -> None:
+    def __init__(self, outer: BinlogFile | PayloadFile, data: bytes) -> None:
         self.path: Path = outer.path
-        self.index, self.name = outer.index, outer.name
-        self.fde, self.data = outer.fde, data
+        self.index: int = outer.index
+        self.name: str = outer.name
+        self.fde: FormatDescription | None = outer.fde
+        self.data: bytes | None = data
 
 
 def assemble_payload(asm: Assembler, g: OpenTransaction, pos: int, end: int) -> Transaction:
@@ -45,12 +50,16 @@ def assemble_payload(asm: Assembler, g: OpenTransaction, pos: int, end: int) -> 
     assert fde is not None and data is not None
     inner = asm.parse_body(t_payload, pos, end, lambda body: decompress(body, fde))
     nested = asm.nested(PayloadFile(asm.f, inner), g)
+    if g.length is not None and end - g.start != g.length:
+        asm.wrong_length(g, end)
     done = None
     for trx in nested.transactions(_inner_events(inner, lambda why: asm.bad(t_payload, pos, why))):
+        if done is not None:   # the inner events are one transaction: never drop one of several
+            asm.bad(t_payload, pos, "it holds more than one transaction")
         done = trx
     asm.group = None
-    if done is None:
-        asm.bad(t_payload, pos, "it does not end its transaction")
+    if done is None or done.end_pos != len(inner):
+        asm.bad(t_payload, pos, "its inner events do not end with the end of its transaction")
     # The transaction as applied: the GTID event from the file, then the inner events.
     prefix = g.spans
     gtid_bytes = b"".join(data[s:e] for _t, s, e in prefix)
@@ -74,7 +83,7 @@ def _inner_events(inner: bytes, bad: Callable[[str], NoReturn]) -> Iterator[tupl
         if size < C.HEADER_LEN or at + size > len(inner):
             bad(f"an inner event at offset {at} has size {size}")
         t = inner[at + 4]
-        if t in C.GTID_EVENTS or t == C.TRANSACTION_PAYLOAD_EVENT or t == C.FORMAT_DESCRIPTION_EVENT:
+        if t in _NOT_INNER:
             bad(f"it holds a {C.event_name(t)} event")
         yield t, at, at + size
         at += size
@@ -87,14 +96,20 @@ def decompress(body: bytes, fde: FormatDescription) -> bytes:
     compression, size, offset = E.parse_payload_header(body)
     if size > MAX_PAYLOAD_BYTES:
         raise BadInputError(f"declares {size} uncompressed bytes, more than {MAX_PAYLOAD_BYTES}")
-    data = body[offset:]
+    data: bytes | bytearray = body[offset:]
     if compression == 0:
         import zstandard  # a declared dependency
 
         try:
             # Streamed with a ceiling: never trust the declared size for the allocation.
             reader = zstandard.ZstdDecompressor().stream_reader(data)
-            data = reader.read(min(size, MAX_PAYLOAD_BYTES) + 1)
+            out = bytearray()
+            while len(out) <= size:
+                chunk = reader.read(min(_CHUNK, size + 1 - len(out)))
+                if not chunk:
+                    break
+                out += chunk
+            data = out
         except zstandard.ZstdError as exc:
             raise BadInputError(f"corrupt compressed transaction: {exc}") from None
         if len(data) != size:

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from binreplay.binlog import constants as C
-from binreplay.binlog import events as E
+from binreplay.binlog.events import writes_gtids
 from binreplay.binlog.file import BinlogFile, FileTail, open_regular
 from binreplay.binlog.names import check_file_sequence
 from binreplay.errors import BadInputError, PositionError, TruncatedError
-from binreplay.model import FormatDescription, Transaction
+from binreplay.model import Transaction
 from binreplay.source.assembler import Assembler
 from binreplay.source.validated import BlockReader, ValidatedFile, ValidatedRead, restore
 
@@ -41,11 +41,6 @@ class ReaderStats:
     transactions: int = 0
     unknown_events: Counter = field(default_factory=Counter)
     incomplete: list[str] = field(default_factory=list)   # transactions cut off by a file's end
-
-
-def writes_gtids(fde: FormatDescription) -> bool:
-    """Every transaction starts with a GTID event (MariaDB 10+, MySQL 5.7.6+ anonymous ones)."""
-    return fde.flavor == "mariadb" or E._version_tuple(fde.server_version) >= (5, 7, 6)
 
 
 class BinlogReader:

@@ -230,4 +230,7 @@ class ReliabilityLog:
         for fault, row in self.rows.items():
             times = (f"{statistics.median(row.resume_s):.2f} / {max(row.resume_s):.2f}" if row.resume_s else "–")
             lines.append(f"| {fault} | {row.injected} | {row.lost} | {row.duplicated} | {times} | {row.outcome} |")
-        path.write_text("\n".join(lines) + "\n")
+        # The "Bad input" section after this table is the fuzz tests' (bad_input_report.py): kept.
+        old = path.read_text() if path.exists() else ""
+        kept = old[old.index("\n## Bad input"):] if "\n## Bad input" in old else ""
+        path.write_text("\n".join(lines) + "\n" + kept)

@@ -314,7 +314,12 @@ def two_tags(tmp_path: Path) -> Path:
     """The fixture with its transaction re-tagged `other`:9 (a different event size, so every
     later position moves), read like any binlog."""
     path = tmp_path / "binlog.000001"
-    body = enc_tagged_gtid(replace(E.parse_tagged_gtid(fixture_body()), tag="other_tag", gno=900))
+    old = E.parse_tagged_gtid(fixture_body())
+    body = enc_tagged_gtid(replace(old, tag="other_tag", gno=900))
+    # The transaction grows with its GTID event: its length field (checked by the reader) follows.
+    assert old.transaction_length is not None
+    length = old.transaction_length + len(body) - len(fixture_body())
+    body = enc_tagged_gtid(replace(old, tag="other_tag", gno=900, transaction_length=length))
     path.write_bytes(with_body(FIXTURE.read_bytes(), C.GTID_TAGGED_LOG_EVENT, body))
     return path
 
