@@ -42,6 +42,7 @@ from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
 from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.gtid_events import parse_mysql_gtid_event
 from binreplay.binlog.table_map import check_table_map
 from binreplay.errors import BadInputError, UnsupportedError
 from binreplay.model import Gtid, Span, TableMapInfo, Transaction, TrxKind
@@ -288,7 +289,7 @@ class Assembler(FileEvents):
             # A MariaDB GTID event stands in for BEGIN unless it is flagged standalone.
             self.bounds.gtid(implies_begin=not gtid.flags & C.FL_STANDALONE)
         else:
-            gtid, g.length = self.parse_body(t, pos, end, lambda body: E.parse_mysql_gtid_event(body, t))
+            gtid, g.length = self.parse_body(t, pos, end, lambda body: parse_mysql_gtid_event(body, t))
             self.bounds.gtid(implies_begin=False)
         g.gtid = gtid
         g.infos[0] = gtid

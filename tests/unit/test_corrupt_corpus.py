@@ -10,6 +10,7 @@ what each must end with: the exit code and a fragment of its one error line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import binlog_mutations as M
@@ -169,8 +170,6 @@ def _index_directory(tmp: Path) -> list[Path]:
 
 
 def _index_unreadable(tmp: Path) -> list[Path]:
-    if os.geteuid() == 0:
-        pytest.skip("root reads any file")
     path = tmp / "mysql-bin.index"
     path.write_text("./mysql-bin.000001\n")
     path.chmod(0)
@@ -215,7 +214,25 @@ SPECIAL: dict[str, tuple[Callable[[Path], list[Path]], str, int, str]] = {
 @pytest.mark.parametrize("name", sorted(SPECIAL))
 def test_special_file(name: str, tmp_path: Path) -> None:
     make, _issue_class, exit_code, message = SPECIAL[name]
-    expect(make(tmp_path), exit_code, message)
+    files = make(tmp_path)
+    if "unreadable" in name and os.geteuid() == 0:
+        # Root reads any file (CI runs as root): read it as nobody, in this process only, once
+        # every module the runners import lazily is loaded (nobody cannot read root's Python).
+        for runner in M.RUNNERS:
+            M.run_offline(runner, [BINLOGS / MYSQL_ROWS])
+        with as_nobody():
+            expect(files, exit_code, message, cli=False)
+        return
+    expect(files, exit_code, message)
+
+
+@contextlib.contextmanager
+def as_nobody() -> Iterator[None]:
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
 
 
 # --- the row walker ------------------------------------------------------------------------------

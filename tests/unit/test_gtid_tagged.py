@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from binreplay.binlog import constants as C
-from binreplay.binlog import events as E
+from binreplay.binlog import gtid_events as G
 from binreplay.binlog import serialization as S
 from binreplay.errors import BadInputError, ExitCode, UnsupportedError
 from binreplay.model import MysqlGtid
@@ -58,7 +58,7 @@ def enc_message(fields: list[tuple[int, bytes]], last_non_ignorable: int = 0, ve
     return head + enc_uint(size) + tail
 
 
-def enc_tagged_gtid(ev: E.TaggedGtidEvent, *, extra: list[tuple[int, bytes]] | None = None,
+def enc_tagged_gtid(ev: G.TaggedGtidEvent, *, extra: list[tuple[int, bytes]] | None = None,
                     last_non_ignorable: int = 0, omit: tuple[int, ...] = ()) -> bytes:
     """Field ids as the server numbers them; optional fields equal to their default are left out, as
     the server does."""
@@ -154,7 +154,7 @@ def test_a_truncated_integer_is_bad_input():
 # ---------------------------------------------------------------- the real event
 
 def test_fixture_event_decodes_every_field():
-    ev = E.parse_tagged_gtid(fixture_body())
+    ev = G.parse_tagged_gtid(fixture_body())
     assert (ev.sid, ev.tag, ev.gno) == (UUID, "mytag", 3)
     assert (ev.last_committed, ev.sequence_number) == (0, 1)
     assert ev.immediate_server_version == ev.original_server_version == 90600  # the FDE says 9.6.0
@@ -173,18 +173,18 @@ def test_fixture_transaction_carries_the_tagged_gtid():
 
 def test_test_encoder_reproduces_the_real_event():
     body = fixture_body()
-    assert enc_tagged_gtid(E.parse_tagged_gtid(body)) == body
+    assert enc_tagged_gtid(G.parse_tagged_gtid(body)) == body
 
 
 def test_commit_order_reads_the_logical_clock_of_tagged_events():
     """--dependency commit-order: the fixture's transaction (last_committed 0, sequence_number 1), then
     copies of it whose tagged GTID events say they committed in its group (0, 2) or after it (1, 3)."""
     first = next(BinlogReader([FIXTURE]).transactions())
-    real = E.parse_tagged_gtid(fixture_body())
+    real = G.parse_tagged_gtid(fixture_body())
 
     def follower(seq: int, last_committed: int, sequence_number: int):
         event = replace(real, gno=real.gno + seq, last_committed=last_committed, sequence_number=sequence_number)
-        return replace(first, seq=first.seq + seq, gtid=E.parse_tagged_gtid(enc_tagged_gtid(event)).gtid)
+        return replace(first, seq=first.seq + seq, gtid=G.parse_tagged_gtid(enc_tagged_gtid(event)).gtid)
 
     order = CommitOrder()
     assert order.after(first) == first.seq
@@ -194,20 +194,20 @@ def test_commit_order_reads_the_logical_clock_of_tagged_events():
 
 # ---------------------------------------------------------------- synthetic variants
 
-def synthetic(**changes) -> E.TaggedGtidEvent:
+def synthetic(**changes) -> G.TaggedGtidEvent:
     base = dict(flags=1, sid="f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f", gno=2**62 + 5,
                 tag="a_very_long_tag_of_32_characters",
                 last_committed=2**40, sequence_number=2**40 + 7, immediate_commit_timestamp=1770368687207196,
                 original_commit_timestamp=1770000000000001, transaction_length=70000,
                 immediate_server_version=90600, original_server_version=80403, commit_group_ticket=2**63 + 1)
     base.update(changes)
-    return E.TaggedGtidEvent(**base)
+    return G.TaggedGtidEvent(**base)
 
 
 def test_round_trip_with_every_optional_field_and_wide_values():
     ev = synthetic()
     assert len(ev.tag) == 32
-    assert E.parse_tagged_gtid(enc_tagged_gtid(ev)) == ev
+    assert G.parse_tagged_gtid(enc_tagged_gtid(ev)) == ev
 
 
 def test_left_out_optional_fields_take_the_server_defaults():
@@ -215,56 +215,56 @@ def test_left_out_optional_fields_take_the_server_defaults():
                    commit_group_ticket=0)
     body = enc_tagged_gtid(ev)
     assert len(body) < len(enc_tagged_gtid(synthetic()))
-    assert E.parse_tagged_gtid(body) == ev
+    assert G.parse_tagged_gtid(body) == ev
 
 
 def test_fields_added_by_a_newer_server_are_skipped():
     ev = synthetic()
     extra = [(12, enc_uint(12345)), (13, enc_uint(3) + b"xyz"), (40, b"\xff" + bytes(8))]
-    assert E.parse_tagged_gtid(enc_tagged_gtid(ev, extra=extra)) == ev
-    message = S.read_message(enc_tagged_gtid(ev, extra=extra), E._TAGGED_GTID_LAYOUT, "test")
+    assert G.parse_tagged_gtid(enc_tagged_gtid(ev, extra=extra)) == ev
+    message = S.read_message(enc_tagged_gtid(ev, extra=extra), G._TAGGED_GTID_LAYOUT, "test")
     assert message.skipped == sum(len(enc_uint(i)) + len(v) for i, v in extra)
 
 
 def test_data_after_the_message_is_ignored():
     ev = synthetic()
-    assert E.parse_tagged_gtid(enc_tagged_gtid(ev) + b"\x00\x07") == ev
+    assert G.parse_tagged_gtid(enc_tagged_gtid(ev) + b"\x00\x07") == ev
 
 
 def test_an_unknown_field_the_writer_marks_non_ignorable_is_refused():
     body = enc_tagged_gtid(synthetic(), extra=[(12, enc_uint(1))], last_non_ignorable=13)
     with pytest.raises(UnsupportedError, match="field 12 that must be understood") as info:
-        E.parse_tagged_gtid(body)
+        G.parse_tagged_gtid(body)
     assert info.value.exit_code == ExitCode.UNSUPPORTED
 
 
 def test_a_known_non_ignorable_field_is_fine():
     ev = synthetic()
-    assert E.parse_tagged_gtid(enc_tagged_gtid(ev, last_non_ignorable=12)) == ev
+    assert G.parse_tagged_gtid(enc_tagged_gtid(ev, last_non_ignorable=12)) == ev
 
 
 def test_another_serialization_format_is_refused():
     with pytest.raises(UnsupportedError, match="serialization format 2"):
-        E.parse_tagged_gtid(enc_message([(0, b"\x00")], version=2))
+        G.parse_tagged_gtid(enc_message([(0, b"\x00")], version=2))
 
 
 @pytest.mark.parametrize("cut", [1, 5, 20, 40])
 def test_truncated_event_is_bad_input(cut):
     body = enc_tagged_gtid(synthetic())
     with pytest.raises(BadInputError, match="GTID_TAGGED"):
-        E.parse_tagged_gtid(body[:-cut])
+        G.parse_tagged_gtid(body[:-cut])
 
 
 def test_a_field_running_past_the_message_is_bad_input():
     fields = [(1, bytes(16)), (2, enc_sint(1)), (3, enc_uint(10) + b"abc")]  # a 10-byte tag, 3 bytes left
     with pytest.raises(BadInputError, match="does not fit the field or the message"):
-        E.parse_tagged_gtid(enc_message(fields))
+        G.parse_tagged_gtid(enc_message(fields))
 
 
 @pytest.mark.parametrize("omit,why", [((1,), "missing"), ((2,), "missing"), ((3,), "missing")])
 def test_an_event_without_uuid_number_or_tag_is_bad_input(omit, why):
     with pytest.raises(BadInputError, match=why):
-        E.parse_tagged_gtid(enc_tagged_gtid(synthetic(), omit=omit))
+        G.parse_tagged_gtid(enc_tagged_gtid(synthetic(), omit=omit))
 
 
 @pytest.mark.parametrize("changes,why", [
@@ -276,11 +276,11 @@ def test_an_event_without_uuid_number_or_tag_is_bad_input(omit, why):
 ])
 def test_invalid_values_are_bad_input(changes, why):
     with pytest.raises(BadInputError, match=why):
-        E.parse_tagged_gtid(enc_tagged_gtid(synthetic(**changes)))
+        G.parse_tagged_gtid(enc_tagged_gtid(synthetic(**changes)))
 
 
 def test_upper_case_tag_is_read_in_lower_case():
-    assert E.parse_tagged_gtid(enc_tagged_gtid(synthetic(tag="Ab_C"))).tag == "ab_c"
+    assert G.parse_tagged_gtid(enc_tagged_gtid(synthetic(tag="Ab_C"))).tag == "ab_c"
 
 
 # ---------------------------------------------------------------- GTID sets with tags
@@ -314,7 +314,7 @@ def two_tags(tmp_path: Path) -> Path:
     """The fixture with its transaction re-tagged `other`:9 (a different event size, so every
     later position moves), read like any binlog."""
     path = tmp_path / "binlog.000001"
-    old = E.parse_tagged_gtid(fixture_body())
+    old = G.parse_tagged_gtid(fixture_body())
     body = enc_tagged_gtid(replace(old, tag="other_tag", gno=900))
     # The transaction grows with its GTID event: its length field (checked by the reader) follows.
     assert old.transaction_length is not None

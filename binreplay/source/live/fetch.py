@@ -27,8 +27,9 @@ from pathlib import Path
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import Boundaries
-from binreplay.binlog.events import parse_format_description, parse_mariadb_gtid, parse_rotate
+from binreplay.binlog.events import parse_format_description, parse_rotate
 from binreplay.binlog.file import verify_crc, verify_fde_crc
+from binreplay.binlog.gtid_events import parse_mariadb_gtid
 from binreplay.binlog.header import body_of
 from binreplay.binlog.names import binlog_sort_key
 from binreplay.errors import ER_SOURCE_CANNOT_SERVE, BadInputError, Fault, PrivilegeError, SourceError, classify_code

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import Boundaries, statement_control
-from binreplay.binlog.events import parse_mariadb_gtid, parse_query, parse_rotate
+from binreplay.binlog.events import parse_query, parse_rotate
 from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.gtid_events import parse_mariadb_gtid
 from binreplay.binlog.names import binlog_sort_key, is_binlog_name, next_binlog_name
 from binreplay.errors import BadInputError, UsageError
 from binreplay.model import Event, FormatDescription
