@@ -41,6 +41,33 @@ class Summary:
     source_time: int | None = None     # source commit time (epoch s) of the newest applied transaction
     worker_states: list[str] = field(default_factory=list)   # one line per worker
 
+    def add_warning(self, message: str) -> None:
+        """A warning the run gave, listed again in the summary."""
+        self.warnings.append(message)
+
+    def note_stop_reason(self, reason: str | None) -> None:
+        """Why the run stopped, unless it already says why."""
+        self.stop_reason = self.stop_reason or reason
+
+    def merge_round(self, other: Summary) -> None:
+        """Add one replay round of a run made of rounds (`replay --follow`): counts add up, the latest
+        round says what was skipped and which run it was, the first what it resumed from."""
+        self.applied += other.applied
+        self.ddl += other.ddl
+        self.row_events += other.row_events
+        self.skipped = other.skipped
+        self.already_applied = self.already_applied or other.already_applied
+        self.last_applied = other.last_applied or self.last_applied
+        self.last_gtid = other.last_gtid or self.last_gtid
+        self.run_id = other.run_id
+        self.warnings.extend(other.warnings)
+        self.resumed_from = self.resumed_from or other.resumed_from
+
+    def end(self, outcome: str, elapsed_s: float) -> None:
+        """How the run ended, and how long it took."""
+        self.outcome = outcome
+        self.elapsed_s = elapsed_s
+
     @property
     def rate(self) -> float:
         return self.applied / self.elapsed_s if self.elapsed_s > 0 else 0.0
@@ -71,7 +98,7 @@ class Reporter:
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
-            summary.warnings.append(message)
+            summary.add_warning(message)
         log.warning(message)
 
     def fail(self, summary: Summary) -> None:
@@ -129,7 +156,7 @@ class BarReporter(Reporter):
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
-            summary.warnings.append(message)
+            summary.add_warning(message)
         if hasattr(self, "bar"):
             self.bar.write(f"warning: {message}", file=self.stream)
         else:
@@ -187,7 +214,7 @@ class JsonReporter(Reporter):
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
-            summary.warnings.append(message)
+            summary.add_warning(message)
         self._emit({"type": "warning", "message": message})
 
     def fail(self, summary: Summary) -> None:

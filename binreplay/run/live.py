@@ -87,7 +87,7 @@ def run_live_replay(opts: ReplayOptions, live: LiveSource, reporter: Reporter) -
     if not live.follow:
         stats = fetch_until_signalled(fetch)   # SIGINT/SIGTERM: the files stay whole, exit 130
         summary = run_replay(_on_spool(opts, spool, stats), reporter)
-        summary.stop_reason = summary.stop_reason or stats.stop_reason
+        summary.note_stop_reason(stats.stop_reason)
         return summary, stats
     return _Follow(opts, fetch, start_pos, spool, reporter).run()
 
@@ -130,18 +130,19 @@ class _Follow:
 
     def run(self) -> tuple[Summary, FetchStats]:
         t0 = time.monotonic()
+        outcome = self.total.outcome   # unchanged if a round fails: its error is what is reported
         try:
             with self._stop:
                 self._fetching.start()
                 self._rounds()
-            self.total.outcome = "complete"
+            outcome = "complete"
         except Interrupted:
-            self.total.outcome = "interrupted"
+            outcome = "interrupted"
             raise
         finally:
             self.fetcher.stop()
             self._fetching.join(timeout=30)
-            self.total.elapsed_s = time.monotonic() - t0
+            self.total.end(outcome, time.monotonic() - t0)
         return self.total, self.fetcher.stats
 
     def _rounds(self) -> None:
@@ -158,11 +159,11 @@ class _Follow:
                 summary = self._round(first)
                 first = False
                 if summary.stop_reason is not None:
-                    self.total.stop_reason = summary.stop_reason
+                    self.total.note_stop_reason(summary.stop_reason)
                     return
             if not fetching:
                 self._raise_if_stopped()
-                self.total.stop_reason = self.total.stop_reason or self.fetcher.stats.stop_reason
+                self.total.note_stop_reason(self.fetcher.stats.stop_reason)
                 return
             time.sleep(ROUND_INTERVAL_S)
 
@@ -178,17 +179,7 @@ class _Follow:
     def _round(self, first: bool) -> Summary:
         opts = _on_spool(self.opts, self.spool, self.fetcher.stats, preflight=self.opts.preflight and first)
         summary = run_replay(opts, _RoundReporter(self.reporter, first))
-        t = self.total
-        t.applied += summary.applied
-        t.ddl += summary.ddl
-        t.row_events += summary.row_events
-        t.skipped = summary.skipped
-        t.already_applied = t.already_applied or summary.already_applied
-        t.last_applied = summary.last_applied or t.last_applied
-        t.last_gtid = summary.last_gtid or t.last_gtid
-        t.run_id = summary.run_id
-        t.warnings.extend(summary.warnings)
-        t.resumed_from = t.resumed_from or summary.resumed_from
+        self.total.merge_round(summary)
         return summary
 
 

@@ -1,9 +1,12 @@
-"""What a server's information_schema says: schemas, tables, columns, unique keys, stored objects,
-triggered tables, collations. One function per question, each taking a pymysql connection.
+"""What a server's information_schema says: schemas, tables, columns, unique keys, foreign keys,
+stored objects, triggered tables, collations and character sets, a digest of the user schemas'
+definitions, the process list. One function per question, each taking a pymysql connection; no
+other module of binreplay queries information_schema.
 
 Values are decoded whatever the connection returns (str, or bytes on a raw session such as
 devtools/compare.py's), through a tuple cursor (a caller's default may be a DictCursor).
-Replay's own view of the target's tables, cached per schema, is tables.py's SchemaCache.
+Replay's own view of the target's tables, cached per schema, is tables.py's SchemaCache, built
+from the `schema_*` questions below (names there are read with str() as SchemaCache always did).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Literal
 import pymysql
 import pymysql.cursors
 
-from binreplay.server.sql import SYSTEM_SCHEMAS, optional_text, text
+from binreplay.server.sql import SYSTEM_SCHEMAS, optional_text, quote_string, text
 
 Connection = pymysql.connections.Connection
 StoredObjectKind = Literal["TRIGGER", "PROCEDURE", "FUNCTION", "EVENT"]
@@ -49,6 +52,41 @@ class TableColumn:
     unsigned: bool
     charset: str | None          # CHARACTER_SET_NAME (None: not a character column)
     generated: bool              # a generated column: the target computes it
+
+
+@dataclass(frozen=True)
+class SchemaColumn:
+    """One column of a schema's table as replay's table view (tables.py) reads it."""
+
+    table: str
+    name: str
+    ordinal: int                 # ORDINAL_POSITION (1-based)
+    data_type: str               # DATA_TYPE, lower case
+    charset: str | None          # CHARACTER_SET_NAME (None: not a character column)
+    collation: str | None
+    column_type: str             # full COLUMN_TYPE, lower case
+    nullable: bool
+    fsp: int                     # DATETIME_PRECISION (0: none)
+
+
+@dataclass(frozen=True)
+class UniqueIndexPart:
+    """One part of a primary or unique index, in index order."""
+
+    table: str
+    index: str                   # PRIMARY for the primary key
+    column: str | None           # None: the part is an expression (MySQL functional index)
+    sub_part: int | None         # the prefix length (characters or bytes), None: the whole column
+    index_type: str              # INDEX_TYPE: BTREE, HASH (MariaDB's long UNIQUE), ...
+
+
+@dataclass(frozen=True)
+class ProcessEntry:
+    """A connection as information_schema.PROCESSLIST shows it."""
+
+    user: str
+    host: str
+    time_s: int                  # TIME: seconds in its current state
 
 
 @dataclass(frozen=True)
@@ -93,6 +131,11 @@ def tables(conn: Connection, schemas: Sequence[str]) -> list[CatalogTable]:
 def table_exists(conn: Connection, schema: str, table: str) -> bool:
     return bool(_query(conn, "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                        (schema, table)))
+
+
+def column_exists(conn: Connection, schema: str, table: str, column: str) -> bool:
+    return bool(_query(conn, "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+                             "AND COLUMN_NAME=%s", (schema, table, column)))
 
 
 def columns(conn: Connection, schemas: Sequence[str]) -> list[CatalogColumn]:
@@ -170,3 +213,86 @@ def default_collations(conn: Connection) -> dict[str, int]:
     """character set -> the id of its default collation on the server."""
     return {text(cs): int(text(i)) for cs, i in _query(
         conn, "SELECT CHARACTER_SET_NAME, ID FROM information_schema.COLLATIONS WHERE IS_DEFAULT = 'Yes'")}
+
+
+def charset_max_lengths(conn: Connection) -> dict[str, int]:
+    """character set -> bytes per character at most, every character set of the server."""
+    return {str(cs): int(n) for cs, n in _query(
+        conn, "SELECT CHARACTER_SET_NAME, MAXLEN FROM information_schema.CHARACTER_SETS")}
+
+
+# -- one schema's tables, as replay's table view (tables.py's SchemaCache) reads them ---------------
+
+
+def schema_columns(conn: Connection, schema: str) -> list[SchemaColumn]:
+    """Every column of the schema's tables, in table and column order."""
+    return [SchemaColumn(str(table), str(name), int(ordinal), text(data_type).lower(), optional_text(charset),
+                         optional_text(collation), text(column_type).lower(), nullable == "YES", int(fsp or 0))
+            for table, name, ordinal, data_type, charset, collation, column_type, nullable, fsp in _query(
+                conn, "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, CHARACTER_SET_NAME, "
+                      "COLLATION_NAME, COLUMN_TYPE, IS_NULLABLE, DATETIME_PRECISION "
+                      "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                      "ORDER BY TABLE_NAME, ORDINAL_POSITION", (schema,))]
+
+
+def schema_unique_index_parts(conn: Connection, schema: str) -> list[UniqueIndexPart]:
+    """The parts of every primary and unique index of the schema's tables, by table, index, position."""
+    return [UniqueIndexPart(str(table), str(index), str(column) if column is not None else None,
+                            int(sub_part) if sub_part is not None else None, text(index_type))
+            for table, index, column, sub_part, index_type in _query(
+                conn, "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME, SUB_PART, INDEX_TYPE "
+                      "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 "
+                      "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", (schema,))]
+
+
+def schema_table_engines(conn: Connection, schema: str) -> dict[str, tuple[str | None, str]]:
+    """table -> (ENGINE as the server returns it, None for a view; TABLE_TYPE) of the schema's tables."""
+    return {str(t): (e, text(k)) for t, e, k in _query(
+        conn, "SELECT TABLE_NAME, ENGINE, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+        (schema,))}
+
+
+def foreign_key_references(conn: Connection) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """((schema, table), (referenced schema, table)) of every foreign key on the server."""
+    return [((str(a), str(b)), (str(c), str(d))) for a, b, c, d in _query(
+        conn, "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
+              "FROM information_schema.REFERENTIAL_CONSTRAINTS")]
+
+
+# -- whether a DDL took effect (state/store.py's journal) -------------------------------------------
+
+
+def definitions_digest(conn: Connection, exclude: Iterable[str] = ()) -> tuple[int, int, int]:
+    """(count, sum, bit-xor) of the CRC32s of every user table's, column's, index's, schema's, routine's
+    and trigger's definition (system schemas and `exclude` left out): changes when any DDL took effect."""
+    excluded = ",".join(quote_string(s) for s in sorted(SYSTEM_SCHEMAS | set(exclude)))
+    row = _query(
+        conn,
+        "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ("
+        " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
+        f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
+        " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
+        "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
+        " FROM information_schema.COLUMNS"
+        f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
+        " UNION ALL SELECT"
+        " CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
+        f"  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN ({excluded})"
+        " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
+        f"  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({excluded})"
+        " UNION ALL SELECT CONCAT_WS('|','r',ROUTINE_SCHEMA,ROUTINE_NAME,ROUTINE_TYPE,MD5(ROUTINE_DEFINITION))"
+        f"  FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN ({excluded})"
+        " UNION ALL SELECT CONCAT_WS('|','g',TRIGGER_SCHEMA,TRIGGER_NAME,MD5(ACTION_STATEMENT))"
+        f"  FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN ({excluded})"
+        ") s")
+    count, crc_sum, crc_xor = (int(v) for v in row[0])
+    return count, crc_sum, crc_xor
+
+
+# -- the process list --------------------------------------------------------------------------------
+
+
+def process_entry(conn: Connection, connection_id: int) -> ProcessEntry | None:
+    """The process list's entry of one connection (None: no such connection, or gone)."""
+    rows = _query(conn, "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (connection_id,))
+    return ProcessEntry(*rows[0]) if rows else None

@@ -2,7 +2,7 @@
 
 Conflict keys (`binreplay.schedule.keys`) are derived from this. Everything is loaded
 lazily, one schema at a time (a query per information_schema table per schema,
-never per table), and kept until `invalidate()` (after any DDL).
+never per table: catalog.py's `schema_*` questions), and kept until `invalidate()` (after any DDL).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import pymysql
 
-from binreplay.server.sql import optional_text, quote_ident, text
+from binreplay.server import catalog
+from binreplay.server.sql import quote_ident
 
 # Printable ASCII: the probes of `ascii_folding_safe`.
 _PROBE_CHARS = tuple(range(0x20, 0x7F))
@@ -83,6 +84,10 @@ class SchemaCache:
         # cleared together with everything else.
         self.derived: dict[Any, Any] = {}
 
+    def use_connection(self, conn: Any) -> None:
+        """Go on through another connection (the old one was lost); what was loaded stays."""
+        self.conn = conn
+
     def invalidate(self) -> None:
         self._schemas.clear()
         self._fk_groups = None
@@ -115,8 +120,7 @@ class SchemaCache:
         return tables
 
     def _load_schema_other_case(self, schema: str) -> dict[str, TableInfo]:
-        rows = self._query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
-        names = [str(r[0]) for r in rows if str(r[0]).lower() == schema.lower() and str(r[0]) != schema]
+        names = [n for n in catalog.schema_names(self.conn) if n.lower() == schema.lower() and n != schema]
         return self._load_schema(names[0]) if len(names) == 1 else {}
 
     def _load_schema(self, schema: str) -> dict[str, TableInfo]:
@@ -124,54 +128,38 @@ class SchemaCache:
         if not columns:
             return {}
         indexes = self._load_unique_indexes(schema)
-        kinds = {str(t): (e, text(k)) for t, e, k in self._query(
-            "SELECT TABLE_NAME, ENGINE, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-            schema)}
+        kinds = catalog.schema_table_engines(self.conn, schema)
         groups = self._groups()
         return {name: _table_info(schema, name, cols, indexes.get(name, []), groups.get((schema, name)),
                                   *kinds.get(name, (None, "")))
                 for name, cols in columns.items()}
 
     def _load_columns(self, schema: str) -> dict[str, tuple[ColumnInfo, ...]]:
-        rows = self._query(
-            "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, CHARACTER_SET_NAME, "
-            "COLLATION_NAME, COLUMN_TYPE, IS_NULLABLE, DATETIME_PRECISION "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-            "ORDER BY TABLE_NAME, ORDINAL_POSITION", schema)
         out: dict[str, list[ColumnInfo]] = {}
-        for table, name, ordinal, data_type, charset, collation, column_type, nullable, fsp in rows:
-            cols = out.setdefault(str(table), [])
+        for c in catalog.schema_columns(self.conn, schema):
+            cols = out.setdefault(c.table, [])
             cols.append(ColumnInfo(
-                name=str(name), ordinal=len(cols), data_type=text(data_type).lower(),
-                charset=optional_text(charset), collation=optional_text(collation),
-                column_type=text(column_type).lower(), nullable=nullable == "YES", fsp=int(fsp or 0)))
-            if int(ordinal) != len(cols):
-                raise RuntimeError(f"information_schema.COLUMNS of {schema}.{table} has a gap in ORDINAL_POSITION")
+                name=c.name, ordinal=len(cols), data_type=c.data_type, charset=c.charset, collation=c.collation,
+                column_type=c.column_type, nullable=c.nullable, fsp=c.fsp))
+            if c.ordinal != len(cols):
+                raise RuntimeError(f"information_schema.COLUMNS of {schema}.{c.table} has a gap in ORDINAL_POSITION")
         return {t: tuple(c) for t, c in out.items()}
 
     def _load_unique_indexes(self, schema: str) -> dict[str, list[_Index]]:
-        rows = self._query(
-            "SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME, SUB_PART, INDEX_TYPE "
-            "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 "
-            "ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", schema)
         out: dict[str, dict[str, _Index]] = {}
-        for table, index, column, sub_part, index_type in rows:
-            ix = out.setdefault(str(table), {}).setdefault(str(index), _Index(str(index)))
-            if column is None:
+        for part in catalog.schema_unique_index_parts(self.conn, schema):
+            ix = out.setdefault(part.table, {}).setdefault(part.index, _Index(part.index))
+            if part.column is None:
                 ix.opaque = True
             else:
-                ix.columns.append(str(column))
-                ix.sub_parts.append(int(sub_part) if sub_part is not None else None)
-            ix.hashed = text(index_type).upper() == "HASH"
+                ix.columns.append(part.column)
+                ix.sub_parts.append(part.sub_part)
+            ix.hashed = part.index_type.upper() == "HASH"
         return {t: list(ixs.values()) for t, ixs in out.items()}
 
     def _groups(self) -> dict[tuple[str, str], str]:
         if self._fk_groups is None:
-            rows = self._query(
-                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME "
-                "FROM information_schema.REFERENTIAL_CONSTRAINTS")
-            pairs = [((str(a), str(b)), (str(c), str(d))) for a, b, c, d in rows]
-            self._fk_groups = fk_groups(pairs)
+            self._fk_groups = fk_groups(catalog.foreign_key_references(self.conn))
         return self._fk_groups
 
     # -- collations ---------------------------------------------------------------
@@ -179,8 +167,7 @@ class SchemaCache:
     def charset_maxlen(self, charset: str) -> int | None:
         """Bytes per character at most (1 = single-byte charset); None if unknown."""
         if self._charset_maxlen is None:
-            rows = self._query("SELECT CHARACTER_SET_NAME, MAXLEN FROM information_schema.CHARACTER_SETS")
-            self._charset_maxlen = {str(cs): int(n) for cs, n in rows}
+            self._charset_maxlen = catalog.charset_max_lengths(self.conn)
         return self._charset_maxlen.get(charset)
 
     def ascii_folding_safe(self, charset: str, collation: str) -> bool:

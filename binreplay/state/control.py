@@ -55,8 +55,9 @@ class ControlSession:
         deadline = time.monotonic() + RECONNECT_WINDOW_S
         while True:
             try:
-                conn = connect(self.cfg)
-                self.conn = self.store.conn = self.schema.conn = conn
+                self.conn = conn = connect(self.cfg)
+                self.store.use_connection(conn)
+                self.schema.use_connection(conn)
                 self.store.prepare_session()
                 # The named lock goes with the old session, but only once the server has finished
                 # killing it: wait a little for that.

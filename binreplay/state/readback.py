@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pymysql
 
-from binreplay.server.catalog import table_exists
+from binreplay.server.catalog import process_entry, table_exists
 from binreplay.server.sql import quote_ident
 from binreplay.state.store import ProgressStore
 
@@ -142,5 +142,5 @@ class ProgressReadback:
         holder = ProgressStore(self.conn, self.schema).lock_holder()
         if holder is None:
             return None
-        who = self._rows("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (holder,))
-        return LockHolder(holder, Client(*who[0]) if who else None)
+        who = process_entry(self.conn, holder)
+        return LockHolder(holder, Client(who.user, who.host, who.time_s) if who is not None else None)

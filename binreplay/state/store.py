@@ -27,8 +27,9 @@ from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch
+from binreplay.server.catalog import column_exists, definitions_digest
 from binreplay.server.connection import check_privilege
-from binreplay.server.sql import SYSTEM_SCHEMAS, quote_ident, quote_string
+from binreplay.server.sql import quote_ident, quote_string
 
 
 def _schema_ddl(schema: str) -> list[str]:
@@ -150,6 +151,10 @@ class ProgressStore:
         other.run_id = self.run_id
         return other
 
+    def use_connection(self, conn: pymysql.connections.Connection) -> None:
+        """Go on through another connection (the old one was lost): the same run, the same lock name."""
+        self.conn = conn
+
     # -- setup ---------------------------------------------------------------
 
     def _exec(self, sql: str, args: tuple | None = None) -> list[tuple]:
@@ -168,9 +173,7 @@ class ProgressStore:
     def _upgrade(self) -> None:
         """Progress tables of an older binreplay record one transaction per `applied` row; today's
         rows record ranges and say how many transactions they hold."""
-        has = self._exec("SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME='applied' "
-                         "AND COLUMN_NAME='transactions'", (self.schema,))
-        if not has:
+        if not column_exists(self.conn, self.schema, "applied", "transactions"):
             self._exec(f"ALTER TABLE {self.q}.applied ADD COLUMN transactions INT UNSIGNED NOT NULL DEFAULT 1 "
                        "AFTER start_pos")
 
@@ -288,26 +291,7 @@ class ProgressStore:
 
     def schema_fingerprint(self) -> str:
         """A digest of every user table's definition, to tell whether a DDL took effect."""
-        excluded = ",".join(quote_string(s) for s in sorted(SYSTEM_SCHEMAS | {self.schema}))
-        row = self._exec(
-            "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ("
-            " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
-            f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
-            " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
-            "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
-            " FROM information_schema.COLUMNS"
-            f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
-            " UNION ALL SELECT"
-            " CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
-            f"  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN ({excluded})"
-            " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
-            f"  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({excluded})"
-            " UNION ALL SELECT CONCAT_WS('|','r',ROUTINE_SCHEMA,ROUTINE_NAME,ROUTINE_TYPE,MD5(ROUTINE_DEFINITION))"
-            f"  FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN ({excluded})"
-            " UNION ALL SELECT CONCAT_WS('|','g',TRIGGER_SCHEMA,TRIGGER_NAME,MD5(ACTION_STATEMENT))"
-            f"  FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN ({excluded})"
-            ") s")
-        return "-".join(str(int(v)) for v in row[0])[:40]
+        return "-".join(str(v) for v in definitions_digest(self.conn, exclude=(self.schema,)))[:40]
 
     def ddl_started(self, trx: Transaction, statement: bytes, schema_before: str) -> None:
         self._exec(f"REPLACE INTO {self.q}.ddl_journal (run_id, file_index, end_pos, binlog_file, state, "
