@@ -11,6 +11,8 @@ Errors from a MySQL/MariaDB server (pymysql exceptions) are classified here and 
                is safe to redo (a COMMIT's outcome is looked up, never guessed)
     RETRY      a deadlock or a lock wait timeout: roll back and retry with backoff
     PRIVILEGE  the user lacks a privilege: say which one
+    CORRUPT    the server found a binlog event (or, --apply sql, a row value) corrupt: bad input (exit 3),
+               naming the source transaction that carried it (the binlog is damaged, not the target)
     REFUSED    anything else: the statement was rejected
 """
 
@@ -122,6 +124,7 @@ class Fault(enum.Enum):
     LOST = "lost"
     RETRY = "retry"
     PRIVILEGE = "privilege"
+    CORRUPT = "corrupt"
     REFUSED = "refused"
 
 
@@ -140,6 +143,26 @@ _PRIVILEGE = frozenset({1044, 1045, 1142, 1227})   # db / user / table / specifi
 # ER_ERROR_ON_WRITE, ER_GET_ERRNO (errno 28 = ENOSPC in the text), ER_DISK_FULL, ER_RECORD_FILE_FULL
 _NO_SPACE = frozenset({3, 1030, 1021, 1114})
 CANNOT_CONNECT = frozenset({2002, 2003, 2005})
+# What MariaDB 10.11 answers a BINLOG statement whose (CRC-valid) event is damaged, seen when replaying
+# mutated rows and TABLE_MAP events (tests/integration/test_corrupt_events.py): 1030 with error 171,
+# 1105 and 1149; 1594 and 1610 are the server's own "corrupt event" errors (not seen there):
+ER_GET_ERRNO = 1030                     # "Got error 171 "The event was corrupt ..." from storage engine"
+HA_ERR_CORRUPT_EVENT = 171              # ... the handler error it carries
+ER_UNKNOWN_ERROR = 1105                 # a rows event the server could not apply ("Unknown error")
+ER_SYNTAX_ERROR = 1149                  # BINLOG: the server could not parse the decoded event at all
+ER_SLAVE_RELAY_LOG_READ_FAILURE = 1594  # "Could not parse relay log event entry"
+ER_SLAVE_CORRUPT_EVENT = 1610           # "Corrupted replication event was detected"
+# Corrupt whatever statement got them:
+_CORRUPT = frozenset({ER_SLAVE_RELAY_LOG_READ_FAILURE, ER_SLAVE_CORRUPT_EVENT})
+# Corrupt when a BINLOG statement got them (from another statement they are the target's own failure):
+_CORRUPT_IN_BINLOG = frozenset({ER_UNKNOWN_ERROR, ER_SYNTAX_ERROR})
+# Corrupt when binreplay's own statements carrying row images got them (--apply sql; not a source's
+# statement): a string value that is no text of its column's character set, which no server wrote
+# (seen with --apply sql; BINLOG stores such bytes as they are).
+ER_INVALID_CHARACTER_STRING = 1300
+_CORRUPT_IN_ROWS = frozenset({ER_INVALID_CHARACTER_STRING})
+# Not here: 1677 ER_SLAVE_CONVERSION_FAILED (a column of another type) means a damaged TABLE_MAP as
+# often as a target table of another definition, which is not bad input; it stays REFUSED (exit 4).
 
 
 def error_code(exc: BaseException) -> int:
@@ -148,10 +171,18 @@ def error_code(exc: BaseException) -> int:
     return args[0] if args and isinstance(args[0], int) else 0
 
 
-def classify(exc: BaseException) -> Fault:
+def classify(exc: BaseException, *, binlog_statement: bool = False, row_images: bool = False) -> Fault:
+    """`binlog_statement`: `exc` answered a packet with a BINLOG statement in it; `row_images`: a packet
+    of binreplay's statements that write the binlog's row images (BINLOG, or --apply sql's)."""
     if isinstance(exc, pymysql.err.InterfaceError):   # used after the socket was closed
         return Fault.LOST
-    return classify_code(error_code(exc))
+    code = error_code(exc)
+    if code == ER_GET_ERRNO and f"error {HA_ERR_CORRUPT_EVENT} " in first_line(exc):
+        return Fault.CORRUPT
+    if code in _CORRUPT or (binlog_statement and code in _CORRUPT_IN_BINLOG) or (
+            (row_images or binlog_statement) and code in _CORRUPT_IN_ROWS):
+        return Fault.CORRUPT
+    return classify_code(code)
 
 
 def classify_code(code: int) -> Fault:

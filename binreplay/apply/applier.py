@@ -4,7 +4,10 @@ Row transactions run as BEGIN ... <their changes> ... INSERT progress; COMMIT, s
 and the record of it commit together. Several consecutive source transactions may share
 one target commit (a group): their progress rows are in that same commit.
 A standalone statement (DDL) cannot carry its progress row; it is journaled around instead
-(see checkpoint.py). Each worker of the pool owns one Applier and one connection.
+(the `ddl_journal` of state/store.py). Each worker of the pool owns one Applier and one connection.
+A corrupt event (the server says so, errors.Fault.CORRUPT; or --apply sql cannot decode it) is bad
+input naming its source transaction: a group that carried one is rolled back and applied again one
+member at a time, so the members before it are applied and recorded and nothing of it is.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from binreplay.apply.encoders import Encoder
 from binreplay.apply.packets import SessionState, Step, pack
 from binreplay.apply.row_checks import RowCheck
 from binreplay.devtools.faults import crash_point
-from binreplay.errors import Fault, TargetError, classify, describe, error_code
+from binreplay.errors import BadInputError, Fault, TargetError, classify, describe, error_code
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.schedule.batches import Batch
 from binreplay.server.connection import ServerConfig, connect
@@ -31,6 +34,14 @@ log = logging.getLogger(__name__)
 
 class _Retry(Exception):
     """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Corrupt(Exception):
+    """The target's server found an event of the batch corrupt (errors.Fault.CORRUPT); rolled back."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -131,6 +142,23 @@ class Applier:
                     self._apply_rolled_back(batch)
                 else:
                     self._apply_transactional(batch)
+                return
+            except (_Corrupt, BadInputError) as exc:
+                # The target's server found an event corrupt, or (--apply sql) decoding one failed.
+                self.state.forget()
+                if len(trxs) == 1:
+                    if isinstance(exc, BadInputError):
+                        raise
+                    trx = trxs[0]
+                    raise BadInputError(f"the transaction at {trx.start} ({trx.gtid or 'no GTID'}) carries an event "
+                                        f"the target's server found corrupt (corrupt binlog?): {exc.reason}; "
+                                        "nothing of it was applied, everything before it was") from None
+                # Which member carried it? Apply them one at a time: those before it are applied and
+                # recorded (a rerun resumes there), nothing of it remains.
+                log.info("%s: a corrupt event in the %d transactions from %s; applying them one at a time",
+                         self.name, len(trxs), batch.start)
+                for sub in one_at_a_time(batch):
+                    self._apply(sub)
                 return
             except _Retry as exc:
                 self.retries += 1  # read by the reporter (an int: no lock needed)
@@ -244,7 +272,8 @@ class Applier:
             except pymysql.err.MySQLError as exc:
                 if step.statement and step.expected_error and error_code(exc) == step.expected_error:
                     continue  # the source got the same error and logged the statement anyway
-                fault = classify(exc)
+                # Not a source statement: binreplay's own, which write the binlog's row images.
+                fault = classify(exc, binlog_statement=b"BINLOG '" in step.sql, row_images=not step.statement)
                 if fault is Fault.LOST:
                     self.close()
                     if commit and last and self._was_committed(batch):
@@ -254,6 +283,8 @@ class Applier:
                 self._rollback()
                 if fault is Fault.RETRY and not any(t.kind is TrxKind.DDL for t in trxs):
                     raise _Retry(describe(exc)) from None
+                if fault is Fault.CORRUPT:
+                    raise _Corrupt(describe(exc)) from None
                 what = step.sql[:200].decode("utf-8", "replace").replace("\n", " ")
                 raise TargetError(f"the target rejected the transaction at {first.start} "
                                   f"({first.gtid or 'no GTID'}): {describe(exc)} [in: {what}]") from None
@@ -280,3 +311,15 @@ class Applier:
                 time.sleep(0.5 * (attempt + 1))
         raise TargetError(f"lost the connection during COMMIT of the transaction at {batch.start} and could not "
                           "reconnect to learn its outcome (a rerun lets the progress table decide)")
+
+
+def one_at_a_time(batch: Batch) -> list[Batch]:
+    """`batch` as batches of one member each, in order, together covering its range: each records
+    the source range from the end of the member before it (the batch's start for the first)."""
+    out = []
+    start = batch.start_pos
+    for trx in batch.members:
+        out.append(Batch(batch.seq, batch.file_index, batch.file, start, trx.end_pos, [trx], covered=1,
+                         size=trx.end_pos - trx.start_pos))
+        start = trx.end_pos
+    return out

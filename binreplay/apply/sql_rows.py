@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -51,7 +52,7 @@ from binreplay.binlog.column_types import RowFormatError
 from binreplay.binlog.header import event_body, post_header_len
 from binreplay.binlog.table_map import TableMap, layout_key, parse_table_map
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
-from binreplay.errors import UnsupportedError, UsageError
+from binreplay.errors import BadInputError, UnsupportedError, UsageError
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 from binreplay.server.catalog import Connection, TableColumn, default_collations, table_columns, triggered_tables
 from binreplay.server.sql import quote_ident
@@ -63,6 +64,10 @@ ROWS_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES"
 NO_FOREIGN_KEY_CHECKS_F = 1 << 1
 RELAXED_UNIQUE_CHECKS_F = 1 << 2
 _HIDDEN_HASH_COLUMN = re.compile(r"^DB_ROW_HASH_\d+$")
+
+# What decoding a damaged event can raise: the decoders' own error, and what unpacking bytes that are
+# too short or not what their type says raises (anything else is a bug: exit 1).
+_DECODING_FAILURES = (RowFormatError, struct.error, IndexError, ValueError, UnicodeDecodeError, OverflowError)
 
 TargetTable = tuple[tuple[TableColumn, ...], tuple[str, ...]]   # columns in order, primary key columns
 
@@ -112,40 +117,43 @@ class SqlTranslator:
         out: list[RowStatement] = []
         batch: Batch | None = None
         for ev in events:
-            body = event_body(ev, fde)
-            phl = post_header_len(fde, ev.type_code)
-            if ev.type_code == C.TABLE_MAP_EVENT:
-                key = (layout_key(body, phl), phl)
-                plan = self._plans.get(key)
-                if plan is None:
-                    plan = self._plan(parse_table_map(body, phl), fde.flavor)
-                    if plan.target_known:   # else the next statement may create the table
-                        self._plans[key] = plan
-                self._maps[R.rows_table_id(body, phl)] = plan
-                continue
-            partial = ev.type_code == C.PARTIAL_UPDATE_ROWS_EVENT
             try:
-                # A MySQL partial JSON update has an UPDATE_ROWS v2 header; its after images differ (json_diff.py).
-                rows = R.parse_rows_event(C.UPDATE_ROWS_EVENT if partial else ev.type_code, body, phl)
-            except RowFormatError as exc:
-                raise UnsupportedError(f"a rows event at {ev.start} cannot be decoded: {exc}") from None
-            plan = self._maps.get(rows.table_id)
-            if plan is None:
-                raise UnsupportedError(f"a rows event at {ev.start} has no TABLE_MAP before it")
-            if partial:
-                if batch is not None:
-                    out.extend(batch.finish())
-                    batch = None
-                out.extend(self._partial_updates(plan, rows, f"{file}:{ev.start}"))
-                continue
-            try:
-                images = plan.walker.images(rows, tuple(range(rows.column_count)))
-            except RowFormatError as exc:
-                raise UnsupportedError(f"the rows event at {ev.start} cannot be decoded: {exc}") from None
-            batch = self._add(out, batch, plan, rows, images, f"{file}:{ev.start}")
+                batch = self._event(ev, fde, file, out, batch)
+            except _DECODING_FAILURES as exc:
+                # The reader checked the framing; what is inside the event is damaged (CRC and all).
+                raise BadInputError(f"{file}: {ev.name} event at position {ev.start}: it cannot be decoded "
+                                    f"({exc or type(exc).__name__}; corrupt binlog?)") from None
         if batch is not None:
             out.extend(batch.finish())
         return out
+
+    def _event(self, ev: Event, fde: FormatDescription, file: str, out: list[RowStatement],
+               batch: Batch | None) -> Batch | None:
+        """One TABLE_MAP or rows event: its statements to `out`; the batch of rows still open."""
+        body = event_body(ev, fde)
+        phl = post_header_len(fde, ev.type_code)
+        if ev.type_code == C.TABLE_MAP_EVENT:
+            key = (layout_key(body, phl), phl)
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plan(parse_table_map(body, phl), fde.flavor)
+                if plan.target_known:   # else the next statement may create the table
+                    self._plans[key] = plan
+            self._maps[R.rows_table_id(body, phl)] = plan
+            return batch
+        partial = ev.type_code == C.PARTIAL_UPDATE_ROWS_EVENT
+        # A MySQL partial JSON update has an UPDATE_ROWS v2 header; its after images differ (json_diff.py).
+        rows = R.parse_rows_event(C.UPDATE_ROWS_EVENT if partial else ev.type_code, body, phl)
+        plan = self._maps.get(rows.table_id)
+        if plan is None:
+            raise RowFormatError(f"it changes rows of table id {rows.table_id}, which no TABLE_MAP before it maps")
+        if partial:
+            if batch is not None:
+                out.extend(batch.finish())
+            out.extend(self._partial_updates(plan, rows, f"{file}:{ev.start}"))
+            return None
+        images = plan.walker.images(rows, tuple(range(rows.column_count)))
+        return self._add(out, batch, plan, rows, images, f"{file}:{ev.start}")
 
     def _add(self, out: list[RowStatement], batch: Batch | None, plan: TablePlan, rows: R.RowsEvent,
              images: list[tuple], position: str) -> Batch | None:
@@ -178,10 +186,7 @@ class SqlTranslator:
 
     def _partial_updates(self, plan: TablePlan, rows: R.RowsEvent, at: str) -> list[RowStatement]:
         flags = rows.flags & (NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F)
-        try:
-            partial_rows = json_diff.partial_rows(plan.walker, rows)
-        except RowFormatError as exc:
-            raise UnsupportedError(f"the partial JSON update at {at} cannot be decoded: {exc}") from None
+        partial_rows = json_diff.partial_rows(plan.walker, rows)   # RowFormatError: bad input (translate)
         out = []
         for row in partial_rows:
             sets = json_diff.partial_update_sets(plan.columns, row, self.shared.flavor)
