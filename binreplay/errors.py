@@ -36,6 +36,7 @@ class ExitCode(enum.IntEnum):
     DIFFERENT = 8         # verify: the target's content differs from the reference server
     SCHEMA_MISMATCH = 9   # the target's tables do not match the binlog's (not restored from the right backup?)
     SOURCE = 10           # the live source (--source-host, fetch) unreachable or lost for too long
+    PAST_STOP = 11        # the target already holds transactions after the requested stop point
     INTERRUPTED = 130     # stopped by a signal; rerun the same command to resume
 
 
@@ -106,6 +107,13 @@ class DifferenceFound(BinreplayError):
 
 class SchemaMismatchError(BinreplayError):
     exit_code = ExitCode.SCHEMA_MISMATCH
+
+
+class PastStopError(BinreplayError):
+    """The target's progress shows transactions applied beyond the stop point asked for: replaying
+    cannot undo them (a rerun fails the same way; the backup must be restored again)."""
+
+    exit_code = ExitCode.PAST_STOP
 
 
 class Interrupted(BinreplayError):

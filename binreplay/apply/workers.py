@@ -100,7 +100,8 @@ class WorkerPool:
             self._stopping = True
             self.lock.notify_all()
         for t in self._threads:
-            t.join()
+            if t.ident is not None:   # started (a run refused before applying never starts them)
+                t.join()
         for a in self.appliers:
             a.close()
 

@@ -22,8 +22,8 @@ from binreplay.apply.encoders import encoder_factory, rows_statement
 from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import crash_point
-from binreplay.errors import Interrupted, SchemaMismatchError, UnsupportedError
-from binreplay.model import Transaction, TrxKind
+from binreplay.errors import Interrupted, PastStopError, SchemaMismatchError, UnsupportedError
+from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter, Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
@@ -51,7 +51,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     t0 = time.monotonic()
     files = list(opts.binlogs)
     bounds = resolve_bounds(files, opts.selection())
-    total, validated = None, None
+    total, validated, stopped_at, stop_reason = None, None, None, None
     if opts.dry_run:
         found = survey(bounds, files, reporter, summary)
         summary.bytes_read = found.stats.bytes
@@ -64,10 +64,12 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
                               f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
     if opts.preflight:
-        total, validated = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
+        found, validated = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
+        total, stopped_at, stop_reason = found.selected, found.stopped_at, found.stop_reason
     run = _Run(opts, bounds, files, reporter, summary, validated)
     try:
         run.prepare_target()
+        run.check_not_past(stopped_at, stop_reason)
         run.replay(total)
     except BaseException:
         if summary.outcome == "running":
@@ -148,6 +150,26 @@ class _Run:
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
+
+    def check_not_past(self, stop: BinlogPosition | None, reason: str | None) -> None:
+        """A target whose progress records go beyond where this selection stops holds transactions it
+        must not have: a replay cannot undo them, so it is refused (not reported complete)."""
+        resume = self.resume
+        if stop is None or not resume.resumed:
+            return
+        furthest = resume.applied_above.furthest()
+        marks = [(m.file_index, m.pos) for m in [resume.low_water] if m is not None] + ([furthest] if furthest else [])
+        beyond = max(marks, default=None)
+        if beyond is None or beyond <= (stop.file_index, stop.pos):
+            return
+        names = [f.name for f in self.files]
+        where = f"{names[beyond[0]]}:{beyond[1]}" if beyond[0] < len(names) else f"file #{beyond[0]}:{beyond[1]}"
+        error = PastStopError(f"the target is already past the requested stop point: run {resume.run_id} applied "
+                              f"transactions up to {where}, and this selection ends at {stop} "
+                              f"({reason or 'its stop point'}); a replay cannot undo them: restore "
+                              "the backup again, then replay with this stop point")
+        self._stop_safely("failed", str(error))   # recorded, so `status` says why this run did nothing
+        raise error
 
     def _on_done(self, batch: Batch) -> None:
         """Called by a worker under the pool's lock once a batch committed."""

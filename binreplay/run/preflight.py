@@ -15,6 +15,7 @@ from binreplay.apply.applier import Applier
 from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
 from binreplay.errors import PrivilegeError, UnsupportedError
+from binreplay.model import BinlogPosition
 from binreplay.report.progress import Reporter, Summary
 from binreplay.server.connection import ServerInfo, check_privilege
 from binreplay.source.reader import BinlogReader, ReaderStats
@@ -33,6 +34,7 @@ class Survey:
     has_payload: bool = False                             # a MySQL compressed transaction is selected
     stats: ReaderStats = field(default_factory=ReaderStats)
     stop_reason: str | None = None
+    stopped_at: BinlogPosition | None = None   # where the selection ends (None: at the end of the files)
 
 
 def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
@@ -48,15 +50,15 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
             result.kinds[trx.kind.value] = result.kinds.get(trx.kind.value, 0) + 1
             result.has_payload |= trx.from_payload
     check_end(selector, bounds, reader)
-    result.stats, result.stop_reason = reader.stats, selector.stop_reason
+    result.stats, result.stop_reason, result.stopped_at = reader.stats, selector.stop_reason, selector.stopped_at
     return result
 
 
 def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary, *,
-                   compressed_ok: bool = False) -> tuple[int, ValidatedRead]:
+                   compressed_ok: bool = False) -> tuple[Survey, ValidatedRead]:
     """The whole selection read once, as the apply pass will read it (every event body parsed):
-    returns the number of transactions to apply (for the ETA) and what the apply read can take
-    back instead of reading again (source/validated.py)."""
+    returns what it found (transactions to apply, for the ETA; where the selection ends) and what
+    the apply read can take back instead of reading again (source/validated.py)."""
     # Its warnings (a truncated last file) are left to the applying pass, which says them once.
     quiet = Reporter(reporter.stream)
     verified = ValidatedRead()
@@ -64,7 +66,7 @@ def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summar
     if found.has_payload and not compressed_ok:
         raise UnsupportedError("the selection holds compressed MySQL transactions (TRANSACTION_PAYLOAD), which "
                                "cannot be applied as BINLOG statements; rerun with --apply sql; nothing was applied")
-    return found.selected, verified
+    return found, verified
 
 
 def check_apply_privileges(applier: Applier, first_file: Path, server: ServerInfo) -> None:

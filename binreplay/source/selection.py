@@ -15,7 +15,7 @@ from typing import Protocol
 
 from binreplay.binlog.file import FileTail
 from binreplay.errors import BadInputError, UsageError
-from binreplay.model import MariadbGtid, MysqlGtid, Transaction
+from binreplay.model import BinlogPosition, MariadbGtid, MysqlGtid, Transaction
 from binreplay.source.backup_meta import BackupStart, backup_start
 from binreplay.source.gtid import MariadbGtidBounds, MysqlGtidSet, parse_mariadb_gtid_list
 
@@ -55,6 +55,7 @@ class Selector:
 
     bounds: Bounds
     stop_reason: str | None = None
+    stopped_at: BinlogPosition | None = None   # where the selection ends, once a stop point was reached
     _reached_domains: set[int] = field(default_factory=set)
 
     def verdict(self, trx: Transaction) -> Verdict:
@@ -184,11 +185,13 @@ def selected(transactions: Iterable[Transaction], selector: Selector) -> Iterato
     for trx in transactions:
         verdict = selector.verdict(trx)
         if verdict is Verdict.STOP:
+            selector.stopped_at = selector.stopped_at or trx.start   # nothing from here on is selected
             return
         if verdict is Verdict.APPLY:
             selector.after_applied()
         yield trx, verdict
         if selector.stop_reason is not None:
+            selector.stopped_at = trx.end
             return
 
 

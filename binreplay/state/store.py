@@ -110,6 +110,13 @@ class AppliedRanges:
     def __bool__(self) -> bool:
         return bool(self._starts)
 
+    def furthest(self) -> tuple[int, int] | None:
+        """(file index, end) of the furthest recorded range, None when there is none."""
+        if not self._reach:
+            return None
+        file_index = max(self._reach)
+        return file_index, self._reach[file_index][-1]
+
     def covers(self, trx: Transaction) -> bool:
         """Whether a recorded range holds this transaction (it was applied by an earlier run)."""
         starts = self._starts.get(trx.file_index)

@@ -90,10 +90,11 @@ def test_soak_kill_9(clean_servers, reliability) -> None:
 
 def test_sigterm_stops_resumably(clean_servers, reliability) -> None:
     """SIGTERM and SIGINT while transactions are being applied: exit 130 within seconds, resumable."""
-    source, target, start, files = shop_after_backup(clean_servers, 3000, ledger=True)
+    # Enough work for both signals to land mid-replay, the second in a run that resumes the first: one
+    # transaction per commit still applies ~3,000 a second, and progress records come once a second.
+    source, target, start, files = shop_after_backup(clean_servers, 12000, ledger=True)
     stops = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        # One transaction per commit: slow enough that the signal always lands mid-replay.
         proc, _ = start_replay(files, target, start, "--workers", "2", "--group-max-trx", "1")
         seen: list[str] = []
         assert wait_for_progress(proc, seen) is not None, "".join(seen)
