@@ -11,13 +11,19 @@ from helpers import binlogs_from, replay_into, run_binreplay
 from replays import BASE, ok, one_line_error, run_on, setup_backup, summary_of, users_on
 
 
-def test_a_target_past_the_stop_point_is_refused(clean_servers) -> None:
+def twenty_after_backup(clean_servers):
+    """3 users backed up into the target, 20 more inserted on the source (one transaction each):
+    (source, target, backup coordinates, binlog files, the 10th transaction after the backup)."""
     source, target = clean_servers
     start = setup_backup(source, target, *BASE)
     run_on(source, [f"INSERT INTO app.users (email, name, score) VALUES ('p{i}', 'x', {i})" for i in range(20)])
     files = binlogs_from(source, start[0])
     trxs = list(BinlogReader([Path(f) for f in files], start_pos=start[1]).transactions())
-    tenth = trxs[9]
+    return source, target, start, files, trxs[9]
+
+
+def test_a_target_past_the_stop_point_is_refused(clean_servers) -> None:
+    source, target, start, _files, tenth = twenty_after_backup(clean_servers)
 
     ok(replay_into(source, target, start))                      # everything: 3 + 20 users
     assert users_on(target) == 23
@@ -34,12 +40,7 @@ def test_a_target_past_the_stop_point_is_refused(clean_servers) -> None:
 
 
 def test_a_replay_stopped_at_a_point_can_be_extended_and_rerun_at_it(clean_servers) -> None:
-    source, target = clean_servers
-    start = setup_backup(source, target, *BASE)
-    run_on(source, [f"INSERT INTO app.users (email, name, score) VALUES ('q{i}', 'x', {i})" for i in range(20)])
-    files = binlogs_from(source, start[0])
-    trxs = list(BinlogReader([Path(f) for f in files], start_pos=start[1]).transactions())
-    tenth = trxs[9]
+    source, target, start, files, tenth = twenty_after_backup(clean_servers)
 
     def up_to_the_tenth():
         return run_binreplay("replay", *files[:tenth.file_index + 1], *target.connection_flags(), "--start-position",
