@@ -250,13 +250,26 @@ class SqlEncoder(Encoder):
         return out
 
 
+def merges_rows(target_flavor: str) -> bool:
+    """Whether row events of consecutive transactions go to the target merged (see _merged): MariaDB."""
+    return target_flavor == "mariadb"
+
+
+def statement_builder(apply_mode: str, target_flavor: str) -> Callable[[list[Transaction]], bytes | None] | None:
+    """What builds a batch's `rows_statement` ahead of its worker, in the modes that send one."""
+    if apply_mode != "binlog":
+        return None
+    merge = merges_rows(target_flavor)
+    return lambda trxs: rows_statement(trxs, merge)
+
+
 def encoder_factory(apply_mode: str, target_flavor: str, collations: dict[int, tuple[str, str]],
                     sql_shared: object | None) -> Callable[[object], Encoder]:
     """A function building each applier's encoder (it may need the applier's own connection)."""
     def binlog(_applier: object) -> Encoder:
         state = _applier.state  # type: ignore[attr-defined]
         context = SessionContext(state, collations, target_flavor, Verbatim())
-        return BinlogEncoder(state, context, merge=target_flavor == "mariadb")
+        return BinlogEncoder(state, context, merge=merges_rows(target_flavor))
 
     def sql(applier: object) -> Encoder:
         from binreplay.apply.sql_rows import SqlTranslator, TranslatedDialect, translation_pieces

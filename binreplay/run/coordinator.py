@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
-from binreplay.apply.encoders import encoder_factory, rows_statement
+from binreplay.apply.encoders import encoder_factory, statement_builder
 from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import crash_point
@@ -130,8 +130,7 @@ class _Run:
                 self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
                                    self.summary)
         make_encoder = encoder_factory(opts.apply_mode, server.flavor, collations, sql_apply)
-        merge = server.flavor == "mariadb"
-        self.prepare_rows = (lambda trxs: rows_statement(trxs, merge)) if opts.apply_mode == "binlog" else None
+        self.prepare_rows = statement_builder(opts.apply_mode, server.flavor)
         appliers = [Applier(cfg, store, make_encoder, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
                             max_retries=opts.retries) for i in range(opts.workers)]
         appliers[0].open()

@@ -127,7 +127,7 @@ class BinlogReader:
         yield from self._scanned_transactions(f, skip)
 
     def _kept_transactions(self, f: BinlogFile, entry: ValidatedFile, first: int) -> Iterator[Transaction]:
-        """The transactions the validation read kept, their bytes read back with one pread each."""
+        """The transactions the validation read kept, their bytes read back a block at a time."""
         with open_regular(f.path, "binlog file") as fh:
             blocks = BlockReader(fh.fileno())
             for i in range(first, len(entry.transactions)):
@@ -138,7 +138,8 @@ class BinlogReader:
                 yield trx
 
     def _scanned_transactions(self, f: BinlogFile, skip: int | None) -> Iterator[Transaction]:
-        record = self._record.begin(f.path, skip or 4) if self._record is not None else None
+        recorder = self._record
+        record = recorder.begin(f.path, skip or 4) if recorder is not None else None
         warnings: list[str] = []
 
         def warn(msg: str) -> None:
@@ -154,15 +155,14 @@ class BinlogReader:
             events = _checked_start(events, lambda t, pos: self._check_starts_transaction(f, t, pos, skip))
         for done in assembler.transactions(events):
             yield done
-            if record is not None:
-                self._record.keep(record, done)  # type: ignore[union-attr]
+            if recorder is not None and record is not None:
+                recorder.keep(record, done)
         assembler.finish()
         self.stats.events += assembler.events
         self.stats.bytes += assembler.bytes
         self.stats.incomplete += assembler.incomplete
-        if record is not None:
-            self._record.end_of_file(record, f.tail, f.fde, f.server_id, warnings,  # type: ignore[union-attr]
-                                     list(assembler.incomplete), assembler.events)
+        if recorder is not None and record is not None:
+            recorder.end_of_file(record, f.tail, f.fde, f.server_id, warnings, list(assembler.incomplete))
 
     def _check_starts_transaction(self, f: BinlogFile, t: int, pos: int, skip: int | None) -> None:
         starts = t in C.GTID_EVENTS or t in C.STATEMENT_CONTEXT_EVENTS

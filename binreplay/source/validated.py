@@ -48,7 +48,6 @@ class ValidatedFile:
     first_span: list[int] = field(default_factory=list)             # index in `spans` of each one's first
     starts: array = field(default_factory=lambda: array("q"))       # each one's start and end offsets
     ends: array = field(default_factory=lambda: array("q"))
-    kept_end: int = 0                      # end of the last kept transaction (0: none kept)
     cut: bool = False                      # the budget ran out: transactions after kept_end were not kept
     complete: bool = False                 # read to the file's end, every transaction in it kept
     tail: FileTail | None = None
@@ -56,7 +55,11 @@ class ValidatedFile:
     server_id: int | None = None
     warnings: list[str] = field(default_factory=list)   # what reading it warned, said again by the apply read
     incomplete: list[str] = field(default_factory=list)  # the transactions it found cut off (also warned)
-    events: int = 0
+
+    @property
+    def kept_end(self) -> int:
+        """End of the last kept transaction (0: none kept)."""
+        return self.ends[-1] if self.ends else 0
 
 
 class ValidatedRead:
@@ -100,11 +103,10 @@ class ValidatedRead:
         if from_file:
             trx.data = b""
         entry.transactions.append(trx)
-        entry.kept_end = trx.end_pos
 
     def end_of_file(self, entry: ValidatedFile, tail: FileTail | None, fde: FormatDescription | None,
-                    server_id: int | None, warnings: list[str], incomplete: list[str], events: int) -> None:
-        entry.tail, entry.fde, entry.server_id, entry.events = tail, fde, server_id, events
+                    server_id: int | None, warnings: list[str], incomplete: list[str]) -> None:
+        entry.tail, entry.fde, entry.server_id = tail, fde, server_id
         entry.warnings, entry.incomplete = warnings, incomplete
         if tail is not None:
             entry.verified_end = max(entry.verified_end, tail.clean_end)
