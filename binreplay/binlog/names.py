@@ -5,11 +5,14 @@ The one definition every reader of names uses (the file reader, the spool, `.ind
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from binreplay.errors import BadInputError
+
+log = logging.getLogger(__name__)
 
 # The base may itself contain dots ("mysql-bin.prod.000007"); it cannot be empty.
 _NAME = re.compile(r"^(.+)\.(\d+)$")
@@ -51,7 +54,7 @@ MAX_INDEX_BYTES = 16 << 20   # an index lists file names: a few KB; a bigger fil
 
 
 def read_index(path: Path) -> list[Path]:
-    """A server's .index file lists its binlogs, relative to the index's folder or absolute.
+    """A server's .index file lists its binlogs, relative to the index's folder or absolute (Debian's).
     What cannot be read as one (missing, unreadable, not a regular file, not text) is bad input."""
     from binreplay.binlog.file import open_regular  # file.py reads binlogs; it never needs names.py
 
@@ -69,13 +72,35 @@ def read_index(path: Path) -> list[Path]:
         raise BadInputError(f"not a {what} (not UTF-8 text): {path}") from None
     if "\0" in text:
         raise BadInputError(f"not a {what} (it holds NUL bytes): {path}")
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            p = Path(line)
-            out.append(p if p.is_absolute() else (path.parent / p.name if line.startswith("./") else path.parent / p))
-    return out
+    return [index_entry(path, line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def index_entry(index: Path, entry: str) -> Path:
+    """The file an index line means. A relative entry is in the index's folder. An absolute one is where
+    the server wrote it, but an index copied beside copies of the binlogs (the runbook's step) means the
+    copies: the server's own files may have grown since, or been purged. So a file of that name beside
+    the index wins; the listed path is read only when there is none (said, since it is another folder)."""
+    listed = Path(entry)
+    if not listed.is_absolute():
+        return index.parent / listed.name if entry.startswith("./") else index.parent / listed
+    beside = index.parent / listed.name
+    if beside.exists() or not listed.exists():
+        return beside    # when neither exists, reading it says the copy is missing
+    log.warning("%s lists %s, which is not beside it: reading the server's file there", index, listed)
+    return listed
+
+
+def files_used(paths: list[Path]) -> str:
+    """Which binlog files a command reads, for its output: the names, first to last, per folder."""
+    groups: list[tuple[Path, list[str]]] = []
+    for p in paths:
+        folder = p.absolute().parent
+        if groups and groups[-1][0] == folder:
+            groups[-1][1].append(p.name)
+        else:
+            groups.append((folder, [p.name]))
+    return "; ".join(f"{names[0]}{f' .. {names[-1]}' if len(names) > 1 else ''} ({len(names)} file"
+                     f"{'s' if len(names) > 1 else ''}) in {folder}" for folder, names in groups)
 
 
 def binlog_arguments(args: Iterable[str]) -> list[Path]:

@@ -22,6 +22,7 @@ A physical or logical backup records where in the binlogs its data ends:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -29,7 +30,7 @@ import re
 import stat
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path, PurePath
 from typing import BinaryIO, TypeVar, cast
 
@@ -102,7 +103,19 @@ class BackupStart:
 
 
 def backup_start(path: Path) -> BackupStart:
-    """`--from-backup`: the start point a backup's metadata gives (file+position first)."""
+    """`--from-backup`: the start point a backup's metadata gives (file+position first). Read once per
+    process and path (a replay resolves it for its bounds and for its identity; a dump may be large)."""
+    return _backup_start(os.path.realpath(path), str(path))
+
+
+def backup_identity(path: Path) -> dict:
+    """What identifies a replay from this backup: its coordinates, not how its path was written."""
+    return {k: v for k, v in asdict(backup_start(path)).items() if v is not None}
+
+
+@functools.lru_cache(maxsize=8)
+def _backup_start(real_path: str, given: str) -> BackupStart:
+    path = Path(given)
     coords = read_backup_coordinates(path)
     if coords.binlog_file and coords.position:
         return BackupStart(binlog_file=coords.binlog_file, position=coords.position)
