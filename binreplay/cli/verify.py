@@ -25,15 +25,20 @@ from binreplay.cli.options import connection_from, connection_options
               help="Final report as text or as one JSON document on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def verify_cmd(databases, chunk_size, threads, progress_schema, output_format, quiet, **kw) -> None:
-    """Compare the target's data with a reference server (the source, or a serial replay), table by table."""
+    """Compare the target with a reference server (the source, or a serial replay), table by table: rows,
+    columns, engines, indexes and triggers. The reference must be named (--reference-host/-socket)."""
     import json
 
     from binreplay.commands.verify import VerifyOptions, human_report, json_report, verdict, verify
-    from binreplay.errors import DifferenceFound
+    from binreplay.errors import DifferenceFound, UsageError
 
     hide_password_from_process_list(sys.argv)
     setup_logging(0, quiet)
     reference = connection_from(kw, "reference-")
+    if not (reference.host or reference.socket or reference.defaults_file or reference.defaults_extra_file):
+        # Defaults would name the local server, often the target itself: a comparison with no meaning.
+        raise UsageError("verify needs the reference server to compare with: give --reference-host (or "
+                         "--reference-socket, --reference-defaults-file)")
     opts = VerifyOptions(target=connection_from(kw), reference=reference, databases=tuple(databases),
                          chunk_size=chunk_size, threads=threads, progress_schema=progress_schema,
                          progress=not quiet)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,9 +10,11 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from binreplay.errors import (
+    CANNOT_CONNECT,
     ER_ACCESS_DENIED,
     Fault,
     PrivilegeError,
+    TargetUnreachable,
     UsageError,
     classify,
     describe,
@@ -22,6 +23,7 @@ from binreplay.errors import (
     server_error,
 )
 from binreplay.server.catalog import collations as load_collations  # noqa: F401 - re-export: run/coordinator.py
+from binreplay.server.option_files import client_options, option_files
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,15 @@ class ServerConfig:
     password: str | None = field(default=None, repr=False)   # never printed
     socket: str | None = None
     defaults_file: str | None = None
+    defaults_extra_file: str | None = None
+    # The target's: also the global option files, ~/.my.cnf and MYSQL_PWD (see `resolved`).
+    user_defaults: bool = True
     connect_timeout: int = 10
     ssl_mode: str | None = None    # DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (like the mysql client)
     ssl_ca: str | None = None
     ssl_cert: str | None = None
     ssl_key: str | None = None
+    init_command: str | None = None   # run first on every connection (--target-binlog off: sql_log_bin=0)
 
     @property
     def where(self) -> str:
@@ -45,30 +51,23 @@ class ServerConfig:
         return f"{self.host}:{self.port}"
 
     def resolved(self) -> ServerConfig:
-        """Fill gaps from --defaults-file ([client] and [mysql] groups) and MYSQL_PWD, like the mysql client."""
-        cfg = self
-        if self.defaults_file:
-            path = Path(self.defaults_file)
-            if not path.is_file():
-                raise UsageError(f"--defaults-file not found: {path}")
-            parser = configparser.ConfigParser(allow_no_value=True, strict=False, interpolation=None)
-            try:
-                parser.read(path)
-            except configparser.Error as exc:
-                raise UsageError(f"--defaults-file {path}: cannot parse: {exc.message.splitlines()[0]}") from None
-            values: dict[str, str] = {}
-            for group in ("client", "mysql", "client-server", "client-mariadb", "mariadb-client"):
-                if parser.has_section(group):
-                    values.update({k.replace("-", "_"): (v or "").strip("'\"") for k, v in parser.items(group)})
-            cfg = replace(
-                cfg,
-                host=cfg.host or values.get("host"),
-                port=cfg.port if cfg.port != 3306 else int(values.get("port", 3306)),
-                user=cfg.user or values.get("user"),
-                password=cfg.password if cfg.password is not None else values.get("password"),
-                socket=cfg.socket or values.get("socket"),
-            )
-        if cfg.password is None and os.environ.get("MYSQL_PWD") is not None:
+        """Fill gaps from option files and MYSQL_PWD, like the mysql client (server/option_files.py).
+        The target also reads the global files, ~/.my.cnf and MYSQL_PWD; a second server (`--source-*`,
+        `--reference-*`) only what its own flags name, never the target's password."""
+        files = option_files(self.defaults_file, self.defaults_extra_file, user_files=self.user_defaults)
+        values = client_options(files)
+        host = self.host or values.get("host")
+        try:
+            port = self.port if self.port != 3306 else int(values.get("port") or 3306)
+        except ValueError:
+            raise UsageError(f"option file: port is not a number: {values.get('port')}") from None
+        cfg = replace(
+            self, host=host, port=port, user=self.user or values.get("user"),
+            password=self.password if self.password is not None else values.get("password"),
+            # The mysql client connects over TCP to a host other than localhost, whatever socket a file names.
+            socket=self.socket or (values.get("socket") if not host or host == "localhost" else None),
+        )
+        if cfg.password is None and self.user_defaults and os.environ.get("MYSQL_PWD") is not None:
             cfg = replace(cfg, password=os.environ["MYSQL_PWD"])
         return cfg
 
@@ -86,6 +85,7 @@ def connect(cfg: ServerConfig, *, role: str = "target", multi_statements: bool =
         connect_timeout=cfg.connect_timeout,
         client_flag=(CLIENT.MULTI_STATEMENTS if multi_statements else 0) | (CLIENT.FOUND_ROWS if found_rows else 0),
         local_infile=False,
+        init_command=cfg.init_command,
     )
     on_socket = bool(cfg.socket or not cfg.host or cfg.host == "localhost")
     if on_socket:
@@ -101,6 +101,8 @@ def connect(cfg: ServerConfig, *, role: str = "target", multi_statements: bool =
         if error_code(exc) == ER_ACCESS_DENIED:
             raise error(f"{role} {cfg.where}: access denied for user '{kwargs['user']}' "
                         "(wrong user or password)") from None
+        if role != "source" and (error_code(exc) in CANNOT_CONNECT or classify(exc) is Fault.LOST):
+            error = TargetUnreachable   # not there (yet): a run waits for it (server/reconnect.py)
         raise error(f"cannot connect to {role} {cfg.where}: {first_line(exc)}") from None
 
 
@@ -137,6 +139,7 @@ class ServerInfo:
     flavor: str            # "mariadb" or "mysql"
     log_bin: bool
     server_id: int
+    server_uuid: str | None = None   # MySQL only (its GTIDs name servers by it)
 
     @property
     def binlog_replay_privilege(self) -> str:
@@ -150,7 +153,21 @@ def server_info(conn: pymysql.connections.Connection) -> ServerInfo:
     assert row is not None, "a SELECT without FROM returns a row"
     version, log_bin, server_id = row
     flavor = "mariadb" if "mariadb" in str(version).lower() else "mysql"
-    return ServerInfo(str(version), flavor, bool(int(log_bin)), int(server_id))
+    uuid = None
+    if flavor == "mysql":
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_uuid")
+            uuid = str(cur.fetchone()[0])  # type: ignore[index]
+    return ServerInfo(str(version), flavor, bool(int(log_bin)), int(server_id), uuid)
+
+
+def max_allowed_packet(conn: pymysql.connections.Connection) -> int:
+    """The largest packet (statement) the server takes from this session; it drops the connection on a larger one."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@session.max_allowed_packet")
+        row = cur.fetchone()
+    assert row is not None, "a SELECT without FROM returns a row"
+    return int(row[0])
 
 
 def check_privilege(conn: pymysql.connections.Connection, sql: str | bytes, what: str) -> None:

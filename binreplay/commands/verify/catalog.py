@@ -1,4 +1,5 @@
-"""What each server has (databases, tables, their columns and the key to walk), and where the two differ."""
+"""What each server has (databases, tables: their columns, engine, indexes and triggers, and the key to
+walk), and where the two differ."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ Column = tuple[str, str, str]      # (name, DATA_TYPE, full definition)
 @dataclass
 class TableShape:
     kind: str                                  # information_schema TABLE_TYPE
+    engine: str | None = None
     columns: list[Column] = field(default_factory=list)
     key: list[str] = field(default_factory=list)
     estimated_rows: int = 0
+    indexes: dict[str, str] = field(default_factory=dict)     # name -> definition, e.g. "UNIQUE BTREE (a, b(10))"
+    triggers: dict[str, str] = field(default_factory=dict)    # name -> "BEFORE INSERT #1"
+    trigger_bodies: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ def selected_databases(pair: Pair, opts: VerifyOptions) -> list[str]:
 
 
 def tables(side: Side, databases: list[str]) -> dict[tuple[str, str], TableShape]:
-    shapes = {(t.schema, t.name): TableShape(t.kind, estimated_rows=t.estimated_rows)
+    shapes = {(t.schema, t.name): TableShape(t.kind, t.engine, estimated_rows=t.estimated_rows)
               for t in side.ask(server_catalog.tables, databases)}
     for c in side.ask(server_catalog.columns, databases):
         shape = shapes.get((c.schema, c.table))
@@ -57,7 +62,27 @@ def tables(side: Side, databases: list[str]) -> dict[tuple[str, str], TableShape
                 (f" COLLATE {c.collation}" if c.collation else "")
             shape.columns.append((c.name, c.data_type, definition))
     _pick_keys(side, databases, shapes)
+    _read_indexes(side, databases, shapes)
+    for trigger in side.ask(server_catalog.triggers, databases):
+        shape = shapes.get((trigger.schema, trigger.table))
+        if shape is not None:
+            shape.triggers[trigger.name] = f"{trigger.timing} {trigger.event} #{trigger.order}"
+            shape.trigger_bodies[trigger.name] = trigger.body
     return shapes
+
+
+def _read_indexes(side: Side, databases: list[str], shapes: dict[tuple[str, str], TableShape]) -> None:
+    parts: dict[tuple[str, str, str], list[str]] = {}
+    kinds: dict[tuple[str, str, str], str] = {}
+    for p in side.ask(server_catalog.index_parts, databases):
+        name = (p.schema, p.table, p.index)
+        column = p.column if p.column is not None else "<expression>"
+        parts.setdefault(name, []).append(column + (f"({p.sub_part})" if p.sub_part is not None else ""))
+        kinds[name] = f"{'UNIQUE ' if p.unique else ''}{p.index_type}"
+    for (schema, table, index), columns in parts.items():
+        shape = shapes.get((schema, table))
+        if shape is not None:
+            shape.indexes[index] = f"{kinds[schema, table, index]} ({', '.join(columns)})"
 
 
 def _pick_keys(side: Side, databases: list[str], shapes: dict[tuple[str, str], TableShape]) -> None:
@@ -95,7 +120,26 @@ def compare_catalogs(ref: dict[tuple[str, str], TableShape], tgt: dict[tuple[str
         for (col, _, def_a), (_, _, def_b) in zip(a.columns, b.columns):
             if def_a != def_b:
                 result.problems.append(f"column {col}: {def_a} on the reference, {def_b} on the target")
+        result.problems += _definition_problems(a, b)
         result.key = a.key
         work.append(TableToCheck(result, a.columns, a.estimated_rows))
     work.sort(key=lambda w: -w.estimated_rows)     # largest first: the threads finish together
     return work
+
+
+def _definition_problems(ref: TableShape, tgt: TableShape) -> list[str]:
+    """Where a table's engine, indexes and triggers differ (its rows are compared all the same)."""
+    problems = []
+    if ref.engine != tgt.engine:
+        problems.append(f"engine: {ref.engine} on the reference, {tgt.engine} on the target")
+    for what, a, b in (("index", ref.indexes, tgt.indexes), ("trigger", ref.triggers, tgt.triggers)):
+        for name in sorted(a.keys() | b.keys()):
+            if name not in b:
+                problems.append(f"{what} {name} ({a[name]}): missing on the target")
+            elif name not in a:
+                problems.append(f"{what} {name} ({b[name]}): extra on the target")
+            elif a[name] != b[name]:
+                problems.append(f"{what} {name}: {a[name]} on the reference, {b[name]} on the target")
+            elif what == "trigger" and ref.trigger_bodies[name] != tgt.trigger_bodies[name]:
+                problems.append(f"trigger {name} ({a[name]}): its body differs")
+    return problems
