@@ -10,6 +10,12 @@ conflict keys, BINLOG statements and generated SQL all see the same reduced tran
   when a simple parse finds it (CREATE/ALTER/DROP/TRUNCATE/RENAME TABLE, CREATE/DROP INDEX
   ... ON, CREATE/ALTER/DROP DATABASE, INSERT/REPLACE INTO, UPDATE, DELETE FROM), else by
   their default database, with a warning when a table filter could not be checked;
+- renames follow the tables: `RENAME TABLE a TO b, ...` and `ALTER TABLE a ... RENAME TO b`
+  are applied when the filters keep any table they name, before or after the rename, so a
+  table that moves into a kept database arrives with its rows (and one that moves out leaves),
+  as on the source. (`mysqlbinlog --database=d` keeps a statement only when `d` was its
+  default database, whatever it renames: after `USE other; RENAME TABLE other.x TO d.x` the
+  pipe's inserts into `d.x` fail.);
 - `--rewrite-db from->to` renames the database in TABLE_MAP events (the raw event is
   rebuilt with a new checksum, as mysqlbinlog --rewrite-db does), in the default database
   of statements, and in statement text where the name qualifies an object (`from`.t) or
@@ -155,6 +161,9 @@ class Filters:
         return trx.with_events(kept, tables=tables)
 
     def _wants_statement(self, q: QueryInfo, trx: Transaction, warn: Callable[[str], None]) -> bool:
+        renamed = renamed_tables(q.sql)
+        if renamed is not None:
+            return any(self.wants_table(db or q.db, table) for db, table in renamed)
         target = statement_target(q.sql)
         if target is not None:
             db, table = target
@@ -275,6 +284,52 @@ def statement_target(sql: bytes) -> tuple[str | None, str | None] | None:
             return _unquote(first), _unquote(second)
         return None, _unquote(first)
     return None
+
+
+_RENAME_TABLE = re.compile(rb"^\s*RENAME\s+TABLES?\s+(?:IF\s+EXISTS\s+)?", re.I)
+_RENAME_PAIR = re.compile(rb"\s*(?P<old>" + _IDENT + rb"(?:\s*\.\s*" + _IDENT + rb")?)(?:\s+(?:WAIT\s+\d+|NOWAIT))?"
+                          rb"\s+TO\s+(?P<new>" + _IDENT + rb"(?:\s*\.\s*" + _IDENT + rb")?)\s*(?P<more>,)?", re.I)
+_ALTER_TABLE = re.compile(rb"^\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?"
+                          rb"(?P<old>" + _IDENT + rb"(?:\s*\.\s*" + _IDENT + rb")?)", re.I)
+_ALTER_RENAME = re.compile(rb"(?:\s|,)RENAME\s+(?:TO\s+|AS\s+)?(?!(?:COLUMN|INDEX|KEY)\b)"
+                           rb"(?P<new>" + _IDENT + rb"(?:\s*\.\s*" + _IDENT + rb")?)", re.I)
+_STRINGS = re.compile(rb"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"", re.S)
+_QUALIFIED = re.compile(rb"(?P<first>" + _IDENT + rb")(?:\s*\.\s*(?P<second>" + _IDENT + rb"))?")
+
+
+def renamed_tables(sql: bytes) -> list[tuple[str | None, str]] | None:
+    """Every (database or None for the default one, table) a RENAME TABLE or an ALTER TABLE ...
+    RENAME names, old and new names both; None for any other statement (or one not parsed)."""
+    text = _strip_leading_comments(sql)
+    names: list[bytes] = []
+    m = _RENAME_TABLE.match(text)
+    if m is not None:
+        at = m.end()
+        while True:
+            pair = _RENAME_PAIR.match(text, at)
+            if pair is None:
+                return None
+            names += [pair.group("old"), pair.group("new")]
+            at = pair.end()
+            if pair.group("more") is None:
+                break
+        if text[at:].strip(b"; \t\r\n"):
+            return None
+    else:
+        m = _ALTER_TABLE.match(text)
+        if m is None:
+            return None
+        new = _ALTER_RENAME.search(_STRINGS.sub(b"''", text), m.end())   # (not inside a COMMENT '...')
+        if new is None:
+            return None
+        names += [m.group("old"), new.group("new")]
+    out: list[tuple[str | None, str]] = []
+    for name in names:
+        q = _QUALIFIED.fullmatch(name)
+        assert q is not None
+        first, second = _unquote(q.group("first")), q.group("second")
+        out.append((first, _unquote(second)) if second is not None else (None, first))
+    return out
 
 
 def _strip_leading_comments(sql: bytes) -> bytes:

@@ -21,7 +21,8 @@ def plan_json(*args: str) -> dict:
 # Top-level keys of `--format json`, as README "The plan command" documents them.
 PLAN_KEYS = {"format", "files", "transactions", "skipped", "first_timestamp", "last_timestamp", "bytes", "events",
              "rows", "kinds", "compressed", "databases", "tables", "ddl", "barriers", "largest", "modes",
-             "serial_groups", "row_key_notes", "recommendation", "stop_reason", "warnings"}
+             "serial_groups", "row_key_notes", "recommendation", "stop_reason", "warnings",
+             "start_reason", "first_time", "last_time"}
 
 
 def run_session(source, statements: list[str], *, session_sql: tuple[str, ...] = ()) -> None:

@@ -50,7 +50,7 @@ def test_json_progress_and_summary(clean_servers) -> None:
     assert summary["bytes_done"] == summary["bytes_total"] > 0
     assert summary["low_water"] == summary["last_applied"]
     assert summary["parallelism"] > 0.5 and len(summary["worker_states"]) == 3
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", summary["source_time"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d", summary["source_time"])  # with its offset
 
 
 def test_bar_on_a_terminal_with_worker_lines(clean_servers) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict
 
 from binreplay.commands.plan.survey import Plan, TableStats
 from binreplay.schedule.limits import BATCH
+from binreplay.times import shown_time
 
 JSON_FORMAT = 1
 # Busy-worker buckets of the text histogram (JSON has every count).
@@ -21,6 +22,9 @@ _SQL_SHOWN = 90
 
 def to_json(plan: Plan) -> str:
     doc = {"format": JSON_FORMAT, **asdict(plan)}
+    # The epoch timestamps as every time is shown (local, with the offset: binreplay.times).
+    doc["first_time"], doc["last_time"] = (shown_time(t) if t is not None else None
+                                           for t in (plan.first_timestamp, plan.last_timestamp))
     for table, stats in zip(doc["tables"], plan.tables):
         table["rows"] = stats.rows
     return json.dumps(doc, indent=2)
@@ -46,7 +50,7 @@ def to_text(plan: Plan, top: int) -> str:
 
 
 def _time(ts: int | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts is not None else "-"
+    return shown_time(ts) if ts is not None else "-"
 
 
 def _size(n: float) -> str:
@@ -75,12 +79,15 @@ def _summary(plan: Plan, out: list[str]) -> None:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(plan.kinds.items())) or "none"
     out += ["Binlogs", f"  files:         {len(plan.files)} ({plan.files[0]}" +
             (f" ... {plan.files[-1]})" if len(plan.files) > 1 else ")") if plan.files else "  files: none",
+            f"  read from:     {plan.files_used or '-'}",
             f"  time span:     {_time(plan.first_timestamp)} .. {_time(plan.last_timestamp)} "
             f"({dt.timedelta(seconds=span)})",
             f"  transactions:  {plan.transactions} ({kinds})" +
             (f"; {plan.skipped} outside the selection" if plan.skipped else ""),
             f"  rows:          {plan.rows}",
             f"  size:          {_size(plan.bytes)} in {plan.events} events"]
+    if plan.start_reason:
+        out.append(f"  starts:        {plan.start_reason}")
     if plan.stop_reason:
         out.append(f"  stops:         {plan.stop_reason}")
     if plan.compressed:

@@ -10,6 +10,7 @@ the target's schema would be.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from binreplay.binlog import rows as R
 from binreplay.binlog.boundaries import is_transaction_control
 from binreplay.binlog.column_types import RowFormatError
 from binreplay.binlog.header import event_body, post_header_len
+from binreplay.binlog.names import files_used
 from binreplay.binlog.table_map import layout_key, parse_table_map, table_map_names
 from binreplay.commands.plan.binlog_tables import BinlogSchema
 from binreplay.commands.plan.simulation import CriticalPath, SimResult, Simulation
@@ -26,7 +28,15 @@ from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, Tr
 from binreplay.schedule.dependencies import MODES, Dependencies
 from binreplay.schedule.limits import BATCH
 from binreplay.source.reader import BinlogReader
-from binreplay.source.selection import SelectionArgs, Selector, Verdict, check_end, resolve_bounds, selected
+from binreplay.source.selection import (
+    SelectionArgs,
+    Selector,
+    UnreachedStop,
+    Verdict,
+    check_end,
+    resolve_bounds,
+    selected,
+)
 
 WORKER_COUNTS = (4, 8, 16)
 # A smaller pool is preferred while its simulated speed-up is within this share of the best.
@@ -112,6 +122,7 @@ class Recommendation:
 @dataclass
 class Plan:
     files: list[str]
+    files_used: str = ""           # names and folders of the files read (names.files_used)
     transactions: int = 0
     skipped: int = 0
     first_timestamp: int | None = None
@@ -131,14 +142,18 @@ class Plan:
     row_key_notes: list[str] = field(default_factory=list)
     recommendation: Recommendation | None = None
     stop_reason: str | None = None
+    start_reason: str | None = None    # which event and transaction decided --start-datetime
     warnings: list[str] = field(default_factory=list)
 
 
 def make_plan(files: list[Path], selection: SelectionArgs, top: int = 10) -> Plan:
     """Plan what a replay of `files` with these start/stop options would apply; `top` bounds the
     list of largest transactions."""
-    bounds = resolve_bounds(files, selection)
-    plan = Plan(files=[str(f) for f in files[bounds.start_file_index:]])
+    # A stop datetime no event reaches is a warning here: replay refuses it (exit 12) without
+    # --allow-unreached-stop, and the plan says so instead of failing.
+    bounds = resolve_bounds(files, dataclasses.replace(selection, unreached_stop=UnreachedStop.WARN))
+    plan = Plan(files=[str(f) for f in files[bounds.start_file_index:]],
+                files_used=files_used(files[bounds.start_file_index:]))
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
                           on_warning=plan.warnings.append)
     selector = Selector(bounds)
@@ -148,8 +163,9 @@ def make_plan(files: list[Path], selection: SelectionArgs, top: int = 10) -> Pla
             survey.add(trx)
         else:
             plan.skipped += 1
-    check_end(selector, bounds, reader)
-    plan.stop_reason = selector.stop_reason
+    plan.warnings += [f"{w}; replay refuses this (exit 12) without --allow-unreached-stop"
+                      if "--stop-datetime" in w else w for w in check_end(selector, bounds, reader)]
+    plan.stop_reason, plan.start_reason = selector.stop_reason, selector.start_reason
     survey.finish()
     return plan
 
