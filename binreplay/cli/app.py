@@ -51,7 +51,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 
 # Command name -> the module of binreplay.cli that defines it (importing it registers it).
 COMMAND_MODULES = {"replay": "replay", "plan": "plan", "status": "status", "verify": "verify", "fetch": "fetch",
-                   "demo": "demo", "sandbox": "sandbox"}
+                   "demo": "demo", "sandbox": "sandbox", "forget": "forget"}
 
 
 class _CleanGroup(click.Group):
@@ -68,7 +68,10 @@ class _CleanGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         """click's main, never standalone: every outcome ends here, as one line and an exit code."""
+        from binreplay.cli.options import password_prompt_arguments
+
         try:
+            args = password_prompt_arguments(list(sys.argv[1:] if args is None else args))
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:
             click.echo("binreplay: aborted", err=True)

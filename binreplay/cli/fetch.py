@@ -21,10 +21,15 @@ from binreplay.cli.options import connection_from, connection_options
 @click.option("--stop-never", is_flag=True, help="Keep waiting for new events like a replica (until SIGINT/SIGTERM).")
 @click.option("--source-server-id", type=click.IntRange(1, (1 << 32) - 1),
               help="server_id this replication client uses on the source  [default: a random large one].")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
+              default="auto", show_default=True,
+              help="Progress while fetching: a counter on a terminal, a line every 10 s, JSON lines, or none.")
 @click.option("-v", "--verbose", count=True, help="More log output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def fetch_cmd(out, start_file, start_gtid, stop_file, stop_never, source_server_id, verbose, quiet, **kw) -> None:
+def fetch_cmd(out, start_file, start_gtid, stop_file, stop_never, source_server_id, progress_mode, verbose, quiet,
+              **kw) -> None:
     """Download binlogs from a server into files identical to its own (like mysqlbinlog --raw), resumably."""
+    from binreplay.report.progress import FetchProgress
     from binreplay.source.live.fetch import FetchOptions, check_fetch_options, fetch_until_signalled, random_server_id
 
     hide_password_from_process_list(sys.argv)
@@ -33,7 +38,13 @@ def fetch_cmd(out, start_file, start_gtid, stop_file, stop_never, source_server_
                         start_gtid=start_gtid, stop_file=stop_file, follow=stop_never,
                         server_id=source_server_id or random_server_id())
     check_fetch_options(opts)
-    stats = fetch_until_signalled(opts)
+    progress = FetchProgress("none" if quiet and progress_mode == "auto" else progress_mode)
+    try:
+        stats = fetch_until_signalled(opts, on_commit=progress)
+    except BaseException:
+        progress.close()
+        raise
+    progress.close(stats)
     if not quiet:
         end = f"{stats.position[0]}:{stats.position[1]}" if stats.position else "nothing new"
         click.echo(f"binreplay: fetched {stats.events} events ({stats.bytes} bytes) into {out}; "

@@ -13,7 +13,9 @@ from binreplay.cli.options import connection_from, connection_options, expand_bi
 from binreplay.report.progress import make_reporter
 from binreplay.run import ReplayOptions, default_workers, run_replay
 from binreplay.schedule.limits import BATCH
+from binreplay.server.reconnect import DEFAULT_RECONNECT_TIMEOUT_S
 from binreplay.source.filters import Filters
+from binreplay.source.selection import UnreachedStop
 
 
 @main.command("replay")
@@ -43,13 +45,33 @@ from binreplay.source.filters import Filters
               help="Commit on the target in source order, so a reader never sees a state the source never had.")
 @click.option("--retries", type=click.IntRange(0, 1000), default=10, show_default=True,
               help="Retries of a transaction after a deadlock, lock wait timeout or lost connection.")
+@click.option("--reconnect-timeout", type=click.FloatRange(0, 86400), default=DEFAULT_RECONNECT_TIMEOUT_S,
+              show_default=True, metavar="SECONDS",
+              help="How long to wait for a target that went away (restart, failover) before giving up (exit 4); "
+                   "the run then goes on from the target's progress records.")
 @click.option("--group-max-trx", type=click.IntRange(1, 100000), default=BATCH.max_transactions, show_default=True,
               help="Most source transactions in one target commit.")
 @click.option("--group-max-bytes", type=click.IntRange(1024, 1 << 30), default=BATCH.max_bytes, show_default=True,
               help="Most binlog bytes in one target commit.")
 @click.option("--dry-run", is_flag=True,
               help="Read and validate the binlogs and report what would be applied; touch nothing.")
-@click.option("--restart", is_flag=True, help="Forget the target's progress records of an earlier run and start over.")
+@click.option("--check-target", is_flag=True,
+              help="Validate the binlogs and check the target without writing to it: connection, every missing "
+                   "privilege, the tables the selection writes, and whether its progress records fit the start "
+                   "point. One line per problem; exit 0 when there is none.")
+@click.option("--target-binlog", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help="Whether replayed transactions go to the target's own binlog too (when it has one); off is "
+                   "`mysqlbinlog -D` (needs BINLOG ADMIN or SUPER).")
+@click.option("--allow-same-server", is_flag=True,
+              help="Replay although the target has the server_id (MySQL: server_uuid) of the server that wrote the "
+                   "binlogs (refused by default: exit 13).")
+@click.option("--restart", is_flag=True,
+              help="Abandon the target's earlier run and start over from this command's start point. It undoes "
+                   "nothing: refused when the earlier run applied transactions past that start, unless "
+                   "--target-restored.")
+@click.option("--target-restored", is_flag=True,
+              help="With --restart: the target was restored from the backup again since the earlier run, so what "
+                   "that run applied is gone and replaying from the start point applies nothing twice.")
 @click.option("--progress-schema", default="binreplay", show_default=True,
               help="Schema of the progress tables on the target.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "plain", "none"]),
@@ -61,6 +83,9 @@ from binreplay.source.filters import Filters
               help="Row events as exact BINLOG statements, or decoded to plain SQL (other flavour/version, no "
                    "BINLOG privilege, renamed database).")
 @click.option("--allow-triggers", is_flag=True, help="With --apply sql: replay although target tables have triggers.")
+@click.option("--allow-unreached-stop", is_flag=True,
+              help="Apply everything although no event of the binlogs reaches --stop-datetime (else exit 12); "
+                   "the summary warns.")
 @click.option("--database", "databases", multiple=True, metavar="PATTERN",
               help="Apply only these databases (* ? wildcards).")
 @click.option("--ignore-database", "ignore_databases", multiple=True, metavar="PATTERN", help="Skip these databases.")
@@ -81,14 +106,24 @@ def replay_cmd(binlogs: tuple[str, ...], workers, no_preflight, verbose, quiet, 
     target = connection_from(kw)
     source = connection_from(kw, "source-")
     live = {k: kw.pop(k) for k in ("source_binlog", "source_server_id", "spool_dir", "follow")}
+    kw["unreached_stop"] = UnreachedStop.WARN if kw.pop("allow_unreached_stop") else UnreachedStop.ERROR
     kw["filters"] = Filters.from_options(*(kw.pop(k) for k in ("databases", "ignore_databases", "tables",
                                                                "ignore_tables", "rewrite_db")))
     if not binlogs and not (source.host or source.socket or source.defaults_file):
         raise click.UsageError("Missing argument 'BINLOGS...' (or stream them with --source-host)")
+    if kw["target_restored"] and not kw["restart"]:
+        raise click.UsageError("--target-restored goes with --restart")
     opts = ReplayOptions(binlogs=expand_binlogs(binlogs), target=target, workers=workers or default_workers(),
                          preflight=not no_preflight, **kw)
     reporter = make_reporter("none" if quiet and progress_mode == "auto" else progress_mode, per_worker=verbose > 0,
                              json_file=progress_file)
+    if opts.check_target:
+        from binreplay.run.check_target import check_target
+
+        if not binlogs:
+            raise click.UsageError("--check-target checks a replay of binlog files: give them")
+        check_target(opts, reporter)
+        return
     if binlogs and not (source.host or source.socket or source.defaults_file):
         summary = run_replay(opts, reporter)
     else:

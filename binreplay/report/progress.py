@@ -7,11 +7,37 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from binreplay.errors import UsageError
+from binreplay.times import shown_time
+
+if TYPE_CHECKING:
+    from binreplay.run.replica_position import ReplicaPosition
+    from binreplay.source.live.fetch_options import FetchStats
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Which server a run writes to and from where, said once before anything is applied."""
+
+    target: str                  # host:port or socket
+    version: str
+    server_id: int
+    log_bin: bool                # the target has a binlog
+    target_binlog: str           # --target-binlog: "on" (replayed transactions logged there too) or "off"
+    start: str                   # file:pos, and the GTID state when one selects the start
+    start_from: str              # where that start point came from (flag, --from-backup file, progress records)
+    stop: str                    # the stop point, or "the end of the binlogs"
+
+    def line(self) -> str:
+        binlog = f"binlog {self.target_binlog}" if self.log_bin else "no binlog"
+        logged = ("replayed transactions are logged" if self.log_bin and self.target_binlog == "on"
+                  else "replayed transactions are not logged")
+        return (f"binreplay: target {self.target} ({self.version}, server_id {self.server_id}, {binlog}: {logged}); "
+                f"start {self.start} ({self.start_from}); stop {self.stop}")
 
 
 @dataclass
@@ -27,6 +53,7 @@ class Summary:
     last_applied: str | None = None    # file:end position of the last transaction applied
     last_gtid: str | None = None
     stop_reason: str | None = None
+    start_reason: str | None = None    # which event and transaction decided --start-datetime
     warnings: list[str] = field(default_factory=list)
     run_id: int | None = None
     resumed_from: str | None = None
@@ -35,11 +62,14 @@ class Summary:
     apply_s: float = 0.0               # wall time since the workers started (after reading ahead, connecting)
     workers: int = 0
     workers_busy: int = 0              # applying a group right now
-    bytes_done: int = 0                # binlog bytes up to the low-water mark, of bytes_total
+    bytes_done: int = 0                # binlog bytes from the selection's start to the low-water mark
+    transactions_done: int = 0         # source transactions from the selection's start to the mark (all runs)
     bytes_total: int = 0
     low_water: str | None = None       # everything up to here is applied (the resume point)
     source_time: int | None = None     # source commit time (epoch s) of the newest applied transaction
     worker_states: list[str] = field(default_factory=list)   # one line per worker
+    binlog_files: str | None = None    # which binlog files were read, and from where (names.files_used)
+    replica: ReplicaPosition | None = None   # where a replica of the source continues (a complete run)
 
     def add_warning(self, message: str) -> None:
         """A warning the run gave, listed again in the summary."""
@@ -60,8 +90,11 @@ class Summary:
         self.last_applied = other.last_applied or self.last_applied
         self.last_gtid = other.last_gtid or self.last_gtid
         self.run_id = other.run_id
+        self.binlog_files = other.binlog_files or self.binlog_files
         self.warnings.extend(other.warnings)
         self.resumed_from = self.resumed_from or other.resumed_from
+        self.start_reason = self.start_reason or other.start_reason
+        self.replica = other.replica or self.replica
 
     def end(self, outcome: str, elapsed_s: float) -> None:
         """How the run ended, and how long it took."""
@@ -80,7 +113,7 @@ class Summary:
 
 
 def _source_time(ts: int | None) -> str | None:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
+    return shown_time(ts) if ts else None   # with its zone: it may be copied into --stop-datetime
 
 
 class Reporter:
@@ -90,22 +123,38 @@ class Reporter:
         self.stream = stream
         self.started = time.monotonic()
 
-    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
         pass
 
-    def update(self, summary: Summary, position: str) -> None:
-        pass
+    def update(self, summary: Summary, position: str, force: bool = False) -> None:
+        """Show the run's progress (JSON: at most once a second unless `force`)."""
+
+    def retotal(self, total_bytes: int, total_transactions: int | None) -> None:
+        """The range grew (the next round of `replay --follow`): what the progress is measured against."""
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         if summary is not None:
             summary.add_warning(message)
         log.warning(message)
 
+    def waiting(self, what: str, waited_s: float, timeout_s: float, message: str) -> None:
+        """The run is waiting for `what` ("target") to come back, shown again every few seconds."""
+        log.warning(message)
+
     def fail(self, summary: Summary) -> None:
         """The run stopped with an error (printed by the CLI as one line): nothing more to show."""
 
+    def result(self, lines: list[str], record: dict) -> None:
+        """The outcome of a command that applies nothing (`replay --check-target`): text lines for a
+        person, or (JSON) one record with its "type"."""
+        if lines:
+            self.stream.write("".join(f"{line}\n" for line in lines))
+            self.stream.flush()
+
     def finish(self, summary: Summary) -> None:
         s = summary
+        if s.binlog_files:
+            self.stream.write(f"binreplay: binlog files read: {s.binlog_files}\n")
         self.stream.write(
             f"binreplay: {s.outcome}: {s.applied} transactions applied ({s.ddl} DDL, {s.row_events} row events)"
             f"{f', {s.already_applied} already applied' if s.already_applied else ''}"
@@ -115,8 +164,20 @@ class Reporter:
             f"{f'; {s.workers} workers, parallelism {s.parallelism:.1f}x' if s.workers > 1 else ''}"
             f"{f'; last applied {s.last_applied}' if s.last_applied else ''}"
             f"{f' ({s.last_gtid})' if s.last_gtid else ''}"
+            f"{f'; {s.start_reason}' if s.start_reason else ''}"
             f"{f'; {s.stop_reason}' if s.stop_reason else ''}\n")
+        if s.replica is not None and s.outcome == "complete":
+            self.stream.write(f"binreplay: to attach the target as a replica of the source: {s.replica.describe()}\n")
         self.stream.flush()
+
+
+class PlainReporter(Reporter):
+    """--progress plain: the start line and the summary, no progress display."""
+
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
+        if run is not None:
+            self.stream.write(run.line() + "\n")
+            self.stream.flush()
 
 
 class BarReporter(Reporter):
@@ -125,25 +186,39 @@ class BarReporter(Reporter):
         self.per_worker = per_worker          # -v: one status line per worker under the bar
         self.worker_lines: list = []
 
-    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
         from tqdm import tqdm
 
-        # Over binlog bytes (all files): transactions vary too much in size for an honest ETA.
+        if run is not None:
+            self.stream.write(run.line() + "\n")
+        # Over the selected range's binlog bytes: transactions vary too much in size for an honest ETA.
+        # The ETA comes before the postfix, whose fields go most useful first: a narrow terminal cuts the end.
+        # The rate is this run's average (smoothing=0): the mark stands still while a large transaction is
+        # applied, and a moving average would fall towards 0 B/s (and the ETA grow without bound) meanwhile.
         self.bar = tqdm(total=total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream,
-                        dynamic_ncols=True, desc="replay", smoothing=0.1, mininterval=0.5)
+                        dynamic_ncols=True, desc="replay", smoothing=0, mininterval=0.5,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                   "[{remaining} left, {rate_fmt}{postfix}]")
+        self._resumed_at: int | None = None
 
-    def update(self, summary: Summary, position: str) -> None:
+    def retotal(self, total_bytes: int, total_transactions: int | None) -> None:
+        self.bar.total = total_bytes or None
+
+    def update(self, summary: Summary, position: str, force: bool = False) -> None:
+        if self._resumed_at is None:
+            # A resumed run starts where earlier runs got to: shown as done, not as this run's speed.
+            self._resumed_at = self.bar.initial = self.bar.n = self.bar.last_print_n = summary.bytes_done
         self.bar.update(max(0, summary.bytes_done - self.bar.n))
         elapsed = time.monotonic() - self.started
         rate = summary.applied / elapsed if elapsed > 0 else 0.0
         events = summary.row_events / elapsed if elapsed > 0 else 0.0
-        parts = [f"{rate:,.0f} trx/s", f"{events:,.0f} row ev/s", position]
-        if summary.source_time:
-            parts.append(f"src {_source_time(summary.source_time)}")
+        parts = [f"src {_source_time(summary.source_time)}"] if summary.source_time else []
+        parts.append(f"{rate:,.0f} trx/s")
         if summary.workers > 1:
             parts.append(f"{summary.workers_busy}/{summary.workers} busy")
         if summary.retries:
             parts.append(f"{summary.retries} retries")
+        parts += [f"{events:,.0f} row ev/s", position]
         self.bar.set_postfix_str(" | ".join(parts), refresh=False)
         if self.per_worker and summary.workers > 1:
             from tqdm import tqdm
@@ -159,6 +234,12 @@ class BarReporter(Reporter):
             summary.add_warning(message)
         if hasattr(self, "bar"):
             self.bar.write(f"warning: {message}", file=self.stream)
+        else:
+            log.warning(message)
+
+    def waiting(self, what: str, waited_s: float, timeout_s: float, message: str) -> None:
+        if hasattr(self, "bar"):
+            self.bar.write(f"waiting: {message}", file=self.stream)
         else:
             log.warning(message)
 
@@ -179,7 +260,7 @@ class BarReporter(Reporter):
 
 
 class JsonReporter(Reporter):
-    """One JSON object per line: {"type": "start"|"progress"|"warning"|"summary", ...}."""
+    """One JSON object per line: {"type": "start"|"progress"|"warning"|"waiting"|"summary", ...}."""
 
     interval = 1.0
 
@@ -188,11 +269,16 @@ class JsonReporter(Reporter):
         self.stream.write(json.dumps(obj, sort_keys=True) + "\n")
         self.stream.flush()
 
-    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
         self.total_bytes = total_bytes
         self.total = total_transactions
         self.last = 0.0
-        self._emit({"type": "start", "total_bytes": total_bytes, "total_transactions": total_transactions})
+        self.done_at_start: int | None = None   # what earlier runs did: the ETA counts this run's pace only
+        self._emit({"type": "start", "total_bytes": total_bytes, "total_transactions": total_transactions,
+                    **(asdict(run) if run is not None else {})})
+
+    def retotal(self, total_bytes: int, total_transactions: int | None) -> None:
+        self.total_bytes, self.total = total_bytes, total_transactions
 
     def update(self, summary: Summary, position: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -200,9 +286,12 @@ class JsonReporter(Reporter):
             return
         self.last = now
         elapsed = now - self.started
-        done = summary.applied + summary.already_applied + summary.skipped
+        done = summary.transactions_done   # like bytes_done: the prefix up to the mark, earlier runs included
         rate = summary.applied / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if self.total and rate > 0 else None
+        if self.done_at_start is None:
+            self.done_at_start = done
+        pace = (done - self.done_at_start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / pace if self.total and pace > 0 else None
         self._emit({"type": "progress", "transactions_done": done, "transactions_total": self.total,
                     "applied": summary.applied, "position": position, "elapsed_s": round(elapsed, 3),
                     "trx_per_s": round(rate, 1), "eta_s": round(eta, 1) if eta is not None else None,
@@ -217,8 +306,15 @@ class JsonReporter(Reporter):
             summary.add_warning(message)
         self._emit({"type": "warning", "message": message})
 
+    def waiting(self, what: str, waited_s: float, timeout_s: float, message: str) -> None:
+        self._emit({"type": "waiting", "for": what, "waited_s": round(waited_s, 1), "timeout_s": timeout_s,
+                    "message": message})
+
     def fail(self, summary: Summary) -> None:
         self.finish(summary)  # a summary record with its outcome: scripts need it most when it fails
+
+    def result(self, lines: list[str], record: dict) -> None:
+        self._emit(dict(record))
 
     def finish(self, summary: Summary) -> None:
         d = asdict(summary)
@@ -235,17 +331,29 @@ class TeeReporter(Reporter):
         super().__init__(display.stream)
         self.display, self.json_lines = display, json_lines
 
-    def start(self, total_bytes: int, total_transactions: int | None) -> None:
-        self.display.start(total_bytes, total_transactions)
-        self.json_lines.start(total_bytes, total_transactions)
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
+        self.display.start(total_bytes, total_transactions, run)
+        self.json_lines.start(total_bytes, total_transactions, run)
 
-    def update(self, summary: Summary, position: str) -> None:
-        self.display.update(summary, position)
-        self.json_lines.update(summary, position)
+    def retotal(self, total_bytes: int, total_transactions: int | None) -> None:
+        self.display.retotal(total_bytes, total_transactions)
+        self.json_lines.retotal(total_bytes, total_transactions)
+
+    def update(self, summary: Summary, position: str, force: bool = False) -> None:
+        self.display.update(summary, position, force)
+        self.json_lines.update(summary, position, force)
 
     def warn(self, message: str, summary: Summary | None = None) -> None:
         self.display.warn(message, summary)
         self.json_lines.warn(message)
+
+    def waiting(self, what: str, waited_s: float, timeout_s: float, message: str) -> None:
+        self.display.waiting(what, waited_s, timeout_s, message)
+        self.json_lines.waiting(what, waited_s, timeout_s, message)
+
+    def result(self, lines: list[str], record: dict) -> None:
+        self.display.result(lines, record)
+        self.json_lines.result(lines, record)
 
     def fail(self, summary: Summary) -> None:
         self.display.fail(summary)
@@ -276,4 +384,52 @@ def _display(mode: str, per_worker: bool) -> Reporter:
         return BarReporter(per_worker=per_worker)
     if mode == "json":
         return JsonReporter()
-    return Reporter()
+    return PlainReporter() if mode == "plain" else Reporter()
+
+
+class FetchProgress:
+    """`binreplay fetch`: what has been written to the spool, shown about once a second (a tqdm
+    counter on a terminal, a line every 10 s in plain text, JSON `fetch` records). Called on the
+    fetch thread after each transaction written: cheap unless it is time to show something."""
+
+    def __init__(self, mode: str, stream: TextIO = sys.stderr) -> None:
+        if mode == "auto":
+            mode = "bar" if stream.isatty() else "plain"
+        self.mode, self.stream = mode, stream
+        self.interval = 10.0 if mode == "plain" else 1.0
+        self._next = time.monotonic() + self.interval
+        self._bar: Any = None   # a tqdm counter, once there is something to show
+
+    def __call__(self, stats: FetchStats) -> None:
+        now = time.monotonic()
+        if self.mode == "none" or now < self._next:
+            return
+        self._next = now + self.interval
+        self.show(stats)
+
+    def show(self, stats: FetchStats) -> None:
+        at = f"{stats.position[0]}:{stats.position[1]}" if stats.position else None
+        if self.mode == "json":
+            self.stream.write(json.dumps({"type": "fetch", "events": stats.events, "bytes": stats.bytes,
+                                          "position": at, "files": len(stats.files), "reconnects": stats.reconnects,
+                                          "time": round(time.time(), 3)}, sort_keys=True) + "\n")
+        elif self.mode == "bar":
+            from tqdm import tqdm
+
+            if self._bar is None:
+                self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=self.stream, desc="fetch",
+                                 dynamic_ncols=True, mininterval=0.5)
+            self._bar.update(stats.bytes - self._bar.n)
+            self._bar.set_postfix_str(f"{stats.events:,} events | {at or ''}", refresh=True)
+            return
+        else:
+            self.stream.write(f"binreplay: fetching: {stats.events} events ({stats.bytes} bytes) so far, "
+                              f"up to {at or 'nothing yet'}\n")
+        self.stream.flush()
+
+    def close(self, stats: FetchStats | None = None) -> None:
+        """Done (with the final stats when the fetch ended normally: JSON gets a last record)."""
+        if self._bar is not None:
+            self._bar.close()
+        if stats is not None and self.mode == "json":
+            self.show(stats)

@@ -8,6 +8,7 @@ everything done is written to the target about once a second.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -16,29 +17,38 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from binreplay.apply.applier import Applier
 from binreplay.apply.encoders import encoder_factory, statement_builder
 from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
+from binreplay.binlog.names import files_used
 from binreplay.devtools.faults import crash_point
-from binreplay.errors import Interrupted, PastStopError, SchemaMismatchError, UnsupportedError
+from binreplay.errors import BinreplayError, Interrupted, PastStopError, SchemaMismatchError, UnsupportedError
 from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter, Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
+from binreplay.run.replica_position import FileGtids, replica_position
+from binreplay.run.start_line import check_not_same_server, run_start
 from binreplay.run.table_check import TargetTables
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.dependencies import EVERYTHING, Dependencies
 from binreplay.schedule.limits import BatchLimits
 from binreplay.schedule.scheduler import KeySet
-from binreplay.server.connection import check_privilege, load_collations, server_info
+from binreplay.schedule.temporary import TemporaryTables
+from binreplay.server.connection import check_privilege, load_collations, max_allowed_packet, server_info
+from binreplay.server.reconnect import OutageNotice, Reconnector
 from binreplay.signals import StopSignals
 from binreplay.source.reader import BinlogReader
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, resolve_bounds, selected
 from binreplay.source.validated import ValidatedRead
 from binreplay.state.control import ControlSession
 from binreplay.state.position import PositionTracker
+
+if TYPE_CHECKING:
+    from binreplay.apply.sql_rows import TriggerWatch
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +61,16 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     t0 = time.monotonic()
     files = list(opts.binlogs)
     bounds = resolve_bounds(files, opts.selection())
+    summary.binlog_files = files_used(files[bounds.start_file_index:])
     total, validated, stopped_at, stop_reason = None, None, None, None
     if opts.dry_run:
         found = survey(bounds, files, reporter, summary)
         summary.bytes_read = found.stats.bytes
         summary.outcome = "dry-run"
         summary.skipped = found.stats.transactions - found.selected
-        summary.stop_reason = found.stop_reason
+        summary.stop_reason, summary.start_reason = found.stop_reason, found.start_reason
+        for warning in found.end_warnings:
+            reporter.warn(warning, summary)
         summary.elapsed_s = time.monotonic() - t0
         reporter.stream.write(f"binreplay: dry run: {found.selected} transactions would be applied "
                               f"({', '.join(f'{k}: {v}' for k, v in sorted(found.kinds.items())) or 'none'})"
@@ -65,12 +78,12 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
         return summary
     if opts.preflight:
         found, validated = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
-        total, stopped_at, stop_reason = found.selected, found.stopped_at, found.stop_reason
+        total, stopped_at, stop_reason = found.in_range, found.stopped_at, found.stop_reason
     run = _Run(opts, bounds, files, reporter, summary, validated)
     try:
         run.prepare_target()
         run.check_not_past(stopped_at, stop_reason)
-        run.replay(total)
+        run.replay(total, stopped_at)
     except BaseException:
         if summary.outcome == "running":
             summary.outcome = "failed"
@@ -99,13 +112,27 @@ class _Run:
         self._last_seq: int | None = None              # newest source transaction applied
         # Builds a pure-row batch's BINLOG statement ahead (--apply binlog), see _submit.
         self.prepare_rows: Callable[[list[Transaction]], bytes | None] | None = None
+        self.triggers: TriggerWatch | None = None      # --apply sql: triggers that would fire (prepare_target)
 
     def prepare_target(self) -> None:
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
-        self._control = session = ControlSession(cfg, opts.progress_schema)
+        # One wait for a target that went away, shared by every session of the run.
+        self.reconnector = Reconnector(opts.reconnect_timeout, notify=self._show_outage)
+        self._control = session = ControlSession(cfg, opts.progress_schema, self.reconnector)
         control = session.conn
         self.server = server = server_info(control)
+        shared_id = check_not_same_server(server, self.files[self.bounds.start_file_index],
+                                          allow=opts.allow_same_server)
+        if shared_id:
+            self.reporter.warn(shared_id, self.summary)
+        if opts.target_binlog == "off" and server.log_bin:
+            # Like `mysqlbinlog -D`: every session of the run (replayed transactions and binreplay's own
+            # records, also after a reconnect) stays out of the target's binlog.
+            check_privilege(control, "SET SESSION sql_log_bin=0",
+                            "BINLOG ADMIN (or SUPER), to keep replayed transactions out of the target's binlog "
+                            "(--target-binlog off)")
+            self.cfg = cfg = session.cfg = dataclasses.replace(cfg, init_command="SET SESSION sql_log_bin=0")
         self.store = store = session.store
         store.ensure_schema()
         store.lock()
@@ -113,26 +140,33 @@ class _Run:
             check_privilege(control, "SET SESSION sql_log_bin=0",
                             "BINLOG ADMIN (or SUPER), to keep binreplay's own bookkeeping out of the target's "
                             "binlog with --preserve-gtids")
+        # What identifies the run, and what a resume command needs (status): absolute paths.
         args = {**opts.fingerprint_fields(), "binlog_files": [f.name for f in self.files],
+                "binlog_paths": [str(f.absolute()) for f in self.files],
+                "from_backup_path": str(opts.from_backup.absolute()) if opts.from_backup else None,
                 "stop_position": opts.stop_position, "stop_datetime": opts.stop_datetime,
                 "stop_gtid": opts.stop_gtid, **opts.filters.arguments(), "apply_mode": opts.apply_mode,
                 "allow_triggers": opts.allow_triggers}
         fingerprint = hashlib.sha256(json.dumps(opts.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
-        self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart)
+        start = (self.files[self.bounds.start_file_index].name, self.bounds.start_position or 0)
+        self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart,
+                                      start=start, target_restored=opts.target_restored)
+        self.arguments = args   # recorded as the run's latest once it goes on (replay)
+        if self.resume.replaced:
+            self.reporter.warn(self.resume.replaced, self.summary)
         self.summary.run_id = self.resume.run_id
         collations = load_collations(control)
         sql_apply = None
         if opts.apply_mode == "sql":
-            from binreplay.apply.sql_rows import SqlApplyShared, check_triggers  # only this mode needs the decoders
+            from binreplay.apply.sql_rows import SqlApplyShared, TriggerWatch  # only this mode needs the decoders
 
-            sql_apply = SqlApplyShared(server.flavor, collations)
-            for table in check_triggers(control, opts.filters, opts.progress_schema, opts.allow_triggers):
-                self.reporter.warn(f"table {table} has triggers: they fire on rows replayed with --apply sql",
-                                   self.summary)
+            sql_apply = SqlApplyShared(server.flavor, collations, max_allowed_packet(control))
+            self.triggers = TriggerWatch(opts.filters, opts.progress_schema, opts.allow_triggers)
+            self._check_triggers(None)
         make_encoder = encoder_factory(opts.apply_mode, server.flavor, collations, sql_apply)
         self.prepare_rows = statement_builder(opts.apply_mode, server.flavor)
         appliers = [Applier(cfg, store, make_encoder, preserve_gtids=opts.preserve_gtids, name=f"worker-{i}",
-                            max_retries=opts.retries) for i in range(opts.workers)]
+                            max_retries=opts.retries, reconnector=self.reconnector) for i in range(opts.workers)]
         appliers[0].open()
         if sql_apply is None:
             check_apply_privileges(appliers[0], self.files[self.bounds.start_file_index], server)
@@ -143,12 +177,22 @@ class _Run:
             a.open()
         self.tracker = PositionTracker(self.resume.low_water, self.resume.transactions_before)
         grouping = opts.group_commit and not opts.preserve_gtids
-        self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes))
+        # With --preserve-gtids a commit carries one GTID: spans with temporary tables cannot be one commit.
+        self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes),
+                               temporary=None if opts.preserve_gtids else TemporaryTables(),
+                               warn=lambda message: self.reporter.warn(message, self.summary))
         self._pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
         self.schema = session.schema
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
+
+    def _show_outage(self, notice: OutageNotice) -> None:
+        """The target went away or came back (called by whichever session met it first)."""
+        if notice.state == "waiting":
+            self.reporter.waiting("target", notice.waited_s, notice.timeout_s, notice.message)
+        else:
+            self.reporter.warn(notice.message, self.summary)
 
     def check_not_past(self, stop: BinlogPosition | None, reason: str | None) -> None:
         """A target whose progress records go beyond where this selection stops holds transactions it
@@ -185,8 +229,12 @@ class _Run:
             s.last_applied = str(last.end)
             s.last_gtid = str(last.gtid) if last.gtid is not None else None
 
-    def replay(self, total: int | None) -> None:
+    def replay(self, total: int | None, stopped_at: BinlogPosition | None = None) -> None:
+        """`total`: transactions in the selected range, `stopped_at`: where it ends (None: the files'
+        end or unknown), both from the validation read."""
         resume, summary, reporter, pool = self.resume, self.summary, self.reporter, self.pool
+        if resume.resumed:
+            self.control.run(lambda: self.store.record_arguments(self.arguments))
         start_index, start_pos = self.bounds.start_file_index, self.bounds.start_position
         if resume.low_water is not None:
             start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
@@ -198,37 +246,49 @@ class _Run:
                           "applied")
         reader = BinlogReader(self.files, start_file_index=start_index, start_pos=start_pos,
                               on_warning=lambda m: reporter.warn(m, summary), validated=self.validated)
-        selector = Selector(self.bounds)
+        selector = Selector(self.bounds, read_from=(start_index, start_pos or 4))
         self._last_seq = None
         self._file_index: int | None = None
+        self._read_from = (start_index, start_pos or 4)
+        self._file_gtids: FileGtids | None = None   # the GTIDs of the file being read, for the replica position
         self._next_tick = 0.0
         self._written = resume.low_water
-        self._sizes = reader.file_sizes
-        self._from = (start_index, start_pos or 0)
-        summary.bytes_total = reader.total_bytes
+        self._sizes = sizes = reader.file_sizes
+        # Progress is measured over the selected range, from its start (not the resume point: a resumed
+        # run shows what earlier runs did as done) to its stop point.
+        self._from = first, offset = (self.bounds.start_file_index, self.bounds.start_position or 0)
+        if stopped_at is not None:
+            summary.bytes_total = sum(sizes[first:stopped_at.file_index]) + stopped_at.pos - offset
+        else:
+            summary.bytes_total = sum(sizes[first:]) - offset
         summary.workers = len(pool.appliers)
-        reporter.start(summary.bytes_total, total)
+        self._apply_started = time.monotonic()
+        self._refresh_summary()
+        reporter.start(summary.bytes_total, total,
+                       run_start(self.cfg, self.server, self.opts, self.bounds, self.files, resume.low_water,
+                                 resume.run_id if resume.resumed else None, stopped_at))
         self._apply_started = time.monotonic()
         pool.start()
         try:
-            with StopSignals() as stop:
+            with StopSignals(on_stop=self.reconnector.stop_waiting) as stop:
                 self._stop = stop
                 for trx, verdict in selected(reader.transactions(), selector):
                     self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
                 self._submit(self.batcher.flush())
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
-                if resume.low_water is None:
-                    # (After a resume the prefix before the mark is not re-read here; the
-                    # preflight read validated the stop points over the whole selection.)
-                    check_end(selector, self.bounds, reader)
-            summary.stop_reason = selector.stop_reason
+                # (After a resume the prefix before the mark is not re-read here; the
+                # preflight read validated the stop points over the whole selection.)
+                for warning in check_end(selector, self.bounds, reader, resumed=resume.low_water is not None):
+                    reporter.warn(warning, summary)
+            summary.stop_reason, summary.start_reason = selector.stop_reason, selector.start_reason
             summary.outcome = "complete"
             self._refresh_summary()
             if summary.stop_reason is None:  # read to the end (events after the last transaction too)
                 summary.bytes_done = summary.bytes_total
             self._checkpoint()
             self.control.run(lambda: self.store.finish("complete"))
+            self._note_replica_position()
         except KeyboardInterrupt:
             self._stop_safely("interrupted", "interrupted")
             raise Interrupted("interrupted") from None
@@ -241,8 +301,23 @@ class _Run:
             self._stop_safely("failed", str(exc))
             raise
 
+    def _note_replica_position(self) -> None:
+        """Where a replica of the source would continue from the target (said after a complete run)."""
+        mark, _count = self.tracker.mark()
+        if mark is None:
+            return
+        try:
+            self.summary.replica = replica_position(self.files[mark.file_index], mark, self._file_gtids)
+        except BinreplayError as exc:   # everything is applied: not a reason to fail the run
+            self.reporter.warn(f"the replica position at {mark} could not be read: {exc}", self.summary)
+
     def _dispatch(self, trx: Transaction, verdict: Verdict) -> None:
         summary = self.summary
+        gtids = self._file_gtids
+        if gtids is None or gtids.file_index != trx.file_index:
+            first, pos = self._read_from
+            self._file_gtids = gtids = FileGtids(trx.file_index, pos if trx.file_index == first else 4)
+        gtids.add(trx)
         apply = verdict is Verdict.APPLY and not self.resume.applied_above.covers(trx)
         if verdict is Verdict.APPLY and not apply:
             summary.already_applied += 1
@@ -268,15 +343,16 @@ class _Run:
                 crash_point("file-rotation")
             self._file_index = trx.file_index
         try:
-            non_transactional = self.control.run(lambda: self.tables.check(trx))
+            trx.writes_non_transactional = self.control.run(lambda: self.tables.check(trx))
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
             self._submit(self.batcher.flush())
             self.pool.drain(on_wait=lambda: self._tick(str(trx.start)))
             raise
-        for schema, table, engine in non_transactional:
-            self.reporter.warn(f"table `{schema}`.`{table}` uses {engine}, which cannot roll back: if the "
-                               "replay is interrupted, changes to it may be applied twice", summary)
+        for table, engine in self.tables.first_named(trx.writes_non_transactional):
+            self.reporter.warn(f"table {table} uses {engine}, which cannot roll back: transactions writing it are "
+                               "applied alone and not retried, and if the replay is interrupted, changes to it may "
+                               "be applied twice", summary)
         if not self.keyed:
             keys, after = self.deps.of(trx)
         elif self._keys_pay():
@@ -309,8 +385,18 @@ class _Run:
             if batch.barrier:
                 # Checks and keys of later transactions must see the schema this barrier leaves.
                 pool.drain(on_wait=functools.partial(self._tick, str(batch.start)))
-                if batch.members[0].kind is TrxKind.DDL:
-                    self.schema.invalidate()
+                if any(trx.may_change_definitions for trx in batch.members):
+                    self.schema.invalidate()   # (CREATE OR REPLACE TABLE ... SELECT is no DDL-kind transaction)
+                if any(trx.journaled for trx in batch.members):   # DDL (which alone makes or moves triggers)
+                    self._check_triggers(str(batch.members[0].start))
+
+    def _check_triggers(self, after: str | None) -> None:
+        """--apply sql: refuse triggers on written tables, at the start and after each DDL (`after`:
+        where), before anything later is applied; with --allow-triggers, warn (sql_rows.TriggerWatch)."""
+        watch = self.triggers
+        if watch is not None:
+            for warning in self.control.run(lambda: watch.check(self.control.conn, after)):
+                self.reporter.warn(warning, self.summary)
 
     def _tick(self, position: str) -> None:
         """Progress display, checkpoint, and signals: called often, does work about once a second."""
@@ -324,7 +410,7 @@ class _Run:
 
     def _refresh_summary(self) -> None:
         pool, s = self.pool, self.summary
-        mark, _count = self.tracker.mark()
+        mark, s.transactions_done = self.tracker.mark()
         s.workers_busy = pool.busy
         s.retries, s.busy_s = pool.retries, pool.busy_s
         s.apply_s = time.monotonic() - self._apply_started

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from binreplay.errors import BadInputError, Interrupted, UsageError
-from binreplay.report.progress import Reporter, Summary
+from binreplay.errors import BadInputError, Interrupted, StopNotReachedError, UsageError
+from binreplay.report.progress import Reporter, RunStart, Summary
 from binreplay.run.coordinator import run_replay
 from binreplay.run.options import ReplayOptions
 from binreplay.server.connection import ServerConfig
@@ -31,7 +31,8 @@ from binreplay.source.live.fetch import (
     random_server_id,
 )
 from binreplay.source.live.spool import spool_files
-from binreplay.source.selection import parse_datetime, start_from_backup
+from binreplay.source.selection import UnreachedStop, parse_datetime, start_from_backup
+from binreplay.times import shown_time
 
 ROUND_INTERVAL_S = 1.0   # with --follow, at most one replay round a second: rounds batch what arrived
 SIGNAL_POLL_S = 0.2      # how soon a follow notices SIGINT/SIGTERM while it waits
@@ -86,17 +87,34 @@ def run_live_replay(opts: ReplayOptions, live: LiveSource, reporter: Reporter) -
     fetch, start_pos = _fetch_options(opts, live, spool)
     if not live.follow:
         stats = fetch_until_signalled(fetch)   # SIGINT/SIGTERM: the files stay whole, exit 130
+        unreached = _unreached_stop(opts, stats)
         summary = run_replay(_on_spool(opts, spool, stats), reporter)
         summary.note_stop_reason(stats.stop_reason)
+        if unreached:
+            reporter.warn(unreached, summary)
         return summary, stats
     return _Follow(opts, fetch, start_pos, spool, reporter).run()
+
+
+def _unreached_stop(opts: ReplayOptions, stats: FetchStats) -> str | None:
+    """A fetch that read all the source has without reaching --stop-datetime: StopNotReachedError
+    before anything is applied, or (--allow-unreached-stop) the warning to give."""
+    if opts.stop_datetime is None or stats.stop_reason is not None:
+        return None
+    unreached = (f"did not reach --stop-datetime {shown_time(parse_datetime(opts.stop_datetime, '--stop-datetime'))}:"
+                 " the source's binlogs end before it")
+    if opts.unreached_stop is UnreachedStop.ERROR:
+        raise StopNotReachedError(unreached + " (accept this with --allow-unreached-stop)")
+    return unreached + ": everything up to their end was applied"
 
 
 def _on_spool(opts: ReplayOptions, spool: Path, stats: FetchStats, **changes) -> ReplayOptions:
     if not stats.files:
         raise BadInputError("nothing was fetched from the source")
     files = spool_files(spool, stats.files[0])
-    return dataclasses.replace(opts, binlogs=files, **changes)
+    # The spool ends where the fetch is, not where the source's binlogs end: whether a stop
+    # datetime was reached is the fetch's to say (_unreached_stop; --follow runs until it is).
+    return dataclasses.replace(opts, binlogs=files, unreached_stop=UnreachedStop.IGNORE, **changes)
 
 
 class _Follow:
@@ -178,25 +196,39 @@ class _Follow:
 
     def _round(self, first: bool) -> Summary:
         opts = _on_spool(self.opts, self.spool, self.fetcher.stats, preflight=self.opts.preflight and first)
-        summary = run_replay(opts, _RoundReporter(self.reporter, first))
+        reporter = _RoundReporter(self.reporter, first, self.total)
+        summary = run_replay(opts, reporter)
+        if summary.applied:
+            # What the round applied is shown when it is done: the follow may then wait a long time.
+            self.reporter.update(reporter.as_follow(summary), summary.last_applied or "", force=True)
         self.total.merge_round(summary)
         return summary
 
 
 class _RoundReporter(Reporter):
-    """Passes one follow round's progress on; says "resuming" only once, not every round."""
+    """Passes one follow round's progress on as the follow's: counts include the rounds before
+    (`so_far`), the range grows with what arrived; says "resuming" only once, not every round."""
 
-    def __init__(self, inner: Reporter, first: bool) -> None:
+    def __init__(self, inner: Reporter, first: bool, so_far: Summary) -> None:
         super().__init__(inner.stream)
         self.inner = inner
         self.first = first
+        self.so_far = so_far
 
-    def start(self, total_bytes: int, total_transactions: int | None) -> None:
+    def start(self, total_bytes: int, total_transactions: int | None, run: RunStart | None = None) -> None:
         if self.first:
-            self.inner.start(total_bytes, total_transactions)
+            self.inner.start(total_bytes, total_transactions, run)
+        else:
+            self.inner.retotal(total_bytes, total_transactions)
 
-    def update(self, summary: Summary, position: str) -> None:
-        self.inner.update(summary, position)
+    def update(self, summary: Summary, position: str, force: bool = False) -> None:
+        self.inner.update(self.as_follow(summary), position, force)
+
+    def as_follow(self, summary: Summary) -> Summary:
+        """This round's progress, counted since the follow began."""
+        before = self.so_far
+        return dataclasses.replace(summary, applied=before.applied + summary.applied, ddl=before.ddl + summary.ddl,
+                                   row_events=before.row_events + summary.row_events)
 
     def fail(self, summary: Summary) -> None:
         self.inner.fail(summary)

@@ -30,11 +30,14 @@ class Survey:
     """What a full read of the selection found."""
 
     selected: int = 0
+    in_range: int = 0                   # transactions from the start to the stop point, selected or not
     kinds: dict[str, int] = field(default_factory=dict)   # transaction kind -> count
     has_payload: bool = False                             # a MySQL compressed transaction is selected
     stats: ReaderStats = field(default_factory=ReaderStats)
     stop_reason: str | None = None
     stopped_at: BinlogPosition | None = None   # where the selection ends (None: at the end of the files)
+    start_reason: str | None = None            # which event and transaction decided --start-datetime
+    end_warnings: list[str] = field(default_factory=list)   # what check_end accepted (an allowed unreached stop)
 
 
 def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
@@ -45,12 +48,14 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
     selector = Selector(bounds)
     result = Survey()
     for trx, verdict in selected(reader.transactions(), selector):
+        result.in_range += 1
         if verdict is Verdict.APPLY:
             result.selected += 1
             result.kinds[trx.kind.value] = result.kinds.get(trx.kind.value, 0) + 1
             result.has_payload |= trx.from_payload
-    check_end(selector, bounds, reader)
+    result.end_warnings = check_end(selector, bounds, reader)
     result.stats, result.stop_reason, result.stopped_at = reader.stats, selector.stop_reason, selector.stopped_at
+    result.start_reason = selector.start_reason
     return result
 
 

@@ -365,10 +365,12 @@ class Fetcher:
             self.file = None
 
 
-def fetch_until_signalled(opts: FetchOptions) -> FetchStats:
+def fetch_until_signalled(opts: FetchOptions,
+                          on_commit: Callable[[FetchStats], None] | None = None) -> FetchStats:
     """`binreplay fetch`: run a Fetcher in a thread so SIGINT/SIGTERM stop it cleanly (the files end at a
-    transaction boundary), then exit 130; a rerun resumes."""
-    fetcher = Fetcher(opts)
+    transaction boundary), then exit 130; a rerun resumes. `on_commit` sees the stats after each
+    transaction written (progress)."""
+    fetcher = Fetcher(opts, on_commit=on_commit)
     with StopSignals(on_stop=fetcher.stop, second_interrupts=False) as stop:
         stats = Background(fetcher.run, "binreplay-fetch").start().result()
     stop.raise_if_stopped()
