@@ -11,7 +11,8 @@ ROWS) go to the mode's `rows_parts`, source statements run after the session con
                     rows event), so the server opens and locks the tables once per batch instead of
                     once per source statement (measured: a quarter to a third less server CPU).
     --apply sql     SqlEncoder: INSERT / UPDATE / DELETE with exact literals (sql_rows.py), each
-                    followed by its row-count check (row_checks.py).
+                    followed by its row-count check (row_checks.py), in packets the target's
+                    max_allowed_packet takes (packets.fit_packets).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import struct
 from collections.abc import Callable
 
 from binreplay.apply.context import SessionContext, Verbatim
-from binreplay.apply.packets import Part, SessionState, binlog_statement
+from binreplay.apply.packets import Part, SessionState, binlog_statement, fit_packets
 from binreplay.apply.row_checks import GUARD, RESET
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import is_transaction_control
@@ -221,10 +222,11 @@ class SqlEncoder(Encoder):
     found_rows = True
 
     def __init__(self, state: SessionState, context: SessionContext, translator: object,
-                 pieces: Callable[[Transaction], list[Transaction]]) -> None:
+                 pieces: Callable[[Transaction], list[Transaction]], max_packet: int) -> None:
         super().__init__(state, context)
         self.translator = translator          # sql_rows.SqlTranslator of this session
         self._pieces = pieces
+        self.max_packet = max_packet          # the target's max_allowed_packet
 
     def pieces(self, trxs: list[Transaction]) -> list[list[Transaction]]:
         """In a transaction with statements, rows following a statement are translated after it ran
@@ -236,13 +238,16 @@ class SqlEncoder(Encoder):
     def statement_replayed(self) -> None:
         self.translator.statement_replayed()  # type: ignore[attr-defined]
 
+    def body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list[Part]:
+        return fit_packets(super().body(trxs, prepared), self.max_packet)
+
     def rows_parts(self, events: list[Event], trx: Transaction) -> list[Part]:
         from binreplay.apply.sql_rows import session_settings
 
         out: list[Part] = []
         values = self.state.values
         for row in self.translator.translate(events, trx.fde, trx.file):  # type: ignore[attr-defined]
-            for key, value, setting in session_settings(row.flags):
+            for key, value, setting in session_settings(row.flags, self.context.flavor):
                 if values.get(key, object()) != value:
                     values[key] = value
                     out.append(Part(setting.encode(), "set"))
@@ -277,6 +282,6 @@ def encoder_factory(apply_mode: str, target_flavor: str, collations: dict[int, t
         state = applier.state  # type: ignore[attr-defined]
         translator = SqlTranslator(sql_shared, lambda: applier.conn)  # type: ignore[arg-type, attr-defined]
         context = SessionContext(state, collations, target_flavor, TranslatedDialect(translator))
-        return SqlEncoder(state, context, translator, translation_pieces)
+        return SqlEncoder(state, context, translator, translation_pieces, translator.shared.max_packet)
 
     return sql if apply_mode == "sql" else binlog

@@ -3,6 +3,11 @@
 Measured on MariaDB 10.11: statements after a row-carrying BINLOG statement in the same
 multi-statement packet are not executed, so BINLOG always ends a packet. Source statements go
 alone: they are bytes in their own character set.
+
+Generated row statements (--apply sql) share packets of about `SQL_PACKET_BYTES`; a longer one
+goes in a packet of its own. The server drops the connection on a packet over its
+max_allowed_packet, so `fit_packets` (which knows the target's) marks where a smaller limit needs
+a new packet (a "break" part), and refuses, naming the row, a statement that fits no packet.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from binreplay.apply.row_checks import RowCheck
+from binreplay.errors import TargetError
 
 # --apply sql: generated statements are joined into packets of about this size.
 SQL_PACKET_BYTES = 2 << 20
+# Room kept in a packet under max_allowed_packet for what the applier joins to the first and last
+# one (GTID settings, BEGIN, the row-check reset and guard, the progress row, COMMIT).
+PACKET_MARGIN = 4096
+_SEPARATOR = b";\n"
 
 
 @dataclass
@@ -44,7 +54,8 @@ class Step:
 @dataclass(frozen=True)
 class Part:
     sql: bytes
-    kind: str                        # "set", "binlog" (row events), "sql" (rows as SQL) or "statement"
+    kind: str                        # "set", "binlog" (row events), "sql" (rows as SQL), "statement", or
+                                     # "break" (no SQL: the packet ends here, see fit_packets)
     expected_error: int = 0
     check: RowCheck | None = None    # for "sql": the rows it must match
 
@@ -61,9 +72,9 @@ def pack(parts: list[Part], prefix: Sequence[bytes] = (), suffix: Sequence[bytes
     sql_bytes = 0
 
     def close() -> None:
-        nonlocal current, checks
-        steps.append(Step(b";\n".join(current), checks=tuple(checks)))
-        current, checks = [], []
+        nonlocal current, checks, sql_bytes
+        steps.append(Step(_SEPARATOR.join(current), checks=tuple(checks)))
+        current, checks, sql_bytes = [], [], 0
 
     for part in parts:
         if part.kind == "statement":
@@ -73,8 +84,13 @@ def pack(parts: list[Part], prefix: Sequence[bytes] = (), suffix: Sequence[bytes
         elif part.kind == "binlog":
             current.append(part.sql)
             close()
+        elif part.kind == "break":
+            if current:
+                close()
         elif part.kind == "sql":
-            # Generated row statements share packets, each packet well under max_allowed_packet.
+            # Generated row statements share packets of about SQL_PACKET_BYTES; a longer one goes alone.
+            if sql_bytes and sql_bytes + len(part.sql) > SQL_PACKET_BYTES:
+                close()
             current.append(part.sql)
             if part.check is not None:
                 checks.append((len(current) - 1, part.check))
@@ -82,10 +98,41 @@ def pack(parts: list[Part], prefix: Sequence[bytes] = (), suffix: Sequence[bytes
             sql_bytes += len(part.sql)
             if sql_bytes >= SQL_PACKET_BYTES:
                 close()
-                sql_bytes = 0
         else:
             current.append(part.sql)
     current.extend(suffix)
     if current:
         close()
     return steps
+
+
+def fit_packets(parts: list[Part], max_packet: int) -> list[Part]:
+    """`parts` with a "break" wherever the packets `pack` joins could outgrow the target's
+    `max_packet` (max_allowed_packet) otherwise: counted as if `pack` never ended a packet on its
+    own, which only makes packets smaller. A generated statement that no packet can take is
+    refused before anything of its transaction is sent (rather than the server dropping the
+    connection and the retries running out)."""
+    room = max_packet - PACKET_MARGIN
+    out: list[Part] = []
+    joined = 0                       # bytes of the packet being joined, as far as it is known
+    for part in parts:
+        if part.kind in ("statement", "binlog", "break"):
+            out.append(part)
+            joined = 0
+            continue
+        size = len(part.sql) + len(_SEPARATOR)
+        if part.check is not None:
+            size += len(part.check.statement()) + len(_SEPARATOR)
+        if size > room:
+            what = (f"{part.check.verb} of {part.check.table} at {part.check.position}" if part.check is not None
+                    else f"the statement {part.sql[:60].decode('utf-8', 'replace')!r}")
+            raise TargetError(f"{what} needs a statement of {len(part.sql)} bytes, more than the target's "
+                              f"max_allowed_packet ({max_packet} bytes) takes: nothing of its transaction was "
+                              "applied; raise max_allowed_packet on the target (SET GLOBAL max_allowed_packet, at "
+                              "most 1 GiB; new sessions get it)")
+        if joined + size > room:
+            out.append(Part(b"", "break"))
+            joined = 0
+        out.append(part)
+        joined += size
+    return out

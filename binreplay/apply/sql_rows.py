@@ -17,9 +17,13 @@ row is located and which neighbours share a statement, is sql_statements.py's.
 - Every statement carries the number of rows it must match (row_checks.py): an UPDATE or DELETE
   that finds no row stops the replay, as error 1032 does in binlog mode.
 - The session applies rows with sql_mode 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES' (no
-  strict mode: zero dates, YEAR 0000, ENUM '' store as they are; a 0 id stays 0),
-  time_zone '+00:00' (TIMESTAMP literals are UTC), foreign_key_checks/unique_checks from
-  each rows event's flags. Generated columns are left to the target to compute.
+  strict mode: zero dates, YEAR 0000, ENUM '' store as they are; a 0 id stays 0; backslash
+  escapes, which sql_values.py's literals use), time_zone '+00:00' (TIMESTAMP literals are UTC),
+  character_set_client utf8mb4, and foreign_key_checks, unique_checks and (MariaDB)
+  check_constraint_checks from each rows event's flags, as a replica applies them. Generated
+  columns are left to the target to compute.
+- Statements are sized to the target's max_allowed_packet (`SqlApplyShared.max_packet`,
+  sql_statements.batch_budget, packets.fit_packets).
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ from dataclasses import dataclass, field
 from binreplay.apply.cross_flavor import ContextTranslation
 from binreplay.apply.row_checks import RowCheck
 from binreplay.apply.sql_statements import (
-    MAX_STATEMENT_BYTES,
     Batch,
     PlanColumn,
     RowStatement,
     TablePlan,
+    batch_budget,
     delete_statement,
     update_statement,
     where_clause,
@@ -54,15 +58,17 @@ from binreplay.binlog.table_map import TableMap, layout_key, parse_table_map
 from binreplay.binlog.table_meta import TableMeta, is_character, parse_table_meta
 from binreplay.errors import BadInputError, UnsupportedError, UsageError
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
-from binreplay.server.catalog import Connection, TableColumn, default_collations, table_columns, triggered_tables
+from binreplay.server.catalog import Connection, TableColumn, default_collations, table_columns, table_triggers
 from binreplay.server.sql import quote_ident
 from binreplay.source.filters import Filters
 
 log = logging.getLogger(__name__)
 
 ROWS_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES"
+# Rows event flags that carry the source session's checks (MariaDB's log_event.h; MySQL has the first two).
 NO_FOREIGN_KEY_CHECKS_F = 1 << 1
 RELAXED_UNIQUE_CHECKS_F = 1 << 2
+NO_CHECK_CONSTRAINT_CHECKS_F = 1 << 7     # MariaDB: written with check_constraint_checks=0
 _HIDDEN_HASH_COLUMN = re.compile(r"^DB_ROW_HASH_\d+$")
 
 # What decoding a damaged event can raise: the decoders' own error, and what unpacking bytes that are
@@ -79,6 +85,7 @@ class SqlApplyShared:
 
     flavor: str                                   # the target's
     collations: dict[int, tuple[str, str]]        # id -> (charset, collation)
+    max_packet: int = 16 << 20                    # the target's max_allowed_packet
     schema_epoch: int = 0
     warned: set = field(default_factory=set)
     context: ContextTranslation | None = None     # loaded by the first statement that needs it
@@ -94,6 +101,7 @@ class SqlTranslator:
         self._plans: dict[tuple[bytes, int], TablePlan] = {}
         self._targets: dict[tuple[str, str], TargetTable] = {}
         self._epoch = shared.schema_epoch
+        self._budget = batch_budget(shared.max_packet)
 
     def statement_replayed(self) -> None:
         """A source statement (maybe DDL) is about to run: target definitions may change."""
@@ -150,14 +158,20 @@ class SqlTranslator:
         if partial:
             if batch is not None:
                 out.extend(batch.finish())
-            out.extend(self._partial_updates(plan, rows, f"{file}:{ev.start}"))
+            out.extend(self._partial_updates(plan, rows, self._flags(rows, fde), f"{file}:{ev.start}"))
             return None
         images = plan.walker.images(rows, tuple(range(rows.column_count)))
-        return self._add(out, batch, plan, rows, images, f"{file}:{ev.start}")
+        return self._add(out, batch, plan, rows, self._flags(rows, fde), images, f"{file}:{ev.start}")
+
+    def _flags(self, rows: R.RowsEvent, fde: FormatDescription) -> int:
+        """The rows event's flags that say which checks its statements run with."""
+        mask = NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F
+        if fde.flavor == "mariadb":
+            mask |= NO_CHECK_CONSTRAINT_CHECKS_F
+        return rows.flags & mask
 
     def _add(self, out: list[RowStatement], batch: Batch | None, plan: TablePlan, rows: R.RowsEvent,
-             images: list[tuple], position: str) -> Batch | None:
-        flags = rows.flags & (NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F)
+             flags: int, images: list[tuple], position: str) -> Batch | None:
 
         def one(verb: str, sql: str) -> RowStatement:
             return RowStatement(flags, sql, RowCheck(verb, plan.qualified, position, 1))
@@ -177,15 +191,15 @@ class SqlTranslator:
                 out.append(one("DELETE", delete_statement(plan, image)))
                 continue
             if batch is None:
-                batch = Batch(plan, rows.kind, rows.present, flags, position)
-            batch.add(image)
-            if batch.size >= MAX_STATEMENT_BYTES:
+                batch = Batch(plan, rows.kind, rows.present, flags, position, self._budget)
+            row = batch.row(image)
+            if not batch.fits(row):
                 out.extend(batch.finish())
-                batch = None
+                batch = Batch(plan, rows.kind, rows.present, flags, position, self._budget)
+            batch.add(image, row)
         return batch
 
-    def _partial_updates(self, plan: TablePlan, rows: R.RowsEvent, at: str) -> list[RowStatement]:
-        flags = rows.flags & (NO_FOREIGN_KEY_CHECKS_F | RELAXED_UNIQUE_CHECKS_F)
+    def _partial_updates(self, plan: TablePlan, rows: R.RowsEvent, flags: int, at: str) -> list[RowStatement]:
         partial_rows = json_diff.partial_rows(plan.walker, rows)   # RowFormatError: bad input (translate)
         out = []
         for row in partial_rows:
@@ -307,30 +321,63 @@ def translation_pieces(trx: Transaction) -> list[Transaction]:
     return [trx] if len(pieces) == 1 else [trx.with_events(events) for events in pieces]
 
 
-def session_settings(flags: int) -> list[tuple[str, object, str]]:
+def session_settings(flags: int, target_flavor: str) -> list[tuple[str, object, str]]:
     """(state key, value, SET statement) for applying rows; sent only when they change."""
     fk = 0 if flags & NO_FOREIGN_KEY_CHECKS_F else 1
     uc = 0 if flags & RELAXED_UNIQUE_CHECKS_F else 1
+    checks = f"@@session.foreign_key_checks={fk}, @@session.unique_checks={uc}"
+    if target_flavor == "mariadb":
+        checks += f", @@session.check_constraint_checks={0 if flags & NO_CHECK_CONSTRAINT_CHECKS_F else 1}"
     return [
         ("sql_mode", "rows", f"SET @@session.sql_mode='{ROWS_SQL_MODE}'"),
         ("time_zone", "+00:00", "SET @@session.time_zone='+00:00'"),
         ("charset", "rows", "SET @@session.character_set_client=utf8mb4"),
-        ("flags2", ("rows", fk, uc), f"SET @@session.foreign_key_checks={fk}, @@session.unique_checks={uc}"),
+        ("flags2", ("rows", checks), f"SET {checks}"),
     ]
 
 
-def check_triggers(conn: Connection, filters: Filters | None, progress_schema: str, allow: bool) -> list[str]:
-    """Tables the replay writes that have triggers on the target: refused unless `allow`
-    (SQL-applied rows fire them; BINLOG-applied rows do not). Returns them for a warning."""
-    rows = triggered_tables(conn, exclude=(progress_schema,))
-    hit = []
-    for schema, table in rows:
-        sources = filters.source_dbs(schema) if filters is not None else (schema,)
-        if any(filters is None or filters.wants_table(source, table) for source in sources):
-            hit.append(f"`{schema}`.`{table}`")
-    if hit and not allow:
-        raise UsageError(f"the target has triggers on {', '.join(sorted(hit)[:5])}"
-                         f"{' and more' if len(hit) > 5 else ''}: with --apply sql they would fire on replayed "
-                         "rows (they do not with --apply binlog); drop them or rerun with --allow-triggers")
-    return hit
+class TriggerWatch:
+    """Triggers on the tables a replay writes (--apply sql). A replica applying row events does
+    not fire triggers (slave_run_triggers_for_rbr=NO) and neither do BINLOG statements, but the
+    statements of --apply sql do, and what the source's triggers did is in the binlog as row
+    events too: their effects would land twice. MariaDB has no way to run a statement without its
+    triggers, so the run refuses (exit 2) unless --allow-triggers, where each trigger is warned
+    about once. Checked at the start and, because the binlog itself may create triggers (or move
+    one onto a written table with RENAME TABLE), again after every DDL the replay applies, before
+    anything after it: a trigger created mid-stream is treated like one present at the start."""
 
+    def __init__(self, filters: Filters | None, progress_schema: str, allow: bool) -> None:
+        self.filters = filters
+        self.progress_schema = progress_schema
+        self.allow = allow
+        self._known: set[tuple[str, str, str]] = set()   # (schema, table, trigger) found before
+
+    def check(self, conn: Connection, after: str | None = None) -> list[str]:
+        """Triggers on written tables not found before: refused unless allowed, else returned as
+        warnings. `after`: the source position of the statement that may have created them
+        (None: the start of the run)."""
+        found = sorted(t for t in table_triggers(conn, exclude=(self.progress_schema,))
+                       if t not in self._known and self._written(t[0], t[1]))
+        self._known.update(found)
+        if not found:
+            return []
+        by_table: dict[str, list[str]] = {}
+        for schema, table, trigger in found:
+            by_table.setdefault(f"{quote_ident(schema)}.{quote_ident(table)}", []).append(
+                f"{quote_ident(schema)}.{quote_ident(trigger)}")
+        named = [f"{table} ({', '.join(triggers)})" for table, triggers in by_table.items()]
+        what = f"triggers on {', '.join(named[:5])}{' and more' if len(named) > 5 else ''}"
+        when = "the target has" if after is None else f"after the source statement at {after}, the target has"
+        if not self.allow:
+            tail = "" if after is None else " (nothing after that statement was applied)"
+            raise UsageError(f"{when} {what}: with --apply sql they would fire on replayed rows, whose "
+                             f"binlog already holds what the source's triggers did (they do not fire with "
+                             f"--apply binlog){tail}; use --apply binlog, drop them, or rerun with --allow-triggers")
+        return [f"{when} triggers on {table} ({', '.join(triggers)}): they fire on rows replayed with --apply sql "
+                "(--allow-triggers)" for table, triggers in by_table.items()]
+
+    def _written(self, schema: str, table: str) -> bool:
+        """Whether the replay writes rows of the target's `schema`.`table` (--database, --table, --rewrite-db)."""
+        if self.filters is None:
+            return True
+        return any(self.filters.wants_table(source, table) for source in self.filters.source_dbs(schema))

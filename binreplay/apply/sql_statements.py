@@ -14,11 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from binreplay.apply.packets import PACKET_MARGIN
 from binreplay.apply.row_checks import RowCheck
 from binreplay.binlog import rows as R
 from binreplay.errors import UnsupportedError
 
-MAX_STATEMENT_BYTES = 1 << 20    # a batch is cut once its statement is this long
+MAX_STATEMENT_BYTES = 1 << 20    # a batch of rows is at most this long (characters), unless one row is longer
+
+
+def batch_budget(max_packet: int) -> int:
+    """The longest batch statement (in characters) for a target whose statements may have
+    `max_packet` bytes: a character is at most 4 bytes, and some room stays for what is joined
+    around it (packets.PACKET_MARGIN)."""
+    return max(1, min(MAX_STATEMENT_BYTES, (max_packet - PACKET_MARGIN) // 4))
 
 
 @dataclass(frozen=True)
@@ -85,11 +93,14 @@ def delete_statement(plan: TablePlan, image: tuple) -> str:
 
 
 class Batch:
-    """Adjacent rows of one table and kind: one multi-row INSERT, or one DELETE ... IN (...)."""
+    """Adjacent rows of one table and kind: one multi-row INSERT, or one DELETE ... IN (...), of at
+    most `budget` characters unless its one row is longer (`fits`)."""
 
-    def __init__(self, plan: TablePlan, kind: str, present: int, flags: int, position: str) -> None:
+    def __init__(self, plan: TablePlan, kind: str, present: int, flags: int, position: str,
+                 budget: int = MAX_STATEMENT_BYTES) -> None:
         self.plan, self.kind, self.present, self.flags = plan, kind, present, flags
         self.position = position          # of the first rows event in the batch
+        self.budget = budget
         self.items: list[str] = []
         self.size = 0
         self.header = ""
@@ -97,25 +108,34 @@ class Batch:
     def accepts(self, plan: TablePlan, kind: str, present: int, flags: int) -> bool:
         return plan is self.plan and kind == self.kind and present == self.present and flags == self.flags
 
-    def add(self, image: tuple) -> None:
+    def row(self, image: tuple) -> str:
+        """The row's part of the statement: the values of an INSERT, the key of a DELETE."""
         if self.kind == R.WRITE:
-            values = values_of(self.plan.columns, image)
-            if not self.header:
-                names = ", ".join(c.name for c, _ in values)
+            return "(" + ", ".join(v for _, v in values_of(self.plan.columns, image)) + ")"
+        key = self.plan.key
+        assert key is not None, "only a one-column primary key batches DELETEs"
+        (c,) = key
+        v = image[c.index]
+        if v is R.ABSENT:
+            raise UnsupportedError(f"{self.plan.qualified}: the before image lacks primary key column {c.name}")
+        return "NULL" if v is None else c.render(v)
+
+    def fits(self, row: str) -> bool:
+        """Whether `row` may join the rows so far (a first row always may: packets.fit_packets
+        refuses a statement the target cannot take)."""
+        return not self.items or self.size + len(row) + 2 <= self.budget
+
+    def add(self, image: tuple, row: str) -> None:
+        """`row`: `self.row(image)`."""
+        if not self.header:
+            if self.kind == R.WRITE:
+                names = ", ".join(c.name for c in self.plan.columns if image[c.index] is not R.ABSENT)
                 self.header = f"INSERT INTO {self.plan.qualified} ({names}) VALUES "
-            item = "(" + ", ".join(v for _, v in values) + ")"
-        else:
-            key = self.plan.key
-            assert key is not None, "only a one-column primary key batches DELETEs"
-            (c,) = key
-            v = image[c.index]
-            if v is R.ABSENT:
-                raise UnsupportedError(f"{self.plan.qualified}: the before image lacks primary key column {c.name}")
-            item = "NULL" if v is None else c.render(v)
-            if not self.header:
+            else:
+                (c,) = self.plan.key or ()
                 self.header = f"DELETE FROM {self.plan.qualified} WHERE {c.name} IN ("
-        self.items.append(item)
-        self.size += len(item) + 2
+        self.items.append(row)
+        self.size += len(row) + 2
 
     def finish(self) -> list[RowStatement]:
         if not self.items:

@@ -174,3 +174,34 @@ def exact_as_pipe(source: Sandbox, target: Sandbox, backup: Backup, *extra: str,
             assert not diffs, f"{outcome.label} differs from the pipe:\n  " + "\n  ".join(diffs[:20])
             outcomes.append(outcome)
     return outcomes
+
+
+def refused_where_pipe_stops(source: Sandbox, target: Sandbox, backup: Backup, stop: tuple[str, int],
+                             exit_code: int, fragments: Iterable[str], *extra: str,
+                             workers: Iterable[int] = WORKERS, modes: Iterable[str] = ("sql",),
+                             crash_at: str | None = None) -> list[Outcome]:
+    """binreplay must refuse to go on (exit `exit_code`, one line holding every fragment) and leave
+    the target exactly where the pipe stops with `--stop-position` at `stop` (file name, position):
+    everything before applied, nothing after. With `crash_at`, the rerun after the kill must."""
+    files = [f for f in binlogs_from(source, backup.file) if Path(f).name <= stop[0]]
+    backup.restore(target)
+    pipe_replay(target, files, backup.pos, f"--stop-position={stop[1]}")
+    reference = snapshot(target)
+    outcomes = []
+    for mode in modes:
+        for n in workers:
+            backup.restore(target)
+            target.execute(f"DROP DATABASE IF EXISTS {PROGRESS_SCHEMA}")
+            outcome = binreplay_replay(target, files, backup.pos, n, mode, *extra, crash_at=crash_at)
+            last = outcome.runs[-1]
+            lines = [line for line in last.stderr.splitlines() if line.strip()]
+            assert last.returncode == exit_code and len(lines) == 1, (
+                f"{outcome.label}: expected one error line and exit {exit_code}, got exit {last.returncode}\n"
+                f"{last.stderr[-3000:]}")
+            missing = [f for f in fragments if f not in lines[0]]
+            assert not missing, f"{outcome.label}: {missing} not in {lines[0]}"
+            outcome.snapshot = snapshot(target)
+            diffs = differences(reference, outcome.snapshot)
+            assert not diffs, f"{outcome.label} differs from the pipe stopped at {stop}:\n  " + "\n  ".join(diffs[:20])
+            outcomes.append(outcome)
+    return outcomes
