@@ -27,7 +27,6 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.errors import (
     BinreplayError,
     Fault,
-    PastStopError,
     PrivilegeError,
     SchemaMismatchError,
     StateConflictError,
@@ -39,7 +38,7 @@ from binreplay.errors import (
 from binreplay.model import BinlogPosition, TableMapInfo, TrxKind
 from binreplay.report.progress import Reporter, RunStart, Summary
 from binreplay.run.options import ReplayOptions
-from binreplay.run.preflight import validate_input
+from binreplay.run.preflight import past_stop_error, validate_input
 from binreplay.run.start_line import check_not_same_server, run_start
 from binreplay.run.table_check import TargetTables
 from binreplay.server.connection import ServerInfo, connect, server_info
@@ -85,7 +84,7 @@ def check_target(opts: ReplayOptions, reporter: Reporter) -> TargetCheck:
             result.problems.append(exc)
         written = _schema(conn, opts, bounds, files, validated, result)
         result.problems += _privileges(conn, server, opts, files[bounds.start_file_index], written)
-        resumed_at, resumed_run = _progress(conn, opts, files, found.stopped_at, result)
+        resumed_at, resumed_run = _progress(conn, opts, bounds, files, found.stopped_at, result)
         result.run = run_start(cfg, server, opts, bounds, files, resumed_at, resumed_run, found.stopped_at)
     finally:
         with contextlib.suppress(Exception):
@@ -227,41 +226,32 @@ def _first_column(conn: pymysql.connections.Connection, schema: str, table: str)
     return info.columns[0].name if info is not None and info.columns else None
 
 
-def _progress(conn: pymysql.connections.Connection, opts: ReplayOptions, files: list[Path],
+def _progress(conn: pymysql.connections.Connection, opts: ReplayOptions, bounds: Bounds, files: list[Path],
               stopped_at: BinlogPosition | None, result: TargetCheck) -> tuple[BinlogPosition | None, int | None]:
-    """Whether the progress records fit this replay; (where it would resume, which run) when they do."""
-    readback = ProgressReadback(conn, opts.progress_schema)
-    holder = ProgressStore(conn, opts.progress_schema).lock_holder()
+    """Whether the progress records fit this replay, decided as the replay decides it (the store's
+    `decide_run`, `past_stop_error`) but without writing; (where it would resume, which run) when they do."""
+    store = ProgressStore(conn, opts.progress_schema)
+    holder = store.lock_holder()
     if holder is not None:
         result.problems.append(StateConflictError(f"another binreplay is replaying into this target now "
                                                   f"(connection {holder} holds its lock)"))
-    run = readback.last_run()
-    if run is None or run.state == "abandoned" or opts.restart:
+    if ProgressReadback(conn, opts.progress_schema).last_run() is None:
         return None, None
-    fingerprint = opts.fingerprint_fields()
-    recorded = {key: run.arguments.get(key) for key in fingerprint}
     names = [f.name for f in files]
-    if recorded != fingerprint or "filters" in run.arguments and "filters" not in fingerprint \
-            or names[:len(run.binlog_files)] != run.binlog_files:
-        if readback.low_water_mark(run.run_id) is None and not readback.applied_above(run.run_id, None):
-            result.notes.append(f"run {run.run_id} of the progress records is another replay that applied nothing: "
-                                "the replay replaces it")
-            return None, None
-        result.problems.append(StateConflictError(
-            f"the target holds progress of a different replay (run {run.run_id}, {run.state}); rerun with the same "
-            "arguments to resume it, or pass --restart to start over from the given start point"))
+    try:
+        decision = store.decide_run(opts.fingerprint(), names, restart=opts.restart,
+                                    start=(names[bounds.start_file_index], bounds.start_position or 0),
+                                    target_restored=opts.target_restored)
+    except StateConflictError as exc:
+        result.problems.append(exc)
         return None, None
-    mark = readback.low_water_mark(run.run_id)
-    furthest = readback.furthest_applied(run.run_id, mark)
-    resumed_at = BinlogPosition(mark.file_index, mark.binlog_file, mark.pos) if mark is not None else None
-    if stopped_at is not None:
-        beyond = [(mark.file_index, mark.pos, f"{mark.binlog_file}:{mark.pos}")] if mark is not None else []
-        if furthest is not None and furthest.binlog_file in names:
-            beyond.append((names.index(furthest.binlog_file), furthest.end_pos,
-                           f"{furthest.binlog_file}:{furthest.end_pos}"))
-        past = [b for b in beyond if (b[0], b[1]) > (stopped_at.file_index, stopped_at.pos)]
-        if past:
-            result.problems.append(PastStopError(
-                f"the target is already past the requested stop point: run {run.run_id} applied transactions up "
-                f"to {max(past)[2]}, and this selection ends at {stopped_at}; a replay cannot undo them"))
-    return resumed_at, run.run_id
+    if decision.replaced:
+        result.notes.append(f"the replay would begin a new run: {decision.replaced}")
+    if decision.resume is None:
+        return None, None
+    store.run_id = decision.resume
+    resume = store.resume_state(resumed=True)
+    error = past_stop_error(resume, stopped_at, None, names)
+    if error is not None:
+        result.problems.append(error)
+    return resume.low_water, decision.resume

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import logging
 import os
 import time
@@ -25,11 +23,17 @@ from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.binlog.names import files_used
 from binreplay.devtools.faults import crash_point
-from binreplay.errors import BinreplayError, Interrupted, PastStopError, SchemaMismatchError, UnsupportedError
+from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, UnsupportedError
 from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter, Summary
 from binreplay.run.options import ReplayOptions
-from binreplay.run.preflight import check_apply_privileges, may_set_pseudo_thread, survey, validate_input
+from binreplay.run.preflight import (
+    check_apply_privileges,
+    may_set_pseudo_thread,
+    past_stop_error,
+    survey,
+    validate_input,
+)
 from binreplay.run.replica_position import FileGtids, replica_position
 from binreplay.run.start_line import check_not_same_server, run_start
 from binreplay.run.table_check import TargetTables
@@ -147,9 +151,8 @@ class _Run:
                 "stop_position": opts.stop_position, "stop_datetime": opts.stop_datetime,
                 "stop_gtid": opts.stop_gtid, **opts.filters.arguments(), "apply_mode": opts.apply_mode,
                 "allow_triggers": opts.allow_triggers}
-        fingerprint = hashlib.sha256(json.dumps(opts.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
         start = (self.files[self.bounds.start_file_index].name, self.bounds.start_position or 0)
-        self.resume = store.begin_run(fingerprint, args, [f.name for f in self.files], restart=opts.restart,
+        self.resume = store.begin_run(opts.fingerprint(), args, [f.name for f in self.files], restart=opts.restart,
                                       start=start, target_restored=opts.target_restored)
         self.arguments = args   # recorded as the run's latest once it goes on (replay)
         if self.resume.replaced:
@@ -197,22 +200,10 @@ class _Run:
     def check_not_past(self, stop: BinlogPosition | None, reason: str | None) -> None:
         """A target whose progress records go beyond where this selection stops holds transactions it
         must not have: a replay cannot undo them, so it is refused (not reported complete)."""
-        resume = self.resume
-        if stop is None or not resume.resumed:
-            return
-        furthest = resume.applied_above.furthest()
-        marks = [(m.file_index, m.pos) for m in [resume.low_water] if m is not None] + ([furthest] if furthest else [])
-        beyond = max(marks, default=None)
-        if beyond is None or beyond <= (stop.file_index, stop.pos):
-            return
-        names = [f.name for f in self.files]
-        where = f"{names[beyond[0]]}:{beyond[1]}" if beyond[0] < len(names) else f"file #{beyond[0]}:{beyond[1]}"
-        error = PastStopError(f"the target is already past the requested stop point: run {resume.run_id} applied "
-                              f"transactions up to {where}, and this selection ends at {stop} "
-                              f"({reason or 'its stop point'}); a replay cannot undo them: restore "
-                              "the backup again, then replay with this stop point")
-        self._stop_safely("failed", str(error))   # recorded, so `status` says why this run did nothing
-        raise error
+        error = past_stop_error(self.resume, stop, reason, [f.name for f in self.files])
+        if error is not None:
+            self._stop_safely("failed", str(error))   # recorded, so `status` says why this run did nothing
+            raise error
 
     def _on_done(self, batch: Batch) -> None:
         """Called by a worker under the pool's lock once a batch committed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,10 @@ class ReplayOptions:
             start_datetime=self.start_datetime, stop_datetime=self.stop_datetime,
             start_gtid=self.start_gtid, stop_gtid=self.stop_gtid, include_gtids=self.include_gtids,
             exclude_gtids=self.exclude_gtids, from_backup=self.from_backup, unreached_stop=self.unreached_stop)
+
+    def fingerprint(self) -> str:
+        """`fingerprint_fields` as the digest the progress records keep."""
+        return hashlib.sha256(json.dumps(self.fingerprint_fields(), sort_keys=True).encode()).hexdigest()
 
     def fingerprint_fields(self) -> dict:
         """What identifies a replay for resuming: where it starts and what it selects. A backup is

@@ -14,13 +14,14 @@ from pathlib import Path
 from binreplay.apply.applier import Applier
 from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
-from binreplay.errors import PrivilegeError, UnsupportedError
+from binreplay.errors import PastStopError, PrivilegeError, UnsupportedError
 from binreplay.model import BinlogPosition
 from binreplay.report.progress import Reporter, Summary
 from binreplay.server.connection import ServerInfo, check_privilege
 from binreplay.source.reader import BinlogReader, ReaderStats
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected
 from binreplay.source.validated import ValidatedRead
+from binreplay.state.store import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,21 @@ def may_set_pseudo_thread(applier: Applier) -> bool:
     except PrivilegeError:
         log.info("the target user may not set pseudo_thread_id; replayed statements run without it")
         return False
+
+
+def past_stop_error(resume: ResumeState, stop: BinlogPosition | None, reason: str | None,
+                    names: list[str]) -> PastStopError | None:
+    """The refusal of a target whose progress records (the resumed run's mark and applied rows) go
+    beyond where this selection stops (`names`: the run's binlog files), or None when they do not."""
+    if stop is None or not resume.resumed:
+        return None
+    furthest = resume.applied_above.furthest()
+    marks = [(m.file_index, m.pos) for m in [resume.low_water] if m is not None] + ([furthest] if furthest else [])
+    beyond = max(marks, default=None)
+    if beyond is None or beyond <= (stop.file_index, stop.pos):
+        return None
+    where = f"{names[beyond[0]]}:{beyond[1]}" if beyond[0] < len(names) else f"file #{beyond[0]}:{beyond[1]}"
+    return PastStopError(f"the target is already past the requested stop point: run {resume.run_id} applied "
+                         f"transactions up to {where}, and this selection ends at {stop} "
+                         f"({reason or 'its stop point'}); a replay cannot undo them: restore "
+                         "the backup again, then replay with this stop point")

@@ -9,25 +9,31 @@ applied     one row per applied source transaction, INSERTed inside the very tar
 checkpoint  the low-water mark: every transaction at or before it is applied. New rows are
             inserted (never updated in place) and older rows and the applied rows below the
             mark are pruned in the same transaction.
-ddl_journal intent and completion of non-transactional statements (DDL), which cannot carry
-            their progress row atomically; resume compares the schema to decide.
+ddl_journal intent and completion of statements that commit implicitly (DDL, CREATE TABLE ...
+            SELECT), which cannot carry their progress row atomically: the digest of what
+            any DDL changes taken before it, and the session that ran it; resume waits for
+            that session to finish and compares the digest to decide.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 
 import pymysql
 
+from binreplay.binlog.names import binlog_sort_key
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch
 from binreplay.server.catalog import column_exists, definitions_digest
+from binreplay.server.catalog import tables as catalog_tables
 from binreplay.server.connection import check_privilege
 from binreplay.server.sql import quote_ident, quote_string
 
@@ -77,10 +83,15 @@ def _schema_ddl(schema: str) -> list[str]:
             state VARCHAR(16) NOT NULL,
             schema_before CHAR(40) NOT NULL,
             statement LONGBLOB NOT NULL,
+            connection_id BIGINT UNSIGNED NULL,
             started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (run_id, file_index, end_pos)
         ) ENGINE=InnoDB""",
     ]
+
+
+# Every table of the progress schema: those _schema_ddl creates.
+PROGRESS_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS `s`\.(\w+)", "\n".join(_schema_ddl("s"))))
 
 
 class AppliedRanges:
@@ -133,13 +144,42 @@ class ResumeState:
     low_water: BinlogPosition | None                  # None: nothing applied yet, start at the run's start
     applied_above: AppliedRanges = field(default_factory=AppliedRanges)
     transactions_before: int = 0
+    replaced: str | None = None          # the earlier run this one replaced (abandoned), said to the user
+
+
+@dataclass(frozen=True)
+class RunDecision:
+    """What a replay does with the target's latest run: resume it, or abandon it (`replaced` says
+    so to the user) and begin a new one; neither when there is none."""
+    resume: int | None = None
+    abandon: int | None = None
+    replaced: str | None = None
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a run's records say it applied: the furthest end among its mark, `applied` and
+    `ddl_journal` rows, by binlog name (comparable across runs, unlike file_index)."""
+    binlog_file: str
+    pos: int
+
+    def __str__(self) -> str:
+        return f"{self.binlog_file}:{self.pos}"
+
+    def past(self, start: tuple[str, int]) -> bool:
+        """Beyond `start` (binlog name, position); another sequence's name counts as beyond."""
+        mine, theirs = binlog_sort_key(self.binlog_file), binlog_sort_key(start[0])
+        return mine[0] != theirs[0] or (mine[1], self.pos) > (theirs[1], start[1])
 
 
 @dataclass
 class DdlIntent:
+    """A statement that commits implicitly, started and not recorded as done."""
+
     file_index: int
     end_pos: int
-    schema_before: str
+    schema_before: str                # schema_fingerprint() before it ran
+    connection_id: int | None         # the target session that ran it (None: an older binreplay's entry)
 
 
 class ProgressStore:
@@ -183,6 +223,9 @@ class ProgressStore:
         if not column_exists(self.conn, self.schema, "applied", "transactions"):
             self._exec(f"ALTER TABLE {self.q}.applied ADD COLUMN transactions INT UNSIGNED NOT NULL DEFAULT 1 "
                        "AFTER start_pos")
+        if not column_exists(self.conn, self.schema, "ddl_journal", "connection_id"):
+            self._exec(f"ALTER TABLE {self.q}.ddl_journal ADD COLUMN connection_id BIGINT UNSIGNED NULL "
+                       "AFTER statement")
 
     def prepare_session(self) -> None:
         # Pruning must not take gap locks that would block the workers' inserts.
@@ -200,35 +243,95 @@ class ProgressStore:
             raise StateConflictError(f"another binreplay process is replaying into this target "
                                      f"(lock {self.lock_name!r} is held)")
 
+    def drop(self) -> list[str]:
+        """`binreplay forget`: drop the progress schema (the caller holds the lock). Only a schema of
+        progress tables is dropped: one that holds anything else was not made by binreplay alone."""
+        found = sorted(t.name for t in catalog_tables(self.conn, [self.schema]))
+        others = [name for name in found if name not in PROGRESS_TABLES]
+        if others:
+            raise StateConflictError(f"schema {self.q} holds tables that are not binreplay's progress tables "
+                                     f"({', '.join(others)}): not dropped; is --progress-schema right?")
+        self._exec(f"DROP DATABASE {self.q}")
+        return found
+
     # -- runs ----------------------------------------------------------------
 
-    def begin_run(self, fingerprint: str, arguments: dict, files: list[str], *, restart: bool) -> ResumeState:
+    def decide_run(self, fingerprint: str, files: list[str], *, restart: bool, start: tuple[str, int] = ("", 0),
+                   target_restored: bool = False) -> RunDecision:
+        """What `begin_run` would do with the target's latest run, without writing anything (also what
+        `--check-target` reports). `start` (binlog name, position; position 0 when a GTID state selects
+        it) is where this replay starts: --restart, which undoes nothing, is refused on a target whose
+        records go past it unless `target_restored` (the backup was restored again). A different replay
+        that recorded no progress at all is replaced without --restart. Conflicts raise StateConflictError."""
         rows = self._exec(f"SELECT run_id, fingerprint, binlog_files, state, arguments FROM {self.q}.runs "
                           "WHERE state <> 'abandoned' ORDER BY run_id DESC LIMIT 1")
-        if rows and restart:
-            self._exec(f"UPDATE {self.q}.runs SET state='abandoned', updated_at=NOW(6) WHERE run_id=%s", (rows[0][0],))
-            rows = []
-        if rows:
-            run_id, old_fp, old_files_json, state, old_args = rows[0]
-            old_files = json.loads(old_files_json)
-            if old_fp != fingerprint or files[:len(old_files)] != old_files:
-                raise StateConflictError(
-                    f"the target holds progress of a different replay (run {run_id}, {state}: "
-                    f"{_summarize(json.loads(old_args))}); rerun with the same arguments to resume it, "
-                    "or pass --restart to start over from the given start point")
-            self.run_id = int(run_id)
+        if not rows:
+            return RunDecision()
+        run_id, old_fp, old_files_json, state, old_args = rows[0]
+        old_files = json.loads(old_files_json)
+        same = old_fp == fingerprint and files[:len(old_files)] == old_files
+        progress = self._progress_of(int(run_id))
+        what = f"run {run_id} ({state}: {_summarize(json.loads(old_args))})"
+        if not restart and not same and progress is not None:
+            raise StateConflictError(
+                f"the target holds progress of a different replay, {what}, applied up to {progress}: rerun "
+                "with that run's arguments to resume it (binreplay status prints them), or pass --restart to "
+                "start over from this command's start point (it undoes nothing: restore the backup again "
+                "first)")
+        if restart and progress is not None and progress.past(start) and not target_restored:
+            raise StateConflictError(
+                f"--restart undoes nothing, and the target's records show {what} applied transactions up to "
+                f"{progress}, past this replay's start {start[0]}:{start[1]}: replaying from there would apply "
+                "them again; restore the backup again, then pass --restart --target-restored")
+        if restart or not same:
+            return RunDecision(abandon=int(run_id), replaced=(
+                f"{what} abandoned; " + (f"it had applied transactions up to {progress}, which stay applied "
+                                         "(nothing is undone)" if progress is not None else "it had applied nothing")))
+        return RunDecision(resume=int(run_id))
+
+    def begin_run(self, fingerprint: str, arguments: dict, files: list[str], *, restart: bool,
+                  start: tuple[str, int] = ("", 0), target_restored: bool = False) -> ResumeState:
+        """Resume the target's run of this replay, or begin one (`decide_run` says which)."""
+        decision = self.decide_run(fingerprint, files, restart=restart, start=start, target_restored=target_restored)
+        if decision.abandon is not None:
+            self._exec(f"UPDATE {self.q}.runs SET state='abandoned', updated_at=NOW(6) WHERE run_id=%s",
+                       (decision.abandon,))
+        if decision.resume is not None:
+            self.run_id = decision.resume
             self._exec(f"UPDATE {self.q}.runs SET state='running', binlog_files=%s, host=%s, pid=%s, "
                        "updated_at=NOW(6), finished_at=NULL, last_error=NULL WHERE run_id=%s",
                        (json.dumps(files), socket.gethostname(), os.getpid(), self.run_id))
-            return self._resume_state(resumed=True)
+            return self.resume_state(resumed=True)
         self._exec(f"INSERT INTO {self.q}.runs (fingerprint, arguments, binlog_files, state, host, pid) "
                    "VALUES (%s, %s, %s, 'running', %s, %s)",
                    (fingerprint, json.dumps(arguments, sort_keys=True), json.dumps(files),
                     socket.gethostname(), os.getpid()))
         self.run_id = int(self._exec("SELECT LAST_INSERT_ID()")[0][0])
-        return ResumeState(self.run_id, resumed=False, low_water=None)
+        return ResumeState(self.run_id, resumed=False, low_water=None, replaced=decision.replaced)
 
-    def _resume_state(self, resumed: bool) -> ResumeState:
+    def record_arguments(self, arguments: dict) -> None:
+        """The arguments of the latest process that went on with the run (an extended stop point, a
+        --follow round, another apply mode): what `status` shows and its resume command repeats."""
+        assert self.run_id is not None
+        self._exec(f"UPDATE {self.q}.runs SET arguments=%s WHERE run_id=%s",
+                   (json.dumps(arguments, sort_keys=True), self.run_id))
+
+    def _progress_of(self, run_id: int) -> RunProgress | None:
+        """The furthest position a run's records reach (None: it recorded nothing, so applied nothing).
+        A DDL started but not recorded as done counts if the schema changed since (it took effect, as
+        on resume); one the target rejected left the schema as it was."""
+        rows = self._exec(f"SELECT binlog_file, pos FROM {self.q}.checkpoint WHERE run_id=%s UNION ALL "
+                          f"SELECT binlog_file, end_pos FROM {self.q}.applied WHERE run_id=%s",
+                          (run_id, run_id))
+        started = self._exec(f"SELECT binlog_file, end_pos, schema_before FROM {self.q}.ddl_journal "
+                             "WHERE run_id=%s AND state='started'", (run_id,))
+        if started:
+            schema_now = self.schema_fingerprint()
+            rows += [(file, pos) for file, pos, before in started if before != schema_now]
+        ends = [RunProgress(str(file), int(pos)) for file, pos in rows]
+        return max(ends, key=lambda e: (binlog_sort_key(e.binlog_file), e.pos), default=None)
+
+    def resume_state(self, resumed: bool) -> ResumeState:
         assert self.run_id is not None
         mark = self._exec(f"SELECT file_index, binlog_file, pos, transactions FROM {self.q}.checkpoint "
                           "WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1", (self.run_id,))
@@ -255,17 +358,26 @@ class ProgressStore:
                        last_gtid: object | None) -> bytes:
         """The INSERT a worker runs inside the target transaction that applies a range of source
         transactions (one batch: contiguous, in one file), so the record commits with the data."""
+        return self._applied_insert([(file_index, file, start_pos, end_pos, transactions, last_gtid)])
+
+    def _applied_insert(self, rows: list[tuple[int, str, int, int, int, object | None]]) -> bytes:
         assert self.run_id is not None
-        gtid = quote_string(str(last_gtid)) if last_gtid is not None else "NULL"
+        values = ",".join(
+            f"({self.run_id},{file_index},{end_pos},{quote_string(file)},{start_pos},{transactions},"
+            f"{quote_string(str(gtid)) if gtid is not None else 'NULL'})"
+            for file_index, file, start_pos, end_pos, transactions, gtid in rows)
         return (f"INSERT INTO {self.q}.applied (run_id, file_index, end_pos, binlog_file, start_pos, transactions, "
-                f"gtid) VALUES ({self.run_id},{file_index},{end_pos},{quote_string(file)},{start_pos},"
-                f"{transactions},{gtid})").encode()
+                f"gtid) VALUES {values}").encode()
 
     def applied_insert_of(self, batch: Batch) -> bytes:
         """A batch's row: its range up to its last member, and how many transactions this commit applies
-        (transactions riding along were applied by an earlier run or are outside the selection)."""
-        return self.applied_insert(batch.file_index, batch.file, batch.start_pos, batch.record_end,
-                                   len(batch.members), batch.last.gtid)
+        (transactions riding along were applied by an earlier run or are outside the selection). A unit
+        with temporary tables that spans binlog files has one row per file, in the same INSERT."""
+        if not batch.earlier_files:
+            return self.applied_insert(batch.file_index, batch.file, batch.start_pos, batch.record_end,
+                                       len(batch.members), batch.last.gtid)
+        return self._applied_insert([(r.file_index, r.file, r.start_pos, r.end_pos, r.transactions, r.last_gtid)
+                                     for r in batch.records()])
 
     def was_applied(self, file_index: int, end_pos: int) -> bool:
         """After a connection was lost during COMMIT: does the range ending here have its record?"""
@@ -297,34 +409,49 @@ class ProgressStore:
     # -- non-transactional statements ------------------------------------------
 
     def schema_fingerprint(self) -> str:
-        """A digest of every user table's definition, to tell whether a DDL took effect."""
-        return "-".join(str(v) for v in definitions_digest(self.conn, exclude=(self.schema,)))[:40]
+        """40 hex digits that change when any DDL takes effect (catalog.definitions_digest: definitions,
+        table identities, accounts and privileges), to tell whether one did."""
+        digest = definitions_digest(self.conn, exclude=(self.schema,))
+        return hashlib.sha1(repr(digest).encode()).hexdigest()
 
     def ddl_started(self, trx: Transaction, statement: bytes, schema_before: str) -> None:
+        """Before a statement that commits implicitly runs on this store's connection."""
         self._exec(f"REPLACE INTO {self.q}.ddl_journal (run_id, file_index, end_pos, binlog_file, state, "
-                   "schema_before, statement) VALUES (%s, %s, %s, %s, 'started', %s, %s)",
+                   "schema_before, statement, connection_id) VALUES (%s, %s, %s, %s, 'started', %s, %s, "
+                   "CONNECTION_ID())",
                    (self.run_id, trx.file_index, trx.end_pos, trx.file, schema_before, statement))
 
-    def ddl_done(self, trx: Transaction) -> None:
+    def ddl_done_statements(self, batch: Batch) -> list[bytes]:
+        """What records the journaled transaction of `batch` done: its `applied` row and its journal
+        entry, to run in one target transaction (with the rows after the statement, for CREATE TABLE
+        ... SELECT)."""
+        return [self.applied_insert_of(batch),
+                (f"UPDATE {self.q}.ddl_journal SET state='done' WHERE run_id={int(self.run_id or 0)} "
+                 f"AND file_index={batch.file_index} AND end_pos={batch.last.end_pos}").encode()]
+
+    def ddl_done(self, batch: Batch) -> None:
         with self.conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(self.applied_insert(trx.file_index, trx.file, trx.start_pos, trx.end_pos, 1,  # type: ignore[call-overload]
-                                            trx.gtid))
-            cur.execute(f"UPDATE {self.q}.ddl_journal SET state='done' WHERE run_id=%s AND file_index=%s "
-                        "AND end_pos=%s", (self.run_id, trx.file_index, trx.end_pos))
+            for sql in self.ddl_done_statements(batch):
+                cur.execute(sql)  # type: ignore[call-overload]  # pymysql takes bytes as they are
             cur.execute("COMMIT")
 
     def ddl_intent(self, trx: Transaction) -> DdlIntent | None:
         """A DDL of this transaction that was started by an earlier process and not recorded as done."""
-        rows = self._exec(f"SELECT schema_before FROM {self.q}.ddl_journal WHERE run_id=%s AND file_index=%s "
-                          "AND end_pos=%s AND state='started'", (self.run_id, trx.file_index, trx.end_pos))
-        return DdlIntent(trx.file_index, trx.end_pos, rows[0][0]) if rows else None
+        rows = self._exec(f"SELECT schema_before, connection_id FROM {self.q}.ddl_journal WHERE run_id=%s "
+                          "AND file_index=%s AND end_pos=%s AND state='started'",
+                          (self.run_id, trx.file_index, trx.end_pos))
+        if not rows:
+            return None
+        before, connection_id = rows[0]
+        return DdlIntent(trx.file_index, trx.end_pos, before, int(connection_id) if connection_id is not None else None)
 
 
 def _summarize(args: dict) -> str:
     files = args.get("binlog_files") or []
     parts = [f"{len(files)} file(s) from {files[0]}" if files else "no files"]
-    for key in ("start_position", "start_datetime", "start_gtid", "exclude_gtids", "include_gtids", "from_backup"):
+    for key in ("start_position", "start_datetime", "start_gtid", "exclude_gtids", "include_gtids",
+                "from_backup_path" if args.get("from_backup_path") else "from_backup"):
         if args.get(key):
             parts.append(f"{key}={args[key]}")
     return ", ".join(parts)
