@@ -11,6 +11,8 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+from binreplay.binlog.constants import FL_TRANSACTIONAL
+
 
 @dataclass(frozen=True, order=True)
 class BinlogPosition:
@@ -205,8 +207,14 @@ class Transaction:
     tables: frozenset[tuple[str, str]] = frozenset()   # (schema, table) from TABLE_MAP events
     thread_id: int | None = None           # pseudo-thread of its statements (temporary tables)
     uses_temporary_tables: bool = False
-    non_transactional: bool = False        # written with BEGIN ... COMMIT but the engine could not roll back
+    non_transactional: bool = False        # the source rolled it back but kept its non-transactional changes
+    # Target tables its row events write whose engine cannot roll back (MyISAM, Aria, MEMORY ...), as
+    # "`schema`.`table` (ENGINE)": set by the table check (run/table_check.py) before it is batched.
+    writes_non_transactional: tuple[str, ...] = ()
     from_payload: bool = False             # came out of a MySQL TRANSACTION_PAYLOAD (compressed)
+    # Its first statement commits implicitly and what follows it autocommits (MariaDB's CREATE TABLE ...
+    # SELECT, logged as the CREATE then the rows, under a GTID flagged DDL).
+    implicit_commit: bool = False
     _events: list[Event] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -222,7 +230,34 @@ class Transaction:
         """Must run alone: anything that is not pure row changes cannot be keyed safely. An empty
         transaction (or one the filters emptied) only writes its progress row: it needs no keys."""
         return (self.kind not in (TrxKind.ROWS, TrxKind.EMPTY) or self.uses_temporary_tables
-                or self.non_transactional)
+                or self.non_transactional or bool(self.writes_non_transactional))
+
+    @property
+    def kept_on_rollback(self) -> str:
+        """What of it a rollback on the target would not undo ("" when nothing): its changes to tables
+        that cannot roll back, so a failed attempt may have left part of it applied. MariaDB flags every
+        group it could roll back (FL_TRANSACTIONAL); statements without that flag and without temporary
+        tables (whose groups never carry it) wrote a non-transactional table on the source."""
+        if self.writes_non_transactional:
+            return ", ".join(self.writes_non_transactional)
+        if self.non_transactional:
+            return "non-transactional tables (the source rolled it back and kept those changes)"
+        if (self.kind in (TrxKind.STATEMENT, TrxKind.MIXED) and isinstance(self.gtid, MariadbGtid)
+                and not self.gtid.flags & FL_TRANSACTIONAL and not self.uses_temporary_tables):
+            return "a non-transactional table (the source logged its statements as not transactional)"
+        return ""
+
+    @property
+    def journaled(self) -> bool:
+        """Commits implicitly (a standalone statement, or a group whose statement does), so it cannot
+        carry its progress row atomically: applied around the DDL journal (apply/applier.py)."""
+        return self.kind is TrxKind.DDL or self.implicit_commit
+
+    @property
+    def may_change_definitions(self) -> bool:
+        """Runs source statements, which may create, replace, alter or drop tables: what was read of
+        the target's table definitions before it may be stale after it."""
+        return self.kind in (TrxKind.DDL, TrxKind.STATEMENT, TrxKind.MIXED)
 
     @property
     def size(self) -> int:

@@ -11,13 +11,14 @@ from the `schema_*` questions below (names there are read with str() as SchemaCa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pymysql
 import pymysql.cursors
 
+from binreplay.errors import Fault, classify
 from binreplay.server.sql import SYSTEM_SCHEMAS, optional_text, quote_string, text
 
 Connection = pymysql.connections.Connection
@@ -31,6 +32,7 @@ class CatalogTable:
     name: str
     kind: str                    # TABLE_TYPE: BASE TABLE, VIEW, SEQUENCE, SYSTEM VERSIONED
     estimated_rows: int          # TABLE_ROWS (an estimate for InnoDB; 0 when unknown)
+    engine: str | None = None    # ENGINE (None for a view)
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,55 @@ def tables(conn: Connection, schemas: Sequence[str]) -> list[CatalogTable]:
     """Tables, views and sequences of the schemas."""
     if not schemas:
         return []
-    return [CatalogTable(text(s), text(t), text(kind), int(text(n)) if n is not None else 0)
-            for s, t, kind, n in _query(conn, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS "
-                                              f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({_in(schemas)})",
-                                        schemas)]
+    return [CatalogTable(text(s), text(t), text(kind), int(text(n)) if n is not None else 0, optional_text(e))
+            for s, t, kind, n, e in _query(conn, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, TABLE_ROWS, ENGINE "
+                                                 "FROM information_schema.TABLES "
+                                                 f"WHERE TABLE_SCHEMA IN ({_in(schemas)})", schemas)]
+
+
+@dataclass(frozen=True)
+class IndexPart:
+    schema: str
+    table: str
+    index: str                   # PRIMARY for the primary key
+    unique: bool
+    column: str | None           # None: the part is an expression (MySQL functional index)
+    sub_part: int | None         # the prefix length, None: the whole column
+    index_type: str              # BTREE, HASH, FULLTEXT, SPATIAL
+
+
+def index_parts(conn: Connection, schemas: Sequence[str]) -> list[IndexPart]:
+    """The parts of every index of the schemas' tables, by table, index, position."""
+    if not schemas:
+        return []
+    return [IndexPart(text(s), text(t), text(i), not int(text(nu)), optional_text(c),
+                      int(text(sp)) if sp is not None else None, text(it))
+            for s, t, i, nu, c, sp, it in _query(
+                conn, "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE "
+                      f"FROM information_schema.STATISTICS WHERE TABLE_SCHEMA IN ({_in(schemas)}) "
+                      "ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", schemas)]
+
+
+@dataclass(frozen=True)
+class CatalogTrigger:
+    schema: str
+    table: str
+    name: str
+    timing: str                  # BEFORE, AFTER
+    event: str                   # INSERT, UPDATE, DELETE
+    order: int                   # ACTION_ORDER among the table's triggers of that timing and event
+    body: str                    # ACTION_STATEMENT
+
+
+def triggers(conn: Connection, schemas: Sequence[str]) -> list[CatalogTrigger]:
+    """The triggers of the schemas' tables."""
+    if not schemas:
+        return []
+    return [CatalogTrigger(text(s), text(t), text(n), text(ti), text(ev), int(text(o)), text(b))
+            for s, t, n, ti, ev, o, b in _query(
+                conn, "SELECT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, TRIGGER_NAME, ACTION_TIMING, "
+                      "EVENT_MANIPULATION, ACTION_ORDER, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                      f"WHERE EVENT_OBJECT_SCHEMA IN ({_in(schemas)})", schemas)]
 
 
 def table_exists(conn: Connection, schema: str, table: str) -> bool:
@@ -195,11 +242,12 @@ def stored_object_names(conn: Connection, schema: str, kind: StoredObjectKind) -
     return {text(name) for (name,) in _query(conn, _STORED_OBJECTS[kind], (schema,))}
 
 
-def triggered_tables(conn: Connection, exclude: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """(schema, table) of every user table with a trigger (system schemas and `exclude` left out)."""
+def table_triggers(conn: Connection, exclude: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+    """(schema, table, trigger) of every trigger on a user table (system schemas and `exclude` left
+    out; a trigger lives in its table's schema)."""
     skip = sorted(SYSTEM_SCHEMAS | set(exclude))
-    return [(text(s), text(t)) for s, t in _query(
-        conn, "SELECT DISTINCT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS "
+    return [(text(s), text(t), text(n)) for s, t, n in _query(
+        conn, "SELECT EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, TRIGGER_NAME FROM information_schema.TRIGGERS "
               f"WHERE EVENT_OBJECT_SCHEMA NOT IN ({_in(skip)})", skip)]
 
 
@@ -261,32 +309,79 @@ def foreign_key_references(conn: Connection) -> list[tuple[tuple[str, str], tupl
 
 # -- whether a DDL took effect (state/store.py's journal) -------------------------------------------
 
+# What a digest part aggregates: count, sum and bit-xor of the CRC32s of its rows' text.
+_AGGREGATE = "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ({rows}) s"
 
-def definitions_digest(conn: Connection, exclude: Iterable[str] = ()) -> tuple[int, int, int]:
-    """(count, sum, bit-xor) of the CRC32s of every user table's, column's, index's, schema's, routine's
-    and trigger's definition (system schemas and `exclude` left out): changes when any DDL took effect."""
-    excluded = ",".join(quote_string(s) for s in sorted(SYSTEM_SCHEMAS | set(exclude)))
-    row = _query(
-        conn,
-        "SELECT COUNT(*), COALESCE(SUM(CRC32(x)),0), COALESCE(BIT_XOR(CRC32(x)),0) FROM ("
-        " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
-        f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
-        " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
-        "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
-        " FROM information_schema.COLUMNS"
-        f"  WHERE TABLE_SCHEMA NOT IN ({excluded})"
-        " UNION ALL SELECT"
-        " CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
-        f"  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA NOT IN ({excluded})"
-        " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
-        f"  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({excluded})"
-        " UNION ALL SELECT CONCAT_WS('|','r',ROUTINE_SCHEMA,ROUTINE_NAME,ROUTINE_TYPE,MD5(ROUTINE_DEFINITION))"
-        f"  FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN ({excluded})"
-        " UNION ALL SELECT CONCAT_WS('|','g',TRIGGER_SCHEMA,TRIGGER_NAME,MD5(ACTION_STATEMENT))"
-        f"  FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN ({excluded})"
-        ") s")
-    count, crc_sum, crc_xor = (int(v) for v in row[0])
+# The server's own tables a statement outside every table schema writes: accounts, roles and
+# privileges (CREATE USER/ROLE, GRANT, REVOKE, SET PASSWORD, ...), CREATE SERVER, INSTALL PLUGIN.
+# Never mysql.event (the event scheduler updates it), nor statistics (written in the background).
+_OWN_TABLES = ("global_priv", "roles_mapping", "db", "tables_priv", "columns_priv", "procs_priv",
+               "proxies_priv", "servers", "plugin")
+
+
+def definitions_digest(conn: Connection, exclude: Iterable[str] = ()) -> tuple[object, ...]:
+    """What any DDL changes when it takes effect, as a tuple to compare before and after (system
+    schemas and `exclude` left out), in three parts:
+
+    - definitions: every user table's, column's, index's, schema's, view's, routine's, trigger's and
+      event's definition;
+    - identities: each InnoDB table's id by name (a RENAME that swaps two tables of one definition,
+      EXCHANGE PARTITION, TRUNCATE: same definitions, other tables), and for the other engines what
+      changes with their content (rows, data length: no id to read);
+    - the server's own tables that statements outside table schemas write (`_OWN_TABLES`).
+
+    A part the session may not read (PROCESS for InnoDB's table list, SELECT on `mysql`) is None
+    in both digests compared, so it can tell nothing apart."""
+    excluded = sorted(SYSTEM_SCHEMAS | set(exclude))
+    not_in = f"NOT IN ({','.join(quote_string(s) for s in excluded)})"
+    return (_aggregate(conn, _DEFINITIONS.format(not_in=not_in)),
+            _optional(conn, lambda: _aggregate(conn, _INNODB_IDS.format(
+                not_like=" AND ".join(f"NAME NOT LIKE {quote_string(s + '/%')}" for s in excluded)))),
+            _aggregate(conn, _OTHER_ENGINES.format(not_in=not_in)),
+            _optional(conn, lambda: tuple(optional_text(row[1]) for row in _query(
+                conn, "CHECKSUM TABLE " + ", ".join(f"mysql.{t}" for t in _OWN_TABLES)))))
+
+
+_DEFINITIONS = (
+    " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
+    "  WHERE TABLE_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
+    "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
+    "  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
+    "  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
+    "  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','v',TABLE_SCHEMA,TABLE_NAME,MD5(VIEW_DEFINITION))"
+    "  FROM information_schema.VIEWS WHERE TABLE_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','r',ROUTINE_SCHEMA,ROUTINE_NAME,ROUTINE_TYPE,MD5(ROUTINE_DEFINITION))"
+    "  FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','g',TRIGGER_SCHEMA,TRIGGER_NAME,MD5(ACTION_STATEMENT))"
+    "  FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','e',EVENT_SCHEMA,EVENT_NAME,DEFINER,MD5(EVENT_DEFINITION),EVENT_TYPE,"
+    "  EXECUTE_AT,INTERVAL_VALUE,INTERVAL_FIELD,STARTS,ENDS,STATUS,ON_COMPLETION)"
+    "  FROM information_schema.EVENTS WHERE EVENT_SCHEMA {not_in}")
+# InnoDB's own names: `schema/table` (partitions `schema/table#P#p0`).
+_INNODB_IDS = "SELECT CONCAT_WS('|',NAME,TABLE_ID) x FROM information_schema.INNODB_SYS_TABLES WHERE {not_like}"
+# Exact for MyISAM, Aria, MEMORY (InnoDB's TABLE_ROWS is an estimate, and its ids say more).
+_OTHER_ENGINES = ("SELECT CONCAT_WS('|',TABLE_SCHEMA,TABLE_NAME,TABLE_ROWS,DATA_LENGTH,CREATE_TIME) x "
+                  "FROM information_schema.TABLES WHERE TABLE_SCHEMA {not_in} AND TABLE_TYPE = 'BASE TABLE' "
+                  "AND ENGINE <> 'InnoDB'")
+
+
+def _aggregate(conn: Connection, rows: str) -> tuple[int, int, int]:
+    count, crc_sum, crc_xor = (int(v) for v in _query(conn, _AGGREGATE.format(rows=rows))[0])
     return count, crc_sum, crc_xor
+
+
+def _optional(conn: Connection, read: Callable[[], object]) -> object:
+    """`read()`, or None when the session lacks the privilege it needs (the same on every call)."""
+    try:
+        return read()
+    except pymysql.err.MySQLError as exc:
+        if classify(exc) is Fault.PRIVILEGE:
+            return None
+        raise
 
 
 # -- the process list --------------------------------------------------------------------------------
@@ -296,3 +391,10 @@ def process_entry(conn: Connection, connection_id: int) -> ProcessEntry | None:
     """The process list's entry of one connection (None: no such connection, or gone)."""
     rows = _query(conn, "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (connection_id,))
     return ProcessEntry(*rows[0]) if rows else None
+
+
+def session_busy(conn: Connection, connection_id: int) -> bool:
+    """Whether a connection (not this one) is executing a statement (False: idle, or gone)."""
+    rows = _query(conn, "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s AND ID <> CONNECTION_ID()",
+                  (connection_id,))
+    return bool(rows) and text(rows[0][0]) != "Sleep"   # "Killed": still rolling back

@@ -11,7 +11,9 @@ Every event case, in one place (`Assembler.transactions`, `_other`):
     QUERY COMMIT / ROLLBACK                 ends it (ROLLBACK: non-transactional changes kept); a
                                             COMMIT with nothing open is bad input
     QUERY other                             a statement: inside BEGIN it belongs to the transaction,
-                                            outside it is a transaction by itself (DDL)
+                                            outside it is a transaction by itself (DDL); one under a
+                                            MariaDB GTID flagged DDL (CREATE TABLE ... SELECT) commits
+                                            implicitly: `implicit_commit`
     INTVAR, RAND, USER_VAR                  context of the statement that follows
     TABLE_MAP                               names a table id for the rows events after it
     ROWS (all versions, compressed)         row changes; must name a table id mapped before them,
@@ -45,7 +47,7 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.gtid_events import parse_mysql_gtid_event
 from binreplay.binlog.table_map import check_table_map
 from binreplay.errors import BadInputError, UnsupportedError
-from binreplay.model import Gtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.model import Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
 from binreplay.source.event_bodies import FileEvents, xid
 from binreplay.source.payload import assemble_payload
 
@@ -92,6 +94,13 @@ class OpenTransaction:
     @property
     def empty(self) -> bool:
         return not self.spans and not self.pending
+
+
+def _flagged_ddl(gtid: Gtid | None) -> bool:
+    """A MariaDB GTID flagged DDL: its group's statement commits implicitly. On a group that is not
+    standalone it is CREATE TABLE ... SELECT in row format: the CREATE, then the rows (which
+    autocommit on a server that replays it), then COMMIT."""
+    return isinstance(gtid, MariadbGtid) and bool(gtid.flags & C.FL_DDL)
 
 
 class Assembler(FileEvents):
@@ -359,7 +368,8 @@ class Assembler(FileEvents):
             timestamp=g.timestamp, kind=kind, fde=f.fde, data=f.data[g.start:end], spans=g.spans,
             base=g.start, infos=g.infos, gtid=g.gtid,
             tables=self._table_set(g), thread_id=g.thread_id,
-            uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload)
+            uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload,
+            implicit_commit=kind is not TrxKind.DDL and g.statements > 0 and _flagged_ddl(g.gtid))
 
     def _table_set(self, g: OpenTransaction) -> frozenset[tuple[str, str]]:
         tables = frozenset((i.schema, i.table) for i in g.table_ids.values())
