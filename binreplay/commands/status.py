@@ -18,6 +18,7 @@ from binreplay.errors import TargetError, describe
 from binreplay.server.connection import ServerConfig, connect
 from binreplay.source.reader import BinlogReader
 from binreplay.state.readback import ProgressReadback
+from binreplay.times import shown_time
 
 # The replay flags a run records (runs.arguments), in the order a command line gives them.
 _REPLAY_FLAGS = ("from_backup", "start_position", "start_datetime", "start_gtid", "include_gtids", "exclude_gtids",
@@ -32,7 +33,7 @@ class SourceTransaction:
     """A transaction looked up in the binlogs (when status is given them)."""
     position: str          # file:end position
     gtid: str | None
-    source_time: str       # its first event's timestamp, UTC
+    source_time: str       # its first event's timestamp (local time with its offset, binreplay.times)
 
 
 @dataclass
@@ -62,6 +63,9 @@ class RunStatus:
 
     @property
     def message(self) -> str:
+        if self.state == "incomplete" and self.recorded_state == "failed":
+            # Whether a rerun can succeed depends on the error: its line said so (errors.advice).
+            return "the last run stopped with an error (below): once its cause is fixed, rerunning resumes it"
         return {
             "none": "no binreplay run recorded on this target",
             "active": "a replay is running now",
@@ -71,8 +75,9 @@ class RunStatus:
         }[self.state]
 
 
-def _utc(value: object) -> str | None:
-    return f"{value} UTC" if value is not None else None
+def _shown(value: datetime | None) -> str | None:
+    """A time the server recorded in UTC, shown like every time binreplay shows (binreplay.times)."""
+    return shown_time(value.replace(tzinfo=UTC).timestamp()) if value is not None else None
 
 
 def read_status(cfg: ServerConfig, schema: str = "binreplay", binlogs: list[Path] | None = None) -> RunStatus:
@@ -96,11 +101,12 @@ class _Reader:
             return st
         st.run_id, st.recorded_state, st.arguments = run.run_id, run.state, run.arguments
         st.binlog_files = run.binlog_files
-        st.started_at, st.updated_at, st.finished_at = (_utc(t)
+        st.started_at, st.updated_at, st.finished_at = (_shown(t)
                                                          for t in (run.started_at, run.updated_at, run.finished_at))
         st.host, st.pid, st.last_error = run.host, run.pid, run.last_error
         self._progress(st, run.run_id)
         self._activity(st)
+        binlogs = binlogs or recorded_binlogs(st)
         self._look_up_mark(st, binlogs)
         st.state = ("active" if st.active_connection is not None else
                     st.recorded_state if st.recorded_state in ("complete", "abandoned") else "incomplete")
@@ -116,9 +122,10 @@ class _Reader:
         last = self.progress.furthest_applied(run_id, mark)
         if last is not None:
             st.last_applied = {"position": f"{last.binlog_file}:{last.end_pos}", "gtid": last.gtid,
-                               "applied_at": _utc(last.applied_at)}
+                               "applied_at": _shown(last.applied_at)}
         st.pending_ddl = [{"position": f"{d.binlog_file}:{d.end_pos}",
-                           "statement": d.statement.decode("utf-8", "replace")[:200], "started_at": _utc(d.started_at)}
+                           "statement": d.statement.decode("utf-8", "replace")[:200],
+                           "started_at": _shown(d.started_at)}
                           for d in self.progress.pending_ddl(run_id)]
 
     def _activity(self, st: RunStatus) -> None:
@@ -150,8 +157,14 @@ class _Reader:
             previous = trx
 
 
+def recorded_binlogs(st: RunStatus) -> list[Path]:
+    """The binlog files the latest run read, where it recorded them, if they are all still there."""
+    paths = [Path(p) for p in st.arguments.get("binlog_paths") or ()]
+    return paths if paths and all(p.is_file() for p in paths) else []
+
+
 def _described(trx) -> SourceTransaction:
-    when = datetime.fromtimestamp(trx.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = shown_time(trx.timestamp)
     return SourceTransaction(str(trx.end), str(trx.gtid) if trx.gtid is not None else None, when)
 
 
@@ -169,6 +182,8 @@ def resume_command(st: RunStatus, cfg: ServerConfig, binlogs: list[Path]) -> str
     words += ["--ssl-mode", cfg.ssl_mode] if cfg.ssl_mode else []
     for name in _REPLAY_FLAGS:
         value = st.arguments.get(name)
+        if name == "from_backup":   # its coordinates identify the run; the path is beside them (older runs: only it)
+            value = st.arguments.get("from_backup_path") or (value if isinstance(value, str) else None)
         if value is not None and value != "":
             words += [f"--{name.replace('_', '-')}", str(value)]
     for name, flag in _REPEATED_FLAGS.items():
@@ -182,6 +197,18 @@ def resume_command(st: RunStatus, cfg: ServerConfig, binlogs: list[Path]) -> str
     return shlex.join(words)
 
 
+def _shown_arguments(arguments: dict) -> dict:
+    """The recorded arguments as a DBA reads them: the backup by its path and the coordinates that
+    identify it (not the identity's dict), without the file lists shown on their own line."""
+    shown = {k: v for k, v in arguments.items()
+             if v not in (None, "", False) and k not in ("binlog_files", "binlog_paths", "from_backup_path")}
+    backup = arguments.get("from_backup")
+    if isinstance(backup, dict):
+        coordinates = ", ".join(str(v) for v in backup.values())
+        shown["from_backup"] = f"{arguments.get('from_backup_path') or 'a backup'} ({coordinates})"
+    return shown
+
+
 def human_status(st: RunStatus) -> str:
     if st.state == "none":
         return f"binreplay status: {st.message} (no progress tables in schema {st.schema})"
@@ -190,15 +217,14 @@ def human_status(st: RunStatus) -> str:
              f"{f', finished {st.finished_at}' if st.finished_at else ''} (host {st.host}, pid {st.pid})"]
     files = st.binlog_files
     lines.append(f"binlogs: {len(files)} file(s){f' {files[0]} .. {files[-1]}' if files else ''}; arguments: "
-                 + ", ".join(f"{k}={v}" for k, v in sorted(st.arguments.items())
-                             if v not in (None, "", False) and k != "binlog_files"))
+                 + ", ".join(f"{k}={v}" for k, v in sorted(_shown_arguments(st.arguments).items())))
     if st.low_water_mark:
         lines.append(f"applied up to: {st.low_water_mark} ({st.transactions_to_mark} transactions read up to it)")
     else:
         lines.append("applied up to: nothing recorded yet (the run starts at its start point)")
     if st.low_water_mark and st.mark_transaction is None:
         lines.append("  (give the binlog files as arguments to see the GTID and source time at the mark)")
-    for label, trx in (("at the mark", st.mark_transaction), ("next to apply", st.next_transaction)):
+    for label, trx in (("last applied (at the mark)", st.mark_transaction), ("next to apply", st.next_transaction)):
         if trx is not None:
             lines.append(f"  {label}: {trx.position}{f' GTID {trx.gtid}' if trx.gtid else ''}, "
                          f"source time {trx.source_time}")

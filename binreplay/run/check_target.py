@@ -249,8 +249,7 @@ def _progress(conn: pymysql.connections.Connection, opts: ReplayOptions, bounds:
         result.notes.append(f"the replay would begin a new run: {decision.replaced}")
     if decision.resume is None:
         return None, None
-    store.run_id = decision.resume
-    resume = store.resume_state(resumed=True)
+    resume = store.resume_state(decision.resume, resumed=True)
     error = past_stop_error(resume, stopped_at, None, names)
     if error is not None:
         result.problems.append(error)

@@ -85,8 +85,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
         total, stopped_at, stop_reason = found.in_range, found.stopped_at, found.stop_reason
     run = _Run(opts, bounds, files, reporter, summary, validated)
     try:
-        run.prepare_target()
-        run.check_not_past(stopped_at, stop_reason)
+        run.prepare_target(stopped_at, stop_reason)
         run.replay(total, stopped_at)
     except BaseException:
         if summary.outcome == "running":
@@ -118,7 +117,10 @@ class _Run:
         self.prepare_rows: Callable[[list[Transaction]], bytes | None] | None = None
         self.triggers: TriggerWatch | None = None      # --apply sql: triggers that would fire (prepare_target)
 
-    def prepare_target(self) -> None:
+    def prepare_target(self, stop: BinlogPosition | None = None, stop_reason: str | None = None) -> None:
+        """Connect, check and claim the target. A target whose progress records go beyond where this
+        selection stops (`stop`) holds transactions it must not have: a replay cannot undo them, so the
+        command is refused before it writes anything (the run it would resume keeps its record)."""
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
         # One wait for a target that went away, shared by every session of the run.
@@ -152,8 +154,10 @@ class _Run:
                 "stop_gtid": opts.stop_gtid, **opts.filters.arguments(), "apply_mode": opts.apply_mode,
                 "allow_triggers": opts.allow_triggers}
         start = (self.files[self.bounds.start_file_index].name, self.bounds.start_position or 0)
-        self.resume = store.begin_run(opts.fingerprint(), args, [f.name for f in self.files], restart=opts.restart,
-                                      start=start, target_restored=opts.target_restored)
+        names = [f.name for f in self.files]
+        self.resume = store.begin_run(opts.fingerprint(), args, names, restart=opts.restart, start=start,
+                                      target_restored=opts.target_restored,
+                                      refuse=lambda resume: past_stop_error(resume, stop, stop_reason, names))
         self.arguments = args   # recorded as the run's latest once it goes on (replay)
         if self.resume.replaced:
             self.reporter.warn(self.resume.replaced, self.summary)
@@ -182,7 +186,7 @@ class _Run:
         grouping = opts.group_commit and not opts.preserve_gtids
         # With --preserve-gtids a commit carries one GTID: spans with temporary tables cannot be one commit.
         self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes),
-                               temporary=None if opts.preserve_gtids else TemporaryTables(),
+                               temporary=TemporaryTables(), units=not opts.preserve_gtids,
                                warn=lambda message: self.reporter.warn(message, self.summary))
         self._pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
         self.schema = session.schema
@@ -196,14 +200,6 @@ class _Run:
             self.reporter.waiting("target", notice.waited_s, notice.timeout_s, notice.message)
         else:
             self.reporter.warn(notice.message, self.summary)
-
-    def check_not_past(self, stop: BinlogPosition | None, reason: str | None) -> None:
-        """A target whose progress records go beyond where this selection stops holds transactions it
-        must not have: a replay cannot undo them, so it is refused (not reported complete)."""
-        error = past_stop_error(self.resume, stop, reason, [f.name for f in self.files])
-        if error is not None:
-            self._stop_safely("failed", str(error))   # recorded, so `status` says why this run did nothing
-            raise error
 
     def _on_done(self, batch: Batch) -> None:
         """Called by a worker under the pool's lock once a batch committed."""

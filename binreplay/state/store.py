@@ -23,6 +23,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pymysql
@@ -290,9 +291,16 @@ class ProgressStore:
         return RunDecision(resume=int(run_id))
 
     def begin_run(self, fingerprint: str, arguments: dict, files: list[str], *, restart: bool,
-                  start: tuple[str, int] = ("", 0), target_restored: bool = False) -> ResumeState:
-        """Resume the target's run of this replay, or begin one (`decide_run` says which)."""
+                  start: tuple[str, int] = ("", 0), target_restored: bool = False,
+                  refuse: Callable[[ResumeState], Exception | None] | None = None) -> ResumeState:
+        """Resume the target's run of this replay, or begin one (`decide_run` says which). `refuse`
+        sees the run to resume before anything is written: an error it returns is raised with the
+        run's record left as it was (a command refused changes nothing on the target)."""
         decision = self.decide_run(fingerprint, files, restart=restart, start=start, target_restored=target_restored)
+        if decision.resume is not None and refuse is not None:
+            error = refuse(self.resume_state(decision.resume, resumed=True))
+            if error is not None:
+                raise error
         if decision.abandon is not None:
             self._exec(f"UPDATE {self.q}.runs SET state='abandoned', updated_at=NOW(6) WHERE run_id=%s",
                        (decision.abandon,))
@@ -301,7 +309,7 @@ class ProgressStore:
             self._exec(f"UPDATE {self.q}.runs SET state='running', binlog_files=%s, host=%s, pid=%s, "
                        "updated_at=NOW(6), finished_at=NULL, last_error=NULL WHERE run_id=%s",
                        (json.dumps(files), socket.gethostname(), os.getpid(), self.run_id))
-            return self.resume_state(resumed=True)
+            return self.resume_state(self.run_id, resumed=True)
         self._exec(f"INSERT INTO {self.q}.runs (fingerprint, arguments, binlog_files, state, host, pid) "
                    "VALUES (%s, %s, %s, 'running', %s, %s)",
                    (fingerprint, json.dumps(arguments, sort_keys=True), json.dumps(files),
@@ -331,19 +339,19 @@ class ProgressStore:
         ends = [RunProgress(str(file), int(pos)) for file, pos in rows]
         return max(ends, key=lambda e: (binlog_sort_key(e.binlog_file), e.pos), default=None)
 
-    def resume_state(self, resumed: bool) -> ResumeState:
-        assert self.run_id is not None
+    def resume_state(self, run_id: int, resumed: bool) -> ResumeState:
+        """What run `run_id` recorded: its mark and the ranges applied above it (reads only)."""
         mark = self._exec(f"SELECT file_index, binlog_file, pos, transactions FROM {self.q}.checkpoint "
-                          "WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1", (self.run_id,))
+                          "WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1", (run_id,))
         low = BinlogPosition(int(mark[0][0]), str(mark[0][1]), int(mark[0][2])) if mark else None
         before = int(mark[0][3]) if mark else 0
         columns = f"SELECT file_index, start_pos, end_pos, transactions FROM {self.q}.applied WHERE run_id=%s"
         if low is None:
-            applied = self._exec(columns, (self.run_id,))
+            applied = self._exec(columns, (run_id,))
         else:
             applied = self._exec(columns + " AND (file_index > %s OR (file_index = %s AND end_pos > %s))",
-                                 (self.run_id, low.file_index, low.file_index, low.pos))
-        return ResumeState(self.run_id, resumed, low, AppliedRanges(applied), before)
+                                 (run_id, low.file_index, low.file_index, low.pos))
+        return ResumeState(run_id, resumed, low, AppliedRanges(applied), before)
 
     def finish(self, state: str, error: str | None = None) -> None:
         if self.run_id is None:

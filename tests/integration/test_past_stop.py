@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from binreplay.errors import ExitCode
@@ -37,6 +38,10 @@ def test_a_target_past_the_stop_point_is_refused(clean_servers) -> None:
     earlier = replay_into(source, target, start, "--stop-gtid", str(tenth.gtid), "--progress", "none")
     one_line_error(earlier, ExitCode.PAST_STOP, "past the requested stop point", "restore the backup again")
     assert users_on(target) == 23
+    # The refused command changed nothing: the run it would have resumed is still the complete one.
+    status = run_binreplay("status", *target.connection_flags(), "--format", "json")
+    ok(status)
+    assert json.loads(status.stdout)["state"] == "complete", status.stdout
 
 
 def test_a_replay_stopped_at_a_point_can_be_extended_and_rerun_at_it(clean_servers) -> None:
