@@ -13,7 +13,9 @@ Errors from a MySQL/MariaDB server (pymysql exceptions) are classified here and 
     PRIVILEGE  the user lacks a privilege: say which one
     CORRUPT    the server found a binlog event (or, --apply sql, a row value) corrupt: bad input (exit 3),
                naming the source transaction that carried it (the binlog is damaged, not the target)
-    REFUSED    anything else: the statement was rejected
+    REFUSED    anything else: the statement was rejected; `refusal` says whether a rerun can succeed (the
+               server's condition, once fixed) or fails the same way (the target's data contradicts the
+               binlog: wrong backup or start point; or the statement itself)
 """
 
 from __future__ import annotations
@@ -37,16 +39,20 @@ class ExitCode(enum.IntEnum):
     SCHEMA_MISMATCH = 9   # the target's tables do not match the binlog's (not restored from the right backup?)
     SOURCE = 10           # the live source (--source-host, fetch) unreachable or lost for too long
     PAST_STOP = 11        # the target already holds transactions after the requested stop point
+    STOP_NOT_REACHED = 12  # no event of the binlogs reaches --stop-datetime (unless --allow-unreached-stop)
+    SAME_SERVER = 13      # the target is the server that wrote the binlogs (refused unless forced)
     INTERRUPTED = 130     # stopped by a signal; rerun the same command to resume
 
 
 class BinreplayError(Exception):
     """Base class: carries the exit code the CLI uses, and whether rerunning the same command
-    resumes. The CLI adds that advice to the error line (`advice`); messages never carry it."""
+    resumes. The CLI adds that advice to the error line (`advice`); messages never carry it.
+    `remedy` is what to do instead when a rerun would fail the same way."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
     resumable: bool = False
     advice_text = "rerun the same command to resume"
+    remedy = ""
 
     def __init__(self, message: str = "", *, resumable: bool | None = None) -> None:
         super().__init__(message)
@@ -78,6 +84,27 @@ class TargetError(BinreplayError):
     exit_code = ExitCode.TARGET
     resumable = True
     advice_text = "what was applied is recorded: rerun the same command to resume"
+
+
+class TargetUnreachable(TargetError):
+    """The target could not be reached (refused, no socket, lost in the handshake, shutting down):
+    a run waits for it (server/reconnect.py) before giving up."""
+
+
+class RejectedError(TargetError):
+    """The target refused a source transaction for a reason a rerun meets again (`refusal`)."""
+
+    resumable = False
+    remedy = "a rerun fails the same way until the target or the command changes"
+
+
+class TargetStateError(RejectedError):
+    """The target's data or schema is not what the transaction expects (a duplicate key, a table or
+    database that exists or is missing): the target is not the state these binlogs continue from."""
+
+    remedy = ("the target is not in the state these binlogs continue from: was it restored from the backup they "
+              "follow, and does the replay start at that backup's coordinates (--from-backup)? A rerun fails the "
+              "same way: restore the backup again, then replay from its coordinates")
 
 
 class PrivilegeError(TargetError):
@@ -114,6 +141,20 @@ class PastStopError(BinreplayError):
     cannot undo them (a rerun fails the same way; the backup must be restored again)."""
 
     exit_code = ExitCode.PAST_STOP
+
+
+class StopNotReachedError(BinreplayError):
+    """No event of the binlogs is at or after --stop-datetime: replaying them all would not be the
+    point in time asked for (the later binlogs are missing, or the time is wrong)."""
+
+    exit_code = ExitCode.STOP_NOT_REACHED
+
+
+class SameServerError(BinreplayError):
+    """The target has the server_id (MySQL: server_uuid) that wrote the binlogs: replaying a server's
+    own binlogs into it would apply its transactions twice."""
+
+    exit_code = ExitCode.SAME_SERVER
 
 
 class Interrupted(BinreplayError):
@@ -169,6 +210,42 @@ _CORRUPT_IN_BINLOG = frozenset({ER_UNKNOWN_ERROR, ER_SYNTAX_ERROR})
 # (seen with --apply sql; BINLOG stores such bytes as they are).
 ER_INVALID_CHARACTER_STRING = 1300
 _CORRUPT_IN_ROWS = frozenset({ER_INVALID_CHARACTER_STRING})
+# What the server's refusal of a source transaction means for a rerun (`refusal`). The target's data or
+# schema contradicts the binlog: a duplicate key, a row event's row not found, a database/table/column/index
+# that exists already or is missing, a foreign key violated. The target is not the state the binlogs
+# continue from (wrong backup, wrong start point, or replayed twice), which no rerun changes.
+_TARGET_STATE = frozenset({
+    1062, 1586, 1022,                   # duplicate entry (with key name), can't write: duplicate key
+    1032,                               # row not found (a row event's before image)
+    1007, 1008, 1049,                   # database exists, can't drop (missing), unknown database
+    1050, 1051, 1146,                   # table exists, unknown table (DROP), table doesn't exist
+    1054, 1060, 1061, 1091,             # unknown column, duplicate column / key name, can't drop field or key
+    1451, 1452,                         # foreign key: a child row exists, no parent row
+})
+# The server's condition refused it, not the transaction: once it is fixed a rerun resumes. Out of disk
+# space (_NO_SPACE), read-only, a statement killed or past its time limit, too big a packet, out of memory.
+_CONDITION = frozenset({1290, 1836, 1317, 1969, 3024, 1153, 1301, 1037, 1038, 1041, 1206, 1040, 1135}) | _NO_SPACE
+
+
+class Refusal(enum.Enum):
+    TARGET_STATE = "target state"       # the target is not what the binlog continues from: TargetStateError
+    CONDITION = "condition"             # fix the server's condition, then rerun: TargetError (resumable)
+    STATEMENT = "statement"             # the transaction itself is refused: a rerun fails the same way
+
+
+def refusal(code: int) -> Refusal:
+    """What a REFUSED error (classify) means for a rerun."""
+    if code in _TARGET_STATE:
+        return Refusal.TARGET_STATE
+    return Refusal.CONDITION if code in _CONDITION else Refusal.STATEMENT
+
+
+def rejected_error(code: int) -> type[TargetError]:
+    """The error class for the target's refusal of a source transaction with this error number."""
+    return {Refusal.TARGET_STATE: TargetStateError, Refusal.CONDITION: TargetError,
+            Refusal.STATEMENT: RejectedError}[refusal(code)]
+
+
 # Not here: 1677 ER_SLAVE_CONVERSION_FAILED (a column of another type) means a damaged TABLE_MAP as
 # often as a target table of another definition, which is not bad input; it stays REFUSED (exit 4).
 
@@ -225,5 +302,6 @@ def describe(exc: BaseException) -> str:
 
 
 def advice(exc: BinreplayError) -> str:
-    """What the error line ends with: how to go on."""
-    return f"; {exc.advice_text}" if exc.resumable else ""
+    """What the error line ends with: how to go on (rerunning, only when a rerun can succeed)."""
+    text = exc.advice_text if exc.resumable else exc.remedy
+    return f"; {text}" if text else ""

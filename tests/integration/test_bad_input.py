@@ -76,7 +76,7 @@ def test_unreachable_target_and_wrong_password(clean_servers) -> None:
                       str(start[1]), "--progress", "none")
     one_line_error(r, ExitCode.TARGET, "cannot connect", "127.0.0.1:1")
     target.execute("CREATE USER 'pw'@'localhost' IDENTIFIED BY 'right-secret'")
-    r = run_binreplay("replay", *files, "-S", str(target.socket), "-u", "pw", "-p", "wrong-secret",
+    r = run_binreplay("replay", *files, "-S", str(target.socket), "-u", "pw", "-pwrong-secret",
                       "--start-position", str(start[1]), "--progress", "none")
     one_line_error(r, ExitCode.TARGET, "access denied")
     assert "wrong-secret" not in r.stderr and "right-secret" not in r.stderr
@@ -146,7 +146,7 @@ def test_password_is_not_in_the_process_list(clean_servers) -> None:
     holder.cursor().execute("BEGIN")
     holder.cursor().execute("SELECT * FROM app.users FOR UPDATE")  # keeps the replay running a while
     proc = subprocess.Popen([sys.executable, "-m", "binreplay", "replay", *files, "-S", str(target.socket), "-u",
-                             "pwuser", "-p", "Sup3r-Secret", "--start-position", str(start[1]), "--progress", "none"],
+                             "pwuser", "-pSup3r-Secret", "--start-position", str(start[1]), "--progress", "none"],
                             stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(2.5)

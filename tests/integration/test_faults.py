@@ -84,7 +84,7 @@ def test_target_server_killed_and_restarted(clean_servers, reliability) -> None:
     durable = target.execute("SELECT @@innodb_flush_log_at_trx_commit, @@innodb_doublewrite")[0]
     assert tuple(int(v) for v in durable) == (1, 1)
     proc, _ = start_replay(files, target, start, "--workers", "4", "--group-max-trx", "5",
-                           env={"BINREPLAY_RECONNECT_WINDOW": "3"})
+                           "--reconnect-timeout", "3")
     seen: list[str] = []
     progress = wait_for_progress(proc, seen)
     assert progress is not None and progress["applied"] < 6001, "".join(seen)

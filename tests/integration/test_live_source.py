@@ -358,13 +358,13 @@ def test_source_errors_have_their_exit_codes(clean_servers, tmp_path):
     r = run_binreplay("fetch", "--source-socket", str(tmp_path / "none.sock"), "--source-user", "root", "--out", out)
     assert r.returncode == ExitCode.SOURCE and "source" in r.stderr, r.stderr
     source.execute("CREATE USER 'nobinlog'@'localhost' IDENTIFIED BY 'pw'")
-    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password", "pw", "--out", out)
+    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password=pw", "--out", out)
     assert r.returncode == 5 and "BINLOG MONITOR" in r.stderr, r.stderr
     source.execute("GRANT BINLOG MONITOR ON *.* TO 'nobinlog'@'localhost'")
-    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password", "pw", "--out", out)
+    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password=pw", "--out", out)
     assert r.returncode == 5 and "REPLICATION SLAVE" in r.stderr, r.stderr
     source.execute("GRANT REPLICATION SLAVE ON *.* TO 'nobinlog'@'localhost'")
-    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password", "pw", "--out", out)
+    r = run_binreplay("fetch", *_source_flags(source, "nobinlog"), "--source-password=pw", "--out", out)
     assert r.returncode == 0, r.stderr
     _assert_identical(source, Path(out))
 

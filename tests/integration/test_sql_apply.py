@@ -485,7 +485,7 @@ def test_sql_mode_needs_no_binlog_privilege(clean_servers) -> None:
     run_on(source, ["INSERT INTO sa.t VALUES (1, 1), (2, 2)", "UPDATE sa.t SET v = 3 WHERE id = 2",
                     "CREATE TABLE sa.t2 (id INT)"])
     files = binlogs_from(source, start[0])
-    flags = ["-S", str(target.socket), "-u", "plain", "-p", "pw", "--start-position", str(start[1]),
+    flags = ["-S", str(target.socket), "-u", "plain", "-ppw", "--start-position", str(start[1]),
              "--progress", "none"]
     denied = run_binreplay("replay", *files, *flags)
     assert denied.returncode == 5, denied.stderr
