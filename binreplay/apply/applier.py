@@ -22,15 +22,22 @@ import pymysql
 from binreplay.apply.encoders import Encoder
 from binreplay.apply.packets import SessionState, Step, pack
 from binreplay.apply.row_checks import RowCheck
-from binreplay.devtools.faults import crash_point
-from binreplay.errors import BadInputError, Fault, TargetError, classify, describe, error_code
-from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
+from binreplay.binlog.boundaries import is_transaction_control
+from binreplay.binlog.constants import ROWS_EVENTS
+from binreplay.devtools.faults import crash_point, disconnect_point
+from binreplay.errors import BadInputError, Fault, TargetError, classify, describe, error_code, rejected_error
+from binreplay.model import BinlogPosition, MariadbGtid, MysqlGtid, QueryInfo, Transaction, TrxKind
 from binreplay.schedule.batches import Batch
+from binreplay.server.catalog import session_busy
 from binreplay.server.connection import ServerConfig, connect
-from binreplay.server.sql import quote_string
-from binreplay.state.store import ProgressStore
+from binreplay.server.reconnect import Reconnector
+from binreplay.server.sql import quote_ident, quote_string
+from binreplay.state.store import DdlIntent, ProgressStore
 
 log = logging.getLogger(__name__)
+
+# The warning of a ROLLBACK whose transaction changed tables that cannot roll back (MyISAM, Aria ...).
+ER_WARNING_NOT_COMPLETE_ROLLBACK = 1196
 
 class _Retry(Exception):
     """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
@@ -61,8 +68,11 @@ class Applier:
     transactions become in the apply mode of the run."""
 
     def __init__(self, cfg: ServerConfig, store: ProgressStore, make_encoder: Callable[[Applier], Encoder], *,
-                 preserve_gtids: bool = False, name: str = "worker-0", max_retries: int = 10) -> None:
+                 preserve_gtids: bool = False, name: str = "worker-0", max_retries: int = 10,
+                 reconnector: Reconnector | None = None) -> None:
         self.cfg = cfg
+        # Waits for a target that went away (shared by the run's sessions); without one, no wait.
+        self.reconnector = reconnector or Reconnector(timeout_s=0)
         self.base_store = store
         self.store = store
         self.preserve_gtids = preserve_gtids
@@ -77,12 +87,20 @@ class Applier:
         self.encoder = make_encoder(self)
         # Called before COMMIT with the batch; False = not our turn in time (--preserve-commit-order).
         self.commit_gate: Callable[[Batch], bool] | None = None
+        self.session = 0                      # which target session this is (counted by `open`)
+        # Spans whose temporary tables an earlier commit left open, and the session that holds them.
+        self._temporary_sessions: dict[BinlogPosition, int] = {}
+        # What the last ROLLBACK of the current attempt showed: an open transaction rolled back with
+        # nothing kept (`_rolled_back_clean`), or the server's warning that some changes were kept.
+        self._rolled_back_clean = False
+        self._rollback_kept = False
 
     # -- connection ------------------------------------------------------------
 
     def open(self) -> None:
         # --apply sql: UPDATE reports the rows it found, not only those it changed (row_checks.py).
         self.conn = connect(self.cfg, found_rows=self.encoder.found_rows)
+        self.session += 1
         # Row changes are applied by primary key; READ COMMITTED takes no gap locks, so
         # workers applying disjoint rows do not block each other on neighbouring gaps.
         self._send(b"SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -134,18 +152,33 @@ class Applier:
         trxs = batch.members
         for attempt in range(self.max_retries + 1):
             if self.conn is None:
-                self.open()
+                self.reconnector.call(self.open)
+            self._check_temporary_session(batch)
+            self._rolled_back_clean = self._rollback_kept = False
             try:
-                if len(trxs) == 1 and trxs[0].kind is TrxKind.DDL:
+                if batch.unit:
+                    # A span with temporary tables: one commit, whatever its members (schedule/temporary.py).
+                    self._apply_transactional(batch)
+                elif len(trxs) == 1 and trxs[0].journaled:
                     self._apply_standalone(batch)
                 elif len(trxs) == 1 and trxs[0].non_transactional:
                     self._apply_rolled_back(batch)
                 else:
                     self._apply_transactional(batch)
+                if batch.temporary_from is not None:
+                    self._temporary_sessions[batch.temporary_from] = self.session
                 return
             except (_Corrupt, BadInputError) as exc:
                 # The target's server found an event corrupt, or (--apply sql) decoding one failed.
                 self.state.forget()
+                if batch.unit and len(trxs) > 1:
+                    # Its members cannot be committed one at a time (the temporary tables would not survive
+                    # a rerun from between them): it stops here, all of it rolled back.
+                    why = exc.reason if isinstance(exc, _Corrupt) else str(exc)
+                    raise BadInputError(f"one of the {len(trxs)} transactions from {batch.start} (a span with "
+                                        "temporary tables, applied as one commit) carries an event the target's "
+                                        f"server found corrupt or that cannot be decoded: {why}; nothing of the span "
+                                        "was applied, everything before it was") from None
                 if len(trxs) == 1:
                     if isinstance(exc, BadInputError):
                         raise
@@ -160,16 +193,51 @@ class Applier:
                 for sub in one_at_a_time(batch):
                     self._apply(sub)
                 return
-            except _Retry as exc:
+            except (_Retry, pymysql.err.MySQLError) as exc:
+                if isinstance(exc, pymysql.err.MySQLError):
+                    # Lost while binreplay's own bookkeeping ran (the DDL journal, a progress row outside
+                    # a transaction): a retry reads the journal again, so it repeats nothing done.
+                    if classify(exc) is not Fault.LOST:
+                        raise
+                    self.close()
+                reason = exc.reason if isinstance(exc, _Retry) else f"lost the connection ({describe(exc)})"
+                self._refuse_partial_retry(batch, reason)
+                if batch.unit:
+                    # ROLLBACK does not drop the temporary tables the attempt created: start a fresh session.
+                    self.close()
                 self.retries += 1  # read by the reporter (an int: no lock needed)
                 # Settings built for steps that never ran would otherwise be thought sent.
                 self.state.forget()
                 if attempt == self.max_retries:
                     raise TargetError(f"gave up on the transaction at {trxs[0].start} after {attempt + 1} attempts "
-                                      f"({exc.reason})") from None
+                                      f"({reason})") from None
                 delay = min(0.05 * 2 ** attempt, 2.0)
-                log.info("%s: %s at %s; retrying in %.2fs", self.name, exc.reason, trxs[0].start, delay)
+                log.info("%s: %s at %s; retrying in %.2fs", self.name, reason, trxs[0].start, delay)
                 time.sleep(delay)
+
+    def _refuse_partial_retry(self, batch: Batch, reason: str) -> None:
+        """A failed attempt that may have left changes a rollback cannot undo is not retried: that
+        would apply them twice. Retried only when a ROLLBACK of the open transaction undid it all."""
+        kept = sorted({k for trx in batch.members if (k := trx.kept_on_rollback)})
+        if not self._rollback_kept and (not kept or self._rolled_back_clean):
+            return
+        trx = next((t for t in batch.members if t.kept_on_rollback), batch.members[0])
+        what = ", ".join(kept) if kept else "a table that cannot roll back (the target said so)"
+        where = f"{trx.start} (GTID {trx.gtid})" if trx.gtid is not None else f"{trx.start} (no GTID)"
+        raise TargetError(f"the transaction at {where} writes {what} and failed ({reason}) after part of it may "
+                          "have been applied; binreplay does not retry it, which could apply that part twice: "
+                          "check those tables, then rerun (it applies the transaction again)")
+
+    def _check_temporary_session(self, batch: Batch) -> None:
+        """A transaction that needs temporary tables an earlier commit opened (a span that could not be
+        one commit) cannot continue in another session: the tables went with the lost one."""
+        span = batch.temporary_from
+        if span is None or self._temporary_sessions.get(span, self.session) == self.session:
+            return
+        raise TargetError(f"lost the target session holding the temporary tables opened at {span}, which the "
+                          f"transaction at {batch.start} needs: that span could not be applied as one commit (see "
+                          "the warning about it), so no other session can continue it; restore the backup and "
+                          "replay again")
 
     def _gtid_sets(self, trx: Transaction) -> list[bytes]:
         g = trx.gtid
@@ -193,14 +261,18 @@ class Applier:
         trxs = batch.members
         enc = self.encoder
         prefix = self._gtid_sets(trxs[0]) + [b"BEGIN"] + enc.check_reset()
-        if trxs[0].kind in (TrxKind.STATEMENT, TrxKind.MIXED):
+        if batch.barrier and any(t.kind in (TrxKind.STATEMENT, TrxKind.MIXED, TrxKind.DDL) for t in trxs):
             # Statements run alone; keep the server's default isolation for them (a statement-format
             # binlog on the target refuses READ COMMITTED).
             prefix.insert(0, b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         suffix = enc.check_guard() + [self.store.applied_insert_of(batch), b"COMMIT"] + self._gtid_reset(trxs[0])
-        pieces = enc.pieces(trxs)
+        # A unit goes member by member: the fault tests kill binreplay between them, while the
+        # temporary tables are open in this session ("temporary-open").
+        pieces = [p for trx in trxs for p in enc.pieces([trx])] if batch.unit else enc.pieces(trxs)
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1
+            if i and batch.unit:
+                crash_point("temporary-open")
             try:
                 parts = self._body(piece, batch.statement if len(pieces) == 1 else None)
             except Exception:
@@ -234,25 +306,66 @@ class Applier:
         self._run(batch, [Step(self.store.applied_insert_of(batch))], commit=False)
 
     def _apply_standalone(self, batch: Batch) -> None:
+        """A transaction that commits implicitly (`Transaction.journaled`): its statement alone, between
+        the journal's `started` entry and its record; for CREATE TABLE ... SELECT the rows after the
+        CREATE then go in one target transaction with the record. Whatever interrupts it (a kill, a
+        lost connection), the statement has run or not and the rows are there with their record or
+        not at all; the journal tells a rerun which."""
         trx = batch.members[0]
-        parts = self._body([trx])
-        statement = b"\n".join(p.sql for p in parts if p.kind == "statement")
+        statement_part, rows_part = split_at_implicit_commit(trx)
         intent = self.store.ddl_intent(trx)
+        ran = statement_part is None   # the filters dropped the statement: only its rows are left
         if intent is not None:
-            # An earlier process started this statement and died before recording it.
-            if self.store.schema_fingerprint() != intent.schema_before:
-                log.warning("%s: the statement at %s had taken effect before the interruption; recording it",
-                            self.name, trx.start)
-                self.store.ddl_done(trx)
-                return
-            log.warning("%s: the statement at %s had not taken effect before the interruption; running it",
-                        self.name, trx.start)
-        self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
-        crash_point("ddl-started")
-        steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
-        self._run(batch, steps, commit=False)
-        crash_point("ddl-executed")
-        self.store.ddl_done(trx)
+            # An earlier attempt started the statement and was interrupted before recording it.
+            self._await_earlier_attempt(intent, trx)
+            ran = self.store.schema_fingerprint() != intent.schema_before
+            then = "running it" if not ran else "recording it" if rows_part is None else "applying the rows after it"
+            log.warning("%s: the statement at %s had %staken effect before the interruption; %s", self.name,
+                        trx.start, "" if ran else "not ", then)
+        if statement_part is not None and not ran:
+            parts = self._body([statement_part])
+            statement = b"\n".join(p.sql for p in parts if p.kind == "statement")
+            self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
+            crash_point("ddl-started")
+            steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
+            self._run(batch, steps, commit=False)
+            crash_point("ddl-executed")
+            if disconnect_point("ddl-executed"):
+                self._lose_connection()
+        if rows_part is None:
+            self.store.ddl_done(batch)
+            return
+        # Built now: --apply sql reads the definition of the table the statement created.
+        enc = self.encoder
+        parts = self._body([rows_part])
+        # An earlier attempt's CREATE made the table, so it holds only rows of this transaction: none
+        # (rolled back), or, in a table that cannot roll back, those that attempt wrote. Start empty.
+        emptied = [f"DELETE FROM {quote_ident(db)}.{quote_ident(table)}".encode()
+                   for db, table in sorted(rows_part.tables)] if ran and statement_part is not None else []
+        self._run(batch, pack(parts, prefix=[b"BEGIN", *enc.check_reset(), *emptied],
+                              suffix=[*enc.check_guard(), *self.store.ddl_done_statements(batch), b"COMMIT"]),
+                  commit=True)
+
+    def _await_earlier_attempt(self, intent: DdlIntent, trx: Transaction) -> None:
+        """The session that ran the statement may still be running it: the server finishes a statement
+        before it notices that its client is gone (killed, or the connection lost). What it did is
+        only known once it is done."""
+        if intent.connection_id is None:
+            return
+        assert self.conn is not None
+        first = True
+        while session_busy(self.conn, intent.connection_id):
+            if first:
+                log.warning("%s: the session that ran the statement at %s (connection %d) is still running; "
+                            "waiting for it to finish", self.name, trx.start, intent.connection_id)
+                first = False
+            time.sleep(0.2)
+
+    def _lose_connection(self) -> None:
+        """The server ends this session (fault injection: a connection lost after a statement ran)."""
+        assert self.conn is not None
+        with contextlib.suppress(pymysql.err.MySQLError):
+            self._send(f"KILL {self.conn.thread_id()}".encode())
 
     def _run(self, batch: Batch, steps: list[Step], *, commit: bool) -> None:
         trxs = batch.members
@@ -285,32 +398,88 @@ class Applier:
                     raise _Retry(describe(exc)) from None
                 if fault is Fault.CORRUPT:
                     raise _Corrupt(describe(exc)) from None
-                what = step.sql[:200].decode("utf-8", "replace").replace("\n", " ")
-                raise TargetError(f"the target rejected the transaction at {first.start} "
-                                  f"({first.gtid or 'no GTID'}): {describe(exc)} [in: {what}]") from None
+                raise rejected_error(error_code(exc))(
+                    f"the target rejected {rejected_transactions(trxs, step)}: {describe(exc)}") from None
             if step.statement and step.expected_error:
                 log.warning("%s: the statement at %s failed on the source with error %s but succeeded on the "
                             "target", self.name, first.start, step.expected_error)
 
     def _rollback(self) -> None:
+        """Roll back the open transaction, noting whether that undid all of it: a deadlock has rolled
+        it back already (so nothing is known of what was kept), and the server warns when changes to
+        non-transactional tables stay (error 1196)."""
         try:
+            was_open = self._in_transaction()
             self._send(b"ROLLBACK")
+            assert self.conn is not None
+            kept = any(w[1] == ER_WARNING_NOT_COMPLETE_ROLLBACK for w in self.conn.show_warnings() or ())
+            self._rollback_kept |= kept
+            self._rolled_back_clean = was_open and not kept
         except Exception:  # noqa: BLE001 - the connection may be gone; the server rolls back then
             self.close()
 
+    def _in_transaction(self) -> bool:
+        """Whether the session has a transaction open (MariaDB's @@in_transaction; a server without it:
+        False, i.e. not known to be open)."""
+        assert self.conn is not None
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT @@in_transaction")
+                row = cur.fetchone()
+        except pymysql.err.MySQLError as exc:
+            if classify(exc) is Fault.LOST:
+                raise
+            return False
+        return bool(row and row[0])
+
     def _was_committed(self, batch: Batch) -> bool:
-        """A connection lost during COMMIT: the progress table says whether it committed."""
-        for attempt in range(5):
+        """A connection lost during COMMIT: the progress table says whether it committed (once the
+        target is back, if it went away)."""
+        def look_up() -> bool:
+            conn = connect(self.cfg)
             try:
-                conn = connect(self.cfg)
-                try:
-                    return self.base_store.on_connection(conn).was_applied(batch.file_index, batch.record_end)
-                finally:
-                    conn.close()
-            except TargetError:
-                time.sleep(0.5 * (attempt + 1))
-        raise TargetError(f"lost the connection during COMMIT of the transaction at {batch.start} and could not "
-                          "reconnect to learn its outcome (a rerun lets the progress table decide)")
+                return self.base_store.on_connection(conn).was_applied(batch.file_index, batch.record_end)
+            finally:
+                conn.close()
+
+        try:
+            return self.reconnector.call(look_up)
+        except TargetError as exc:
+            raise TargetError(f"lost the connection during COMMIT of the transaction at {batch.start} and could "
+                              f"not learn its outcome ({exc}; a rerun lets the progress table decide)") from None
+
+
+def rejected_transactions(trxs: list[Transaction], step: Step) -> str:
+    """The source transaction(s) a refused step belonged to, as a user can look them up: position and
+    GTID, and the tables their row events write or the source statement (never BINLOG's base64)."""
+    def at(trx: Transaction) -> str:
+        return f"{trx.start} (GTID {trx.gtid})" if trx.gtid is not None else f"{trx.start} (no GTID)"
+
+    where = (f"the transaction at {at(trxs[0])}" if len(trxs) == 1 else
+             f"one of the {len(trxs)} transactions from {at(trxs[0])} to {at(trxs[-1])}")
+    if step.statement:
+        text = " ".join(step.sql[:300].decode("utf-8", "replace").split())
+        return f"{where}, statement {text[:150]!r}"
+    tables = sorted({f"{db}.{table}" for trx in trxs for db, table in trx.tables})
+    shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    return f"{where}, writing {shown}" if tables else where
+
+
+def split_at_implicit_commit(trx: Transaction) -> tuple[Transaction | None, Transaction | None]:
+    """A journaled transaction as (its statement, the rows after it): CREATE TABLE ... SELECT's CREATE
+    (with the GTID and statement context before it) and the rows that follow it as a plain row
+    transaction (None when there are none: a standalone statement, or a SELECT that found nothing;
+    no statement when the filters dropped it)."""
+    if not trx.implicit_commit:
+        return trx, None
+    events = trx.events
+    cut = next((i + 1 for i, ev in enumerate(events)
+                if isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql)), 0)
+    statement = trx.with_events(events[:cut], kind=TrxKind.DDL, implicit_commit=False) if cut else None
+    rest = events[cut:]
+    if not any(ev.type_code in ROWS_EVENTS for ev in rest):
+        return statement, None
+    return statement, trx.with_events(rest, kind=TrxKind.ROWS, implicit_commit=False, gtid=None)
 
 
 def one_at_a_time(batch: Batch) -> list[Batch]:

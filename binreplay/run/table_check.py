@@ -5,8 +5,9 @@ column added or dropped) would make the server reject a row event, or, worse, ac
 against the wrong columns. The coordinator checks each TABLE_MAP against the target's
 definition at that point of the replay (DDL are barriers, so the definition it sees is the
 one the transaction will meet) and stops with one clear line before anything of the
-transaction is applied. It also names each non-transactional table once: exactly-once
-cannot hold for them.
+transaction is applied. It also says which non-transactional tables (MyISAM, Aria, MEMORY ...)
+a transaction writes: such a transaction is applied alone and never retried blindly, and the run
+names each such table once (exactly-once cannot hold for them).
 """
 
 from __future__ import annotations
@@ -24,37 +25,47 @@ from binreplay.server.tables import SchemaCache, column_mismatch
 class TargetTables:
     def __init__(self, schema: SchemaCache) -> None:
         self.schema = schema
-        self._named: set[tuple[str, str]] = set()
+        self._named: set[str] = set()
+        self._parts: dict[str, tuple[str, str]] = {}    # "`s`.`t` (ENGINE)" -> ("`s`.`t`", ENGINE)
 
-    def check(self, trx: Transaction) -> list[tuple[str, str, str]]:
+    def check(self, trx: Transaction) -> tuple[str, ...]:
         """Raise SchemaMismatchError if a row event of `trx` cannot fit the target; return the
-        non-transactional tables it writes that were not named before, as (schema, table, engine)."""
+        non-transactional tables it writes, as "`schema`.`table` (ENGINE)"."""
         # A transaction with statements may create the table its rows then fill (CREATE ... SELECT):
         # only the server can judge those.
         strict = trx.kind is TrxKind.ROWS
         # Verdicts last as long as the schema cache (it is cleared after each DDL): until then a
-        # table keeps its columns. Most transactions only touch tables already checked.
+        # table keeps its columns and its engine. Most transactions only touch tables already checked.
         checked: set = self.schema.derived.setdefault("table_check", set())
-        if trx.tables <= checked:
-            return []
-        new: list[tuple[str, str, str]] = []
-        for i, span in enumerate(trx.spans):
-            names = trx.infos.get(i)
-            if span[0] != C.TABLE_MAP_EVENT or not isinstance(names, TableMapInfo):
-                continue
-            if (names.schema, names.table) in checked:
-                continue
-            named = self._verdict(names, trx.raw(span), trx, strict)
-            if named:
-                new.append(named)  # named only this once (self._named)
-            if strict:
-                checked.add((names.schema, names.table))
-        return new
+        engines: dict[tuple[str, str], str] = self.schema.derived.setdefault("non_transactional", {})
+        if not trx.tables <= checked:
+            for i, span in enumerate(trx.spans):
+                names = trx.infos.get(i)
+                if span[0] != C.TABLE_MAP_EVENT or not isinstance(names, TableMapInfo):
+                    continue
+                if (names.schema, names.table) in checked:
+                    continue
+                engine = self._verdict(names, trx.raw(span), trx, strict)
+                if engine:
+                    table = f"`{names.schema}`.`{names.table}`"
+                    described = engines[(names.schema, names.table)] = f"{table} ({engine})"
+                    self._parts[described] = (table, engine)
+                if strict:
+                    checked.add((names.schema, names.table))
+        if not engines:
+            return ()
+        return tuple(sorted(engines[t] for t in trx.tables if t in engines))
 
-    def _verdict(self, names: TableMapInfo, raw: bytes, trx: Transaction,
-                 strict: bool) -> tuple[str, str, str] | tuple[()]:
-        """() when all is well, (schema, table, engine) for a non-transactional table not named before;
-        SchemaMismatchError when the rows cannot fit."""
+    def first_named(self, tables: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Those of `tables` (as `check` returns them) not named before, as (`schema`.`table`, engine):
+        the run warns about each table once."""
+        new = [t for t in tables if t not in self._named]
+        self._named.update(new)
+        return [self._parts[t] for t in new]
+
+    def _verdict(self, names: TableMapInfo, raw: bytes, trx: Transaction, strict: bool) -> str:
+        """The table's engine when it cannot roll back, else ""; SchemaMismatchError when the rows
+        cannot fit."""
         info = self.schema.table(names.schema, names.table)
         if info is None and strict:
             # Created since the definitions were loaded, by a statement that is not a standalone DDL
@@ -66,7 +77,7 @@ class TargetTables:
                 raise SchemaMismatchError(
                     f"the binlog writes rows to `{names.schema}`.`{names.table}` at {trx.start}, but the target "
                     "has no such table: was the target restored from the backup these binlogs continue?")
-            return ()
+            return ""
         if strict:
             problem = self._shape_problem(raw, trx, info)
             if problem:
@@ -74,10 +85,7 @@ class TargetTables:
                     f"table `{info.schema}`.`{info.name}` on the target does not match the binlog at "
                     f"{trx.start}: {problem}; was the target restored from the backup these binlogs continue?")
         engine = info.engine or ""
-        if engine and engine not in TRANSACTIONAL_ENGINES and (info.schema, info.name) not in self._named:
-            self._named.add((info.schema, info.name))
-            return (info.schema, info.name, engine)
-        return ()
+        return engine if engine and engine not in TRANSACTIONAL_ENGINES else ""
 
     def _shape_problem(self, raw: bytes, trx: Transaction, info) -> str:
         body = body_of(raw, trx.fde.has_crc32)

@@ -16,6 +16,9 @@ class BatchLimits:
 
     max_transactions: int = 1000
     max_bytes: int = 4 << 20
+    # A span with temporary tables open is one commit whatever its length (schedule/temporary.py), up to
+    # this: it is held in memory until it ends, like the batches in flight (InFlightLimits.max_bytes).
+    max_unit_bytes: int = 32 << 20
 
 
 @dataclass(frozen=True)
