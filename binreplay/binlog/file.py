@@ -37,7 +37,7 @@ _FIELDS = struct.Struct("<BIII")         # type, server id, event size, log_pos 
 _CRC = struct.Struct("<I")
 MAX_EVENT_SIZE = 1 << 30                 # the server's hard limit (max_allowed_packet) is 1 GiB
 MAX_FDE_SIZE = 64 << 10                  # a real FORMAT_DESCRIPTION is a few hundred bytes
-_RELEASE_EVERY = 16 << 20                # give mapped pages back to the kernel every 16 MiB read
+RELEASE_EVERY = 16 << 20                 # give mapped pages back to the kernel every 16 MiB read
 _TAIL_SCAN = 1 << 20                     # how far after a cut event complete events are looked for
 _KNOWN_TYPES = frozenset(C.event_names())
 _MIN, _MAX = C.HEADER_LEN, MAX_EVENT_SIZE
@@ -164,7 +164,7 @@ class BinlogFile:
         special = frozenset({C.FORMAT_DESCRIPTION_EVENT, C.ROTATE_EVENT, C.STOP_EVENT})
         try:
             while True:
-                if pos - released >= _RELEASE_EVERY:
+                if pos - released >= RELEASE_EVERY:
                     # Consumers copy what they keep, so pages behind us can go: RSS stays flat.
                     upto = pos - pos % mmap.PAGESIZE
                     mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
@@ -246,7 +246,7 @@ class BinlogFile:
                 pos = end
         finally:
             view.release()
-        if skipping:
+        if skipping and pos != skip_until:   # a start at the very end (a spool not yet grown) reads nothing
             raise PositionError(f"{self.path}: start position {skip_until} is beyond the end of the file ({pos})")
 
     def _check_no_crc(self, mm: mmap.mmap, at: int, size: int) -> None:

@@ -152,7 +152,8 @@ def test_target_disk_full_stops_cleanly_then_resumes(clean_servers, small_disk_t
     run_on(source, [f"INSERT INTO app.blobs VALUES ({i}, REPEAT(SHA2({i}, 256), 2000))" for i in range(400)]
            + [f"INSERT INTO app.events (user_id, kind, at) VALUES ({i}, 'k', NOW(6))" for i in range(200)])
     ballast = _fill(mount, leave_free=6 << 20)  # about 50 MB of rows must land on 6 MB of free space
-    full = replay_into(source, target, start, "--workers", "2")
+    # A server that aborts is waited for (--reconnect-timeout); a short wait keeps the test short.
+    full = replay_into(source, target, start, "--workers", "2", "--reconnect-timeout", "5")
     assert full.returncode == ExitCode.TARGET, full.stderr
     errors = [line for line in full.stderr.splitlines() if line.startswith("binreplay: error:")]
     assert len(errors) == 1 and "rerun the same command to resume" in errors[0], full.stderr
@@ -249,7 +250,9 @@ def test_table_created_by_create_select_is_found(clean_servers) -> None:
            + [f"INSERT INTO app.top VALUES ({100 + i}, {i})" for i in range(5)]
            + ["UPDATE app.top SET score = score * 2"])
     for workers in ("1", "2"):
-        r = replay_into(source, target, start, "--workers", workers, "--progress", "none", "--restart")
+        # Each round undoes the one before (below): the target is as restored, which --restart is told.
+        r = replay_into(source, target, start, "--workers", workers, "--progress", "none", "--restart",
+                        "--target-restored")
         assert r.returncode == 0, r.stderr
         assert_same_content(source, target)
         target.execute("DROP TABLE app.top")

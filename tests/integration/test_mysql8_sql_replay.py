@@ -112,7 +112,9 @@ def test_mysql8_session_context_is_translated_for_mariadb_in_sql_mode(clean_serv
     result = replay_sql(target, ENUM_FILE, *flags, "--stop-position", str(rows[1].end_pos), "--restart")
     ok(result)
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
-    assert warnings == ["binreplay: WARNING: collation id 255 (utf8mb4_0900_ai_ci) is unknown to the target; "
+    assert warnings == [f"binreplay: WARNING: run 1 (failed: 1 file(s) from {ENUM_FILE}, "
+                        f"start_position={create.start_pos}) abandoned; it had applied nothing",
+                        "binreplay: WARNING: collation id 255 (utf8mb4_0900_ai_ci) is unknown to the target; "
                         "using its default utf8mb4 collation utf8mb4_general_ci instead"], result.stderr
     assert target.execute("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'fx'") == [
         ("utf8mb4_general_ci",)]

@@ -22,7 +22,7 @@ def plan_json(*args: str) -> dict:
 PLAN_KEYS = {"format", "files", "transactions", "skipped", "first_timestamp", "last_timestamp", "bytes", "events",
              "rows", "kinds", "compressed", "databases", "tables", "ddl", "barriers", "largest", "modes",
              "serial_groups", "row_key_notes", "recommendation", "stop_reason", "warnings",
-             "start_reason", "first_time", "last_time"}
+             "start_reason", "first_time", "last_time", "files_used"}
 
 
 def run_session(source, statements: list[str], *, session_sql: tuple[str, ...] = ()) -> None:

@@ -213,3 +213,12 @@ def test_not_a_binlog_and_missing_and_encrypted(tmp_path: Path) -> None:
     enc.write_bytes(b"\xfdbin" + b"\0" * 100)
     with pytest.raises(UnsupportedError, match="encrypted"):
         list(BinlogReader([enc]).transactions())
+
+
+def test_a_start_at_the_very_end_of_a_file_reads_nothing_and_one_past_it_is_refused(tmp_path: Path) -> None:
+    """A follow round resumes at its mark, which is the spool file's end until the fetch writes more."""
+    a, b = _percona_pair(tmp_path)
+    end = b.stat().st_size
+    assert list(BinlogReader([a, b], start_file_index=1, start_pos=end).transactions()) == []
+    with pytest.raises(BadInputError, match="beyond the end of the file"):
+        list(BinlogReader([a, b], start_file_index=1, start_pos=end + 1).transactions())
