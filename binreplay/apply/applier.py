@@ -19,20 +19,20 @@ from collections.abc import Callable
 
 import pymysql
 
+from binreplay.apply.batch_parts import one_at_a_time, split_at_implicit_commit
 from binreplay.apply.encoders import Encoder
 from binreplay.apply.packets import SessionState, Step, pack
 from binreplay.apply.row_checks import RowCheck
-from binreplay.binlog.boundaries import is_transaction_control
-from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import crash_point, disconnect_point
 from binreplay.errors import BadInputError, Fault, TargetError, classify, describe, error_code, rejected_error
-from binreplay.model import BinlogPosition, MariadbGtid, MysqlGtid, QueryInfo, Transaction, TrxKind
+from binreplay.model import BinlogPosition, MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.schedule.batches import Batch
 from binreplay.server.catalog import session_busy
 from binreplay.server.connection import ServerConfig, connect
 from binreplay.server.reconnect import Reconnector
 from binreplay.server.sql import quote_ident, quote_string
-from binreplay.state.store import DdlIntent, ProgressStore
+from binreplay.state.records import DdlIntent
+from binreplay.state.store import ProgressStore
 
 log = logging.getLogger(__name__)
 
@@ -463,32 +463,3 @@ def rejected_transactions(trxs: list[Transaction], step: Step) -> str:
     tables = sorted({f"{db}.{table}" for trx in trxs for db, table in trx.tables})
     shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
     return f"{where}, writing {shown}" if tables else where
-
-
-def split_at_implicit_commit(trx: Transaction) -> tuple[Transaction | None, Transaction | None]:
-    """A journaled transaction as (its statement, the rows after it): CREATE TABLE ... SELECT's CREATE
-    (with the GTID and statement context before it) and the rows that follow it as a plain row
-    transaction (None when there are none: a standalone statement, or a SELECT that found nothing;
-    no statement when the filters dropped it)."""
-    if not trx.implicit_commit:
-        return trx, None
-    events = trx.events
-    cut = next((i + 1 for i, ev in enumerate(events)
-                if isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql)), 0)
-    statement = trx.with_events(events[:cut], kind=TrxKind.DDL, implicit_commit=False) if cut else None
-    rest = events[cut:]
-    if not any(ev.type_code in ROWS_EVENTS for ev in rest):
-        return statement, None
-    return statement, trx.with_events(rest, kind=TrxKind.ROWS, implicit_commit=False, gtid=None)
-
-
-def one_at_a_time(batch: Batch) -> list[Batch]:
-    """`batch` as batches of one member each, in order, together covering its range: each records
-    the source range from the end of the member before it (the batch's start for the first)."""
-    out = []
-    start = batch.start_pos
-    for trx in batch.members:
-        out.append(Batch(batch.seq, batch.file_index, batch.file, start, trx.end_pos, [trx], covered=1,
-                         size=trx.end_pos - trx.start_pos))
-        start = trx.end_pos
-    return out

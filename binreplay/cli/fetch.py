@@ -29,7 +29,7 @@ from binreplay.cli.options import connection_from, connection_options
 def fetch_cmd(out, start_file, start_gtid, stop_file, stop_never, source_server_id, progress_mode, verbose, quiet,
               **kw) -> None:
     """Download binlogs from a server into files identical to its own (like mysqlbinlog --raw), resumably."""
-    from binreplay.report.progress import FetchProgress
+    from binreplay.report.fetch_progress import FetchProgress
     from binreplay.source.live.fetch import FetchOptions, check_fetch_options, fetch_until_signalled, random_server_id
 
     hide_password_from_process_list(sys.argv)

@@ -36,7 +36,8 @@ from binreplay.errors import (
     first_line,
 )
 from binreplay.model import BinlogPosition, TableMapInfo, TrxKind
-from binreplay.report.progress import Reporter, RunStart, Summary
+from binreplay.report.progress import Reporter
+from binreplay.report.summary import RunStart, Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import past_stop_error, validate_input
 from binreplay.run.start_line import check_not_same_server, run_start

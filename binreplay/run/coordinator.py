@@ -25,7 +25,8 @@ from binreplay.binlog.names import files_used
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, UnsupportedError
 from binreplay.model import BinlogPosition, Transaction, TrxKind
-from binreplay.report.progress import Reporter, Summary
+from binreplay.report.progress import Reporter
+from binreplay.report.summary import Summary
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import (
     check_apply_privileges,

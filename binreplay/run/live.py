@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binreplay.errors import BadInputError, Interrupted, StopNotReachedError, UsageError
-from binreplay.report.progress import Reporter, RunStart, Summary
+from binreplay.report.progress import Reporter
+from binreplay.report.summary import RunStart, Summary
 from binreplay.run.coordinator import run_replay
 from binreplay.run.options import ReplayOptions
 from binreplay.server.connection import ServerConfig

@@ -16,12 +16,13 @@ from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
 from binreplay.errors import PastStopError, PrivilegeError, UnsupportedError
 from binreplay.model import BinlogPosition
-from binreplay.report.progress import Reporter, Summary
+from binreplay.report.progress import Reporter
+from binreplay.report.summary import Summary
 from binreplay.server.connection import ServerInfo, check_privilege
 from binreplay.source.reader import BinlogReader, ReaderStats
 from binreplay.source.selection import Bounds, Selector, Verdict, check_end, selected
 from binreplay.source.validated import ValidatedRead
-from binreplay.state.store import ResumeState
+from binreplay.state.records import ResumeState
 
 log = logging.getLogger(__name__)
 

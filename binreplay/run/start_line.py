@@ -15,7 +15,7 @@ from binreplay.binlog.gtid_events import parse_mysql_gtid
 from binreplay.binlog.header import body_of
 from binreplay.errors import SameServerError
 from binreplay.model import BinlogPosition
-from binreplay.report.progress import RunStart
+from binreplay.report.summary import RunStart
 from binreplay.run.options import ReplayOptions
 from binreplay.server.connection import ServerConfig, ServerInfo
 from binreplay.source.gtid import format_mariadb_gtid_list

@@ -17,14 +17,11 @@ ddl_journal intent and completion of statements that commit implicitly (DDL, CRE
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
-import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pymysql
 
@@ -37,150 +34,8 @@ from binreplay.server.catalog import column_exists, definitions_digest
 from binreplay.server.catalog import tables as catalog_tables
 from binreplay.server.connection import check_privilege
 from binreplay.server.sql import quote_ident, quote_string
-
-
-def _schema_ddl(schema: str) -> list[str]:
-    s = quote_ident(schema)
-    return [
-        f"CREATE DATABASE IF NOT EXISTS {s}",
-        f"""CREATE TABLE IF NOT EXISTS {s}.runs (
-            run_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-            fingerprint CHAR(64) NOT NULL,
-            arguments LONGTEXT NOT NULL,
-            binlog_files LONGTEXT NOT NULL,
-            state VARCHAR(16) NOT NULL,
-            started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            finished_at TIMESTAMP(6) NULL,
-            host VARCHAR(255) NOT NULL DEFAULT '',
-            pid INT UNSIGNED NOT NULL DEFAULT 0,
-            last_error TEXT NULL
-        ) ENGINE=InnoDB""",
-        f"""CREATE TABLE IF NOT EXISTS {s}.applied (
-            run_id BIGINT UNSIGNED NOT NULL,
-            file_index INT UNSIGNED NOT NULL,
-            end_pos BIGINT UNSIGNED NOT NULL,
-            binlog_file VARCHAR(255) NOT NULL,
-            start_pos BIGINT UNSIGNED NOT NULL,
-            transactions INT UNSIGNED NOT NULL DEFAULT 1,
-            gtid VARCHAR(160) NULL,
-            applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            PRIMARY KEY (run_id, file_index, end_pos)
-        ) ENGINE=InnoDB""",
-        f"""CREATE TABLE IF NOT EXISTS {s}.checkpoint (
-            run_id BIGINT UNSIGNED NOT NULL,
-            file_index INT UNSIGNED NOT NULL,
-            pos BIGINT UNSIGNED NOT NULL,
-            binlog_file VARCHAR(255) NOT NULL,
-            transactions BIGINT UNSIGNED NOT NULL,
-            written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            PRIMARY KEY (run_id, file_index, pos)
-        ) ENGINE=InnoDB""",
-        f"""CREATE TABLE IF NOT EXISTS {s}.ddl_journal (
-            run_id BIGINT UNSIGNED NOT NULL,
-            file_index INT UNSIGNED NOT NULL,
-            end_pos BIGINT UNSIGNED NOT NULL,
-            binlog_file VARCHAR(255) NOT NULL,
-            state VARCHAR(16) NOT NULL,
-            schema_before CHAR(40) NOT NULL,
-            statement LONGBLOB NOT NULL,
-            connection_id BIGINT UNSIGNED NULL,
-            started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-            PRIMARY KEY (run_id, file_index, end_pos)
-        ) ENGINE=InnoDB""",
-    ]
-
-
-# Every table of the progress schema: those _schema_ddl creates.
-PROGRESS_TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS `s`\.(\w+)", "\n".join(_schema_ddl("s"))))
-
-
-class AppliedRanges:
-    """The ranges of source transactions the `applied` table records (each one target commit).
-
-    Ranges of different runs may overlap (a resumed run's batch spans what an earlier run applied
-    above the mark), so a transaction is covered when any range with a start at or before its own
-    reaches to its end: the largest end among those ranges decides."""
-
-    def __init__(self, rows: list[tuple[int, int, int, int]] = ()) -> None:   # type: ignore[assignment]
-        by_file: dict[int, list[tuple[int, int]]] = {}
-        self.transactions = 0
-        for file_index, start, end, count in rows:
-            by_file.setdefault(int(file_index), []).append((int(start), int(end)))
-            self.transactions += int(count)
-        self._starts: dict[int, list[int]] = {}
-        self._reach: dict[int, list[int]] = {}     # the largest end of the ranges up to each one
-        for file_index, ranges in by_file.items():
-            ranges.sort()
-            reach, top = [], 0
-            for _start, end in ranges:
-                top = max(top, end)
-                reach.append(top)
-            self._starts[file_index] = [start for start, _end in ranges]
-            self._reach[file_index] = reach
-
-    def __bool__(self) -> bool:
-        return bool(self._starts)
-
-    def furthest(self) -> tuple[int, int] | None:
-        """(file index, end) of the furthest recorded range, None when there is none."""
-        if not self._reach:
-            return None
-        file_index = max(self._reach)
-        return file_index, self._reach[file_index][-1]
-
-    def covers(self, trx: Transaction) -> bool:
-        """Whether a recorded range holds this transaction (it was applied by an earlier run)."""
-        starts = self._starts.get(trx.file_index)
-        if not starts:
-            return False
-        i = bisect.bisect_right(starts, trx.start_pos) - 1
-        return i >= 0 and self._reach[trx.file_index][i] >= trx.end_pos
-
-
-@dataclass
-class ResumeState:
-    run_id: int
-    resumed: bool
-    low_water: BinlogPosition | None                  # None: nothing applied yet, start at the run's start
-    applied_above: AppliedRanges = field(default_factory=AppliedRanges)
-    transactions_before: int = 0
-    replaced: str | None = None          # the earlier run this one replaced (abandoned), said to the user
-
-
-@dataclass(frozen=True)
-class RunDecision:
-    """What a replay does with the target's latest run: resume it, or abandon it (`replaced` says
-    so to the user) and begin a new one; neither when there is none."""
-    resume: int | None = None
-    abandon: int | None = None
-    replaced: str | None = None
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """How far a run's records say it applied: the furthest end among its mark, `applied` and
-    `ddl_journal` rows, by binlog name (comparable across runs, unlike file_index)."""
-    binlog_file: str
-    pos: int
-
-    def __str__(self) -> str:
-        return f"{self.binlog_file}:{self.pos}"
-
-    def past(self, start: tuple[str, int]) -> bool:
-        """Beyond `start` (binlog name, position); another sequence's name counts as beyond."""
-        mine, theirs = binlog_sort_key(self.binlog_file), binlog_sort_key(start[0])
-        return mine[0] != theirs[0] or (mine[1], self.pos) > (theirs[1], start[1])
-
-
-@dataclass
-class DdlIntent:
-    """A statement that commits implicitly, started and not recorded as done."""
-
-    file_index: int
-    end_pos: int
-    schema_before: str                # schema_fingerprint() before it ran
-    connection_id: int | None         # the target session that ran it (None: an older binreplay's entry)
+from binreplay.state.records import AppliedRanges, DdlIntent, ResumeState, RunDecision, RunProgress
+from binreplay.state.schema import PROGRESS_TABLES, schema_ddl
 
 
 class ProgressStore:
@@ -211,7 +66,7 @@ class ProgressStore:
             return list(cur.fetchall())
 
     def ensure_schema(self) -> None:
-        for ddl in _schema_ddl(self.schema):
+        for ddl in schema_ddl(self.schema):
             check_privilege(self.conn, ddl, f"CREATE on {self.q}.* (for the progress tables)")
         check_privilege(self.conn, f"SELECT run_id FROM {self.q}.runs LIMIT 0",
                         f"SELECT, INSERT, UPDATE, DELETE on {self.q}.*")

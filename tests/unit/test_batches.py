@@ -9,7 +9,7 @@ from binreplay.model import BinlogPosition, FormatDescription, Transaction, TrxK
 from binreplay.schedule.batches import Batcher
 from binreplay.schedule.limits import BatchLimits
 from binreplay.state.position import PositionTracker
-from binreplay.state.store import AppliedRanges
+from binreplay.state.records import AppliedRanges
 
 FDE = FormatDescription(4, "10.11.19-MariaDB", 0, 19, b"", 1, b"")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pymysql
 
-from binreplay.apply.applier import one_at_a_time
+from binreplay.apply.batch_parts import one_at_a_time
 from binreplay.errors import Fault, classify
 from binreplay.model import Transaction
 from binreplay.schedule.batches import Batch

@@ -1,0 +1,39 @@
+"""A batch or a transaction applied in parts: a group's members one at a time (to find the one
+carrying an event the target found corrupt), and CREATE TABLE ... SELECT cut at its implicit commit
+(the statement journaled, the rows after it atomic with their record)."""
+
+from __future__ import annotations
+
+from binreplay.binlog.boundaries import is_transaction_control
+from binreplay.binlog.constants import ROWS_EVENTS
+from binreplay.model import QueryInfo, Transaction, TrxKind
+from binreplay.schedule.batches import Batch
+
+
+def split_at_implicit_commit(trx: Transaction) -> tuple[Transaction | None, Transaction | None]:
+    """A journaled transaction as (its statement, the rows after it): CREATE TABLE ... SELECT's CREATE
+    (with the GTID and statement context before it) and the rows that follow it as a plain row
+    transaction (None when there are none: a standalone statement, or a SELECT that found nothing;
+    no statement when the filters dropped it)."""
+    if not trx.implicit_commit:
+        return trx, None
+    events = trx.events
+    cut = next((i + 1 for i, ev in enumerate(events)
+                if isinstance(ev.info, QueryInfo) and not is_transaction_control(ev.info.sql)), 0)
+    statement = trx.with_events(events[:cut], kind=TrxKind.DDL, implicit_commit=False) if cut else None
+    rest = events[cut:]
+    if not any(ev.type_code in ROWS_EVENTS for ev in rest):
+        return statement, None
+    return statement, trx.with_events(rest, kind=TrxKind.ROWS, implicit_commit=False, gtid=None)
+
+
+def one_at_a_time(batch: Batch) -> list[Batch]:
+    """`batch` as batches of one member each, in order, together covering its range: each records
+    the source range from the end of the member before it (the batch's start for the first)."""
+    out = []
+    start = batch.start_pos
+    for trx in batch.members:
+        out.append(Batch(batch.seq, batch.file_index, batch.file, start, trx.end_pos, [trx], covered=1,
+                         size=trx.end_pos - trx.start_pos))
+        start = trx.end_pos
+    return out
