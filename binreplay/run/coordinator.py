@@ -304,7 +304,8 @@ class _Run:
         gtids = self._file_gtids
         if gtids is None or gtids.file_index != trx.file_index:
             first, pos = self._read_from
-            self._file_gtids = gtids = FileGtids(trx.file_index, pos if trx.file_index == first else 4)
+            self._file_gtids = gtids = FileGtids(trx.file_index, pos if trx.file_index == first else 4,
+                                                 self.files[trx.file_index])
         gtids.add(trx)
         apply = verdict is Verdict.APPLY and not self.resume.applied_above.covers(trx)
         if verdict is Verdict.APPLY and not apply:
