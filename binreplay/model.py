@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import struct
 from dataclasses import dataclass, field
 
 from binreplay.binlog.constants import FL_TRANSACTIONAL
+
+# A statement that can change a table's definition, after leading comments (not CREATE/DROP TEMPORARY:
+# a temporary table is no target table whose definition the caches hold).
+_DEFINING = re.compile(rb"(?:\s|/\*(?![!M]).*?\*/|--[ \t][^\n]*\n|#[^\n]*\n)*"
+                       rb"(?:CREATE|ALTER|DROP|RENAME|TRUNCATE)\b(?!\s+(?:OR\s+REPLACE\s+)?TEMPORARY\b)", re.I | re.S)
 
 
 @dataclass(frozen=True, order=True)
@@ -255,9 +261,15 @@ class Transaction:
 
     @property
     def may_change_definitions(self) -> bool:
-        """Runs source statements, which may create, replace, alter or drop tables: what was read of
-        the target's table definitions before it may be stale after it."""
-        return self.kind in (TrxKind.DDL, TrxKind.STATEMENT, TrxKind.MIXED)
+        """May create, replace, alter or drop tables, so what was read of the target's table definitions
+        before it may be stale after it: DDL, a statement that commits implicitly, or a statement group
+        with a statement that begins like DDL (statement-logged DML, the common case in a MIXED binlog,
+        does not: refreshing the caches after each would reload them per transaction)."""
+        if self.kind is TrxKind.DDL or self.implicit_commit:
+            return True
+        if self.kind not in (TrxKind.STATEMENT, TrxKind.MIXED):
+            return False
+        return any(isinstance(ev.info, QueryInfo) and _DEFINING.match(ev.info.sql) is not None for ev in self.events)
 
     @property
     def size(self) -> int:

@@ -103,3 +103,16 @@ def test_with_one_commit_per_transaction_a_span_is_named_not_merged() -> None:
     assert [[m.seq for m in batch.members] for batch in out] == [[0], [1], [2]]
     assert not any(batch.unit for batch in out) and {batch.temporary_from for batch in out} == {out[0].start}
     assert len(warnings) == 1 and "--preserve-gtids" in warnings[0]
+
+
+def test_only_statements_that_can_redefine_a_table_drop_what_was_read_of_the_targets_tables() -> None:
+    """Statement-logged DML (most of a MIXED binlog) keeps the coordinator's table and key caches; DDL,
+    DDL-like statements in a statement group, and implicit commits refresh them."""
+    dml = statements(0, "BEGIN", "INSERT INTO t SELECT * FROM u", "UPDATE t SET a = a + 1", "COMMIT")
+    assert not dml.may_change_definitions
+    assert not statements(1, "CREATE TEMPORARY TABLE x (a INT)", "INSERT INTO x VALUES (1)").may_change_definitions
+    assert statements(2, "BEGIN", "/* app */ ALTER TABLE t ADD COLUMN c INT", kind=TrxKind.MIXED).may_change_definitions
+    assert statements(3, "CREATE OR REPLACE TABLE t SELECT 1").may_change_definitions
+    assert statements(4, "truncate t").may_change_definitions
+    assert statements(5, "DROP TEMPORARY TABLE x", kind=TrxKind.DDL).may_change_definitions   # DDL kind: always
+    assert not rows(6).may_change_definitions
