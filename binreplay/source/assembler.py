@@ -11,8 +11,9 @@ Every event case, in one place (`Assembler.transactions`, `_other`):
     QUERY COMMIT / ROLLBACK                 ends it (ROLLBACK: non-transactional changes kept); a
                                             COMMIT with nothing open is bad input
     QUERY other                             a statement: inside BEGIN it belongs to the transaction,
-                                            outside it is a transaction by itself (DDL); one under a
-                                            MariaDB GTID flagged DDL (CREATE TABLE ... SELECT) commits
+                                            outside it is a transaction by itself (DDL); a first one
+                                            that creates a table (not TEMPORARY) under a MariaDB GTID
+                                            flagged DDL (CREATE TABLE ... SELECT in row format) commits
                                             implicitly: `implicit_commit`
     INTVAR, RAND, USER_VAR                  context of the statement that follows
     TABLE_MAP                               names a table id for the rows events after it
@@ -35,6 +36,7 @@ input naming the file, the position and the type.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,7 +49,7 @@ from binreplay.binlog.file import BinlogFile
 from binreplay.binlog.gtid_events import parse_mysql_gtid_event
 from binreplay.binlog.table_map import check_table_map
 from binreplay.errors import BadInputError, UnsupportedError
-from binreplay.model import Gtid, MariadbGtid, Span, TableMapInfo, Transaction, TrxKind
+from binreplay.model import Gtid, MariadbGtid, QueryInfo, Span, TableMapInfo, Transaction, TrxKind
 from binreplay.source.event_bodies import FileEvents, xid
 from binreplay.source.payload import assemble_payload
 
@@ -96,11 +98,25 @@ class OpenTransaction:
         return not self.spans and not self.pending
 
 
-def _flagged_ddl(gtid: Gtid | None) -> bool:
-    """A MariaDB GTID flagged DDL: its group's statement commits implicitly. On a group that is not
-    standalone it is CREATE TABLE ... SELECT in row format: the CREATE, then the rows (which
-    autocommit on a server that replays it), then COMMIT."""
-    return isinstance(gtid, MariadbGtid) and bool(gtid.flags & C.FL_DDL)
+# A statement's first keywords when it creates a table that is not TEMPORARY (TEMPORARY, even in a
+# versioned comment, would stand between CREATE [OR REPLACE] and TABLE), after any plain comments.
+_CREATES_TABLE = re.compile(rb"\s*(?:/\*(?![!M]).*?\*/\s*)*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\b", re.I | re.S)
+
+
+def _commits_implicitly(g: OpenTransaction) -> bool:
+    """A group (not standalone) whose first statement commits implicitly: CREATE [OR REPLACE] TABLE ...
+    SELECT logged in row format, the CREATE (its columns, without the SELECT), then the rows (which
+    autocommit on a server that replays it), then XID or COMMIT, under a MariaDB GTID flagged DDL.
+    The flag alone says nothing: MariaDB also sets it on any group holding a CREATE TEMPORARY TABLE
+    (BEGIN; CREATE TEMPORARY TABLE ...; INSERT ...; COMMIT in STATEMENT or MIXED format, and CREATE
+    TEMPORARY TABLE ... SELECT inside one), which commits nothing. Measured on MariaDB 10.11."""
+    gtid = g.gtid
+    if not (g.statements and isinstance(gtid, MariadbGtid) and gtid.flags & C.FL_DDL):
+        return False
+    for info in g.infos.values():
+        if isinstance(info, QueryInfo) and statement_control(info.sql) is None:
+            return _CREATES_TABLE.match(info.sql) is not None
+    return False
 
 
 class Assembler(FileEvents):
@@ -369,7 +385,7 @@ class Assembler(FileEvents):
             base=g.start, infos=g.infos, gtid=g.gtid,
             tables=self._table_set(g), thread_id=g.thread_id,
             uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload,
-            implicit_commit=kind is not TrxKind.DDL and g.statements > 0 and _flagged_ddl(g.gtid))
+            implicit_commit=kind is not TrxKind.DDL and _commits_implicitly(g))
 
     def _table_set(self, g: OpenTransaction) -> frozenset[tuple[str, str]]:
         tables = frozenset((i.schema, i.table) for i in g.table_ids.values())
