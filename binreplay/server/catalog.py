@@ -319,19 +319,28 @@ _OWN_TABLES = ("global_priv", "roles_mapping", "db", "tables_priv", "columns_pri
                "proxies_priv", "servers", "plugin")
 
 
+# The parts of a digest, in order; `DigestParts.unreadable` names those the session could not read.
+DIGEST_PARTS = ("definitions", "innodb table ids", "other engines", "accounts and privileges")
+_OPTIONAL_PARTS = {1: "PROCESS (InnoDB's table list)", 3: "SELECT on mysql.*"}
+
+
 def definitions_digest(conn: Connection, exclude: Iterable[str] = ()) -> tuple[object, ...]:
     """What any DDL changes when it takes effect, as a tuple to compare before and after (system
-    schemas and `exclude` left out), in three parts:
+    schemas and `exclude` left out), in four parts (`DIGEST_PARTS`):
 
-    - definitions: every user table's, column's, index's, schema's, view's, routine's, trigger's and
-      event's definition;
+    - definitions: every user table's (with its options and comment), column's, index's, foreign
+      key's, check constraint's, partition's, schema's, view's, routine's, trigger's and event's
+      definition;
     - identities: each InnoDB table's id by name (a RENAME that swaps two tables of one definition,
-      EXCHANGE PARTITION, TRUNCATE: same definitions, other tables), and for the other engines what
-      changes with their content (rows, data length: no id to read);
+      EXCHANGE PARTITION, TRUNCATE: same definitions, other tables);
+    - for the other engines that keep their tables on disk (MyISAM, Aria, ...: no id to read), their
+      rows, data length and creation time. Never a MEMORY table's: a restart of the server empties
+      it and gives it a new creation time, without any DDL;
     - the server's own tables that statements outside table schemas write (`_OWN_TABLES`).
 
-    A part the session may not read (PROCESS for InnoDB's table list, SELECT on `mysql`) is None
-    in both digests compared, so it can tell nothing apart."""
+    Nothing in it changes without DDL while nothing else is applied (the DDL is a barrier), also
+    across a restart of the server. A part the session may not read (PROCESS for InnoDB's table
+    list, SELECT on `mysql`) is None: it can tell nothing apart (`unreadable_parts`)."""
     excluded = sorted(SYSTEM_SCHEMAS | set(exclude))
     not_in = f"NOT IN ({','.join(quote_string(s) for s in excluded)})"
     return (_aggregate(conn, _DEFINITIONS.format(not_in=not_in)),
@@ -342,14 +351,34 @@ def definitions_digest(conn: Connection, exclude: Iterable[str] = ()) -> tuple[o
                 conn, "CHECKSUM TABLE " + ", ".join(f"mysql.{t}" for t in _OWN_TABLES)))))
 
 
+def unreadable_parts(digest: tuple[object, ...]) -> list[str]:
+    """The privileges missing for the parts of `definitions_digest` the session could not read."""
+    return [need for index, need in _OPTIONAL_PARTS.items() if digest[index] is None]
+
+
 _DEFINITIONS = (
-    " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE) x FROM information_schema.TABLES"
-    "  WHERE TABLE_SCHEMA {not_in}"
+    " SELECT CONCAT_WS('|','t',TABLE_SCHEMA,TABLE_NAME,TABLE_TYPE,ENGINE,CREATE_OPTIONS,MD5(TABLE_COMMENT)) x"
+    "  FROM information_schema.TABLES WHERE TABLE_SCHEMA {not_in}"
     " UNION ALL SELECT CONCAT_WS('|','c',TABLE_SCHEMA,TABLE_NAME,COLUMN_NAME,ORDINAL_POSITION,COLUMN_TYPE,"
-    "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''))"
+    "  IS_NULLABLE,COALESCE(COLUMN_DEFAULT,'<null>'),EXTRA,COALESCE(COLLATION_NAME,''),MD5(COLUMN_COMMENT))"
     "  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA {not_in}"
     " UNION ALL SELECT CONCAT_WS('|','i',TABLE_SCHEMA,TABLE_NAME,INDEX_NAME,SEQ_IN_INDEX,COLUMN_NAME,NON_UNIQUE)"
     "  FROM information_schema.STATISTICS WHERE TABLE_SCHEMA {not_in}"
+    # Foreign keys: an ADD FOREIGN KEY under foreign_key_checks=0 runs in place (same table id, an
+    # index that was there already).
+    " UNION ALL SELECT CONCAT_WS('|','f',CONSTRAINT_SCHEMA,TABLE_NAME,CONSTRAINT_NAME,UNIQUE_CONSTRAINT_SCHEMA,"
+    "  REFERENCED_TABLE_NAME,UNIQUE_CONSTRAINT_NAME,MATCH_OPTION,UPDATE_RULE,DELETE_RULE)"
+    "  FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA {not_in}"
+    " UNION ALL SELECT CONCAT_WS('|','k',TABLE_SCHEMA,TABLE_NAME,CONSTRAINT_NAME,COLUMN_NAME,ORDINAL_POSITION,"
+    "  REFERENCED_TABLE_SCHEMA,REFERENCED_TABLE_NAME,REFERENCED_COLUMN_NAME)"
+    "  FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA {not_in} AND REFERENCED_TABLE_NAME IS NOT NULL"
+    " UNION ALL SELECT CONCAT_WS('|','x',CONSTRAINT_SCHEMA,TABLE_NAME,CONSTRAINT_NAME,MD5(CHECK_CLAUSE))"
+    "  FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA {not_in}"
+    # Partitioning (names, methods, expressions, bounds: never the row counts).
+    " UNION ALL SELECT CONCAT_WS('|','p',TABLE_SCHEMA,TABLE_NAME,PARTITION_NAME,SUBPARTITION_NAME,"
+    "  PARTITION_ORDINAL_POSITION,SUBPARTITION_ORDINAL_POSITION,PARTITION_METHOD,SUBPARTITION_METHOD,"
+    "  MD5(PARTITION_EXPRESSION),MD5(SUBPARTITION_EXPRESSION),MD5(PARTITION_DESCRIPTION),MD5(PARTITION_COMMENT))"
+    "  FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA {not_in} AND PARTITION_NAME IS NOT NULL"
     " UNION ALL SELECT CONCAT_WS('|','s',SCHEMA_NAME,DEFAULT_CHARACTER_SET_NAME,DEFAULT_COLLATION_NAME)"
     "  FROM information_schema.SCHEMATA WHERE SCHEMA_NAME {not_in}"
     " UNION ALL SELECT CONCAT_WS('|','v',TABLE_SCHEMA,TABLE_NAME,MD5(VIEW_DEFINITION))"
@@ -363,10 +392,11 @@ _DEFINITIONS = (
     "  FROM information_schema.EVENTS WHERE EVENT_SCHEMA {not_in}")
 # InnoDB's own names: `schema/table` (partitions `schema/table#P#p0`).
 _INNODB_IDS = "SELECT CONCAT_WS('|',NAME,TABLE_ID) x FROM information_schema.INNODB_SYS_TABLES WHERE {not_like}"
-# Exact for MyISAM, Aria, MEMORY (InnoDB's TABLE_ROWS is an estimate, and its ids say more).
+# Exact for MyISAM, Aria (InnoDB's TABLE_ROWS is an estimate, and its ids say more). Content, but
+# nothing else writes it while a DDL is pending, and it survives a restart; MEMORY tables' does not.
 _OTHER_ENGINES = ("SELECT CONCAT_WS('|',TABLE_SCHEMA,TABLE_NAME,TABLE_ROWS,DATA_LENGTH,CREATE_TIME) x "
-                  "FROM information_schema.TABLES WHERE TABLE_SCHEMA {not_in} AND TABLE_TYPE = 'BASE TABLE' "
-                  "AND ENGINE <> 'InnoDB'")
+                  "FROM information_schema.TABLES WHERE TABLE_SCHEMA {not_in} "
+                  "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND ENGINE NOT IN ('InnoDB', 'MEMORY')")
 
 
 def _aggregate(conn: Connection, rows: str) -> tuple[int, int, int]:
@@ -398,3 +428,22 @@ def session_busy(conn: Connection, connection_id: int) -> bool:
     rows = _query(conn, "SELECT COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s AND ID <> CONNECTION_ID()",
                   (connection_id,))
     return bool(rows) and text(rows[0][0]) != "Sleep"   # "Killed": still rolling back
+
+
+def session_running(conn: Connection, connection_id: int, statement: bytes) -> bool:
+    """Whether a connection (not this one) is executing `statement` (or the packet that holds it):
+    after a restart of the server connection ids start again, and another session (a replica's
+    Binlog Dump, a daemon, a client) may have the id. Compared by the statement's first characters
+    (up to the first that is not ASCII: the process list shows the text in its own character set);
+    a statement without such a beginning is taken as running while the connection is busy."""
+    rows = _query(conn, "SELECT COMMAND, INFO FROM information_schema.PROCESSLIST WHERE ID = %s "
+                        "AND ID <> CONNECTION_ID()", (connection_id,))
+    if not rows or text(rows[0][0]) == "Sleep":   # "Killed": still rolling back
+        return False
+    head = statement.strip()[:80]
+    ascii_head = head[:next((i for i, b in enumerate(head) if b >= 0x80), len(head))].decode("ascii")
+    raw = rows[0][1]
+    info = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else optional_text(raw)
+    if not ascii_head:
+        return True
+    return info is not None and ascii_head in info

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from pipe_reference import binreplay_replay, exact_as_pipe, pipe_replay, take_backup
 
-from helpers import binlogs_from
-from replays import ok, run_on, summary_of
+from helpers import binlogs_from, run_binreplay
+from replays import ok, one_line_error, run_on, summary_of
 
 TWO_TABLES = ("CREATE DATABASE app",
               "CREATE TABLE app.a (id INT PRIMARY KEY, v VARCHAR(20))",
@@ -250,3 +250,140 @@ def test_killed_while_the_target_still_runs_the_ddl(clean_servers, tmp_path) -> 
     ok(rerun)
     assert "is still running; waiting for it to finish" in rerun.stderr, rerun.stderr
     assert not differences(reference, snapshot(target))
+
+
+PARENT_CHILD = TWO_TABLES + ("CREATE TABLE app.p (id INT PRIMARY KEY)",
+                             "CREATE TABLE app.ch (id INT PRIMARY KEY, pid INT, KEY (pid))",
+                             "INSERT INTO app.p VALUES (1), (2)",
+                             "INSERT INTO app.ch VALUES (1, 1), (2, 3)")
+
+
+def test_foreign_key_added_without_checks_interrupted_after_it_ran(clean_servers, tmp_path) -> None:
+    """ADD FOREIGN KEY under foreign_key_checks=0 runs in place (same InnoDB table id, the index was there):
+    killed before its record, the rerun must see it ran (foreign keys in the digest), not add ch_ibfk_2."""
+    source, target = clean_servers
+    backup = _backup_then(source, tmp_path, PARENT_CHILD,
+                          ["SET SESSION foreign_key_checks = 0",
+                           "ALTER TABLE app.ch ADD FOREIGN KEY (pid) REFERENCES app.p (id)",
+                           "SET SESSION foreign_key_checks = 1",
+                           "INSERT INTO app.a VALUES (60, 'after fk')"])
+    exact_as_pipe(source, target, backup, crash_at="ddl-executed:1")
+
+
+def _restart_target_after_the_crash(target, monkeypatch) -> None:
+    """exact_as_pipe's crashed first run is followed by a clean restart of the target (its MEMORY tables
+    empty, connection ids start again) before the rerun."""
+    import pipe_reference
+
+    crashed_run = pipe_reference.run_binreplay
+
+    def run(*args: str, env: dict[str, str] | None = None, **kw):
+        result = crashed_run(*args, env=env, **kw)
+        if env and "BINREPLAY_CRASH_AT" in env:
+            target.stop()
+            target.start()
+        return result
+
+    monkeypatch.setattr(pipe_reference, "run_binreplay", run)
+
+
+def test_ddl_interrupted_before_it_ran_then_target_restarted(clean_servers, tmp_path, monkeypatch) -> None:
+    """Killed at `ddl-started` (the ALTER never ran), then the target restarts, which empties its MEMORY
+    table: the rerun must still see that the ALTER did not run (no table content in the digest) and run it.
+    The MEMORY table is emptied by a statement-format DELETE after it, so the pipe ends the same."""
+    source, target = clean_servers
+    backup = _backup_then(source, tmp_path, TWO_TABLES + (
+        "CREATE TABLE app.m (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=MEMORY",
+        "INSERT INTO app.m VALUES (1, 'kept'), (2, 'kept')"),
+        ["INSERT INTO app.m VALUES (3, 'replayed')",
+         "ALTER TABLE app.a ADD COLUMN w INT NOT NULL DEFAULT 7",
+         "SET SESSION binlog_format = 'STATEMENT'",
+         "DELETE FROM app.m",
+         "SET SESSION binlog_format = 'ROW'",
+         "INSERT INTO app.a VALUES (70, 'after', 8)"])
+    _restart_target_after_the_crash(target, monkeypatch)
+    outcomes = exact_as_pipe(source, target, backup, crash_at="ddl-started:1")
+    assert all("had not taken effect" in o.runs[-1].stderr for o in outcomes), outcomes[0].runs[-1].stderr
+
+
+def test_rerun_does_not_wait_for_another_session_with_the_journaled_id(clean_servers, tmp_path) -> None:
+    """After a restart connection ids start again: the journal's id may be an unrelated busy session's
+    (here a client's long SELECT). The rerun must not wait for it: only for that id running the statement."""
+    import contextlib
+    import threading
+    import time
+
+    import pymysql
+    from pipe_reference import PROGRESS_SCHEMA
+
+    source, target = clean_servers
+    backup = _backup_then(source, tmp_path, TWO_TABLES, ["ALTER TABLE app.a ADD COLUMN w INT NOT NULL DEFAULT 7",
+                                                        "INSERT INTO app.a VALUES (80, 'after', 9)"])
+    files = binlogs_from(source, backup.file)
+    backup.restore(target)
+    target.execute(f"DROP DATABASE IF EXISTS {PROGRESS_SCHEMA}")
+    args = ["replay", *files, *target.connection_flags(), "--start-position", str(backup.pos), "--progress", "none"]
+    assert run_binreplay(*args, env={"BINREPLAY_CRASH_AT": "ddl-started:1"}).returncode == -9
+    other = target.connect()
+    other_id = other.thread_id()
+
+    def sleep() -> None:
+        with contextlib.suppress(pymysql.err.MySQLError):   # 1317 once KILL QUERY ends it
+            other.cursor().execute("SELECT SLEEP(30)")
+
+    sleeper = threading.Thread(target=sleep, daemon=True)
+    sleeper.start()
+    try:
+        while not target.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = %s AND INFO LIKE "
+                                 "'SELECT SLEEP%%'", other_id):
+            time.sleep(0.02)
+        target.execute(f"UPDATE {PROGRESS_SCHEMA}.ddl_journal SET connection_id = %s WHERE state = 'started'",
+                       other_id)
+        began = time.monotonic()
+        rerun = run_binreplay(*args)
+        took = time.monotonic() - began
+    finally:
+        target.execute(f"KILL QUERY {other_id}")
+        sleeper.join()
+        other.close()
+    ok(rerun)
+    assert "is still running" not in rerun.stderr and took < 20, (took, rerun.stderr)
+    assert target.execute("SELECT id, w FROM app.a ORDER BY id") == [(1, 7), (80, 9)]
+
+
+def test_unreadable_digest_parts_refuse_to_guess(clean_servers, tmp_path) -> None:
+    """A replay user without PROCESS and SELECT on mysql cannot read InnoDB's table ids nor the accounts:
+    after a kill before the DDL ran, unchanged digests prove nothing (a RENAME swap, a CREATE USER would
+    leave them so): the rerun refuses in one line (exit 7) instead of guessing; after a kill once the
+    DDL ran, a changed definition proves it ran."""
+    from pipe_reference import PROGRESS_SCHEMA
+
+    from binreplay.errors import ExitCode
+
+    source, target = clean_servers
+    backup = _backup_then(source, tmp_path, TWO_TABLES, ["ALTER TABLE app.a ADD COLUMN w INT NOT NULL DEFAULT 7",
+                                                        "INSERT INTO app.a VALUES (80, 'after', 9)"])
+    files = binlogs_from(source, backup.file)
+    target.execute("CREATE USER 'limited'@'localhost' IDENTIFIED BY 'pw'")
+    try:
+        for grant in ("ALL ON app.*", f"ALL ON {PROGRESS_SCHEMA}.*", "BINLOG REPLAY ON *.*"):
+            target.execute(f"GRANT {grant} TO 'limited'@'localhost'")
+        args = ["replay", *files, "-S", str(target.socket), "-u", "limited", "--start-position", str(backup.pos),
+                "--progress", "none"]
+        env = {"MYSQL_PWD": "pw"}
+        for point, refused in (("ddl-started:1", True), ("ddl-executed:1", False)):
+            backup.restore(target)
+            target.execute(f"DROP DATABASE IF EXISTS {PROGRESS_SCHEMA}")
+            first = run_binreplay(*args, env={**env, "BINREPLAY_CRASH_AT": point})
+            assert first.returncode == -9, first.stderr
+            rerun = run_binreplay(*args, env=env)
+            if refused:
+                one_line_error(rerun, ExitCode.UNSUPPORTED, "cannot tell whether the statement at", "PROCESS",
+                               "check by hand")
+                assert target.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='app' "
+                                      "AND TABLE_NAME='a' AND COLUMN_NAME='w'") == [(0,)]
+            else:
+                ok(rerun)
+                assert target.execute("SELECT id, w FROM app.a ORDER BY id") == [(1, 7), (80, 9)]
+    finally:
+        target.execute("DROP USER 'limited'@'localhost'")
