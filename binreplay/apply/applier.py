@@ -24,10 +24,20 @@ from binreplay.apply.encoders import Encoder
 from binreplay.apply.packets import SessionState, Step, pack
 from binreplay.apply.row_checks import RowCheck
 from binreplay.devtools.faults import crash_point, disconnect_point
-from binreplay.errors import BadInputError, Fault, TargetError, classify, describe, error_code, rejected_error
+from binreplay.errors import (
+    BadInputError,
+    Fault,
+    Interrupted,
+    TargetError,
+    UnsupportedError,
+    classify,
+    describe,
+    error_code,
+    rejected_error,
+)
 from binreplay.model import BinlogPosition, MariadbGtid, MysqlGtid, Transaction, TrxKind
 from binreplay.schedule.batches import Batch
-from binreplay.server.catalog import session_busy
+from binreplay.server.catalog import session_running
 from binreplay.server.connection import ServerConfig, connect
 from binreplay.server.reconnect import Reconnector
 from binreplay.server.sql import quote_ident, quote_string
@@ -38,6 +48,9 @@ log = logging.getLogger(__name__)
 
 # The warning of a ROLLBACK whose transaction changed tables that cannot roll back (MyISAM, Aria ...).
 ER_WARNING_NOT_COMPLETE_ROLLBACK = 1196
+# How long a rerun waits for the session of an earlier attempt to finish its statement before giving up
+# (a rerun waits again).
+DDL_WAIT_LIMIT_S = 6 * 3600.0
 
 class _Retry(Exception):
     """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
@@ -90,6 +103,10 @@ class Applier:
         self.session = 0                      # which target session this is (counted by `open`)
         # Spans whose temporary tables an earlier commit left open, and the session that holds them.
         self._temporary_sessions: dict[BinlogPosition, int] = {}
+        # The session that applied statements of a span (it may hold temporary tables; 0: none), and the
+        # source (re)starts before the batches it applied (Batch.source_starts).
+        self._temporary_session = 0
+        self._source_starts = 0
         # What the last ROLLBACK of the current attempt showed: an open transaction rolled back with
         # nothing kept (`_rolled_back_clean`), or the server's warning that some changes were kept.
         self._rolled_back_clean = False
@@ -159,10 +176,11 @@ class Applier:
                 if batch.unit:
                     # A span with temporary tables: one commit, whatever its members (schedule/temporary.py).
                     self._apply_transactional(batch)
+                elif len(trxs) == 1 and trxs[0].non_transactional:
+                    # The source rolled it back: whatever it holds, never cut at an implicit commit.
+                    self._apply_rolled_back(batch)
                 elif len(trxs) == 1 and trxs[0].journaled:
                     self._apply_standalone(batch)
-                elif len(trxs) == 1 and trxs[0].non_transactional:
-                    self._apply_rolled_back(batch)
                 else:
                     self._apply_transactional(batch)
                 if batch.temporary_from is not None:
@@ -230,8 +248,17 @@ class Applier:
 
     def _check_temporary_session(self, batch: Batch) -> None:
         """A transaction that needs temporary tables an earlier commit opened (a span that could not be
-        one commit) cannot continue in another session: the tables went with the lost one."""
+        one commit) cannot continue in another session: the tables went with the lost one. And a batch
+        the source wrote after it (re)started: its temporary tables went with the restart (no DROP is
+        logged), so this session's go too (a new session), before a CREATE of the same name meets them."""
+        if batch.source_starts > self._source_starts:
+            self._source_starts = batch.source_starts
+            if self._temporary_session == self.session:
+                self.close()
+                self.reconnector.call(self.open)
         span = batch.temporary_from
+        if batch.unit or span is not None:
+            self._temporary_session = self.session
         if span is None or self._temporary_sessions.get(span, self.session) == self.session:
             return
         raise TargetError(f"lost the target session holding the temporary tables opened at {span}, which the "
@@ -318,14 +345,22 @@ class Applier:
         if intent is not None:
             # An earlier attempt started the statement and was interrupted before recording it.
             self._await_earlier_attempt(intent, trx)
-            ran = self.store.schema_fingerprint() != intent.schema_before
+            now, unreadable = self.store.schema_state()
+            ran = now != intent.schema_before
+            if intent.unreadable is not None and (unreadable or intent.unreadable) and (
+                    not ran or unreadable != intent.unreadable):
+                # A part of the digest the replay user could not read (then, or now) may be all the
+                # statement changed: unchanged digests prove nothing, nor do digests of other parts.
+                missing = intent.unreadable or unreadable
+                raise UnsupportedError(f"cannot tell whether the statement at {trx.start} ran (the replay user "
+                                       f"lacks {missing}): grant PROCESS/SELECT on mysql.* or check by hand")
             then = "running it" if not ran else "recording it" if rows_part is None else "applying the rows after it"
             log.warning("%s: the statement at %s had %staken effect before the interruption; %s", self.name,
                         trx.start, "" if ran else "not ", then)
         if statement_part is not None and not ran:
             parts = self._body([statement_part])
             statement = b"\n".join(p.sql for p in parts if p.kind == "statement")
-            self.store.ddl_started(trx, statement, self.store.schema_fingerprint())
+            self.store.ddl_started(trx, statement, *self.store.schema_state())
             crash_point("ddl-started")
             steps = pack(parts, prefix=self._gtid_sets(trx), suffix=self._gtid_reset(trx))
             self._run(batch, steps, commit=False)
@@ -353,12 +388,24 @@ class Applier:
         if intent.connection_id is None:
             return
         assert self.conn is not None
-        first = True
-        while session_busy(self.conn, intent.connection_id):
-            if first:
+        started = time.monotonic()
+        shown = 0.0
+        # Only while that connection runs that statement: after a restart of the target its id may be
+        # another session's (the statement ended with the server then).
+        while session_running(self.conn, intent.connection_id, intent.statement):
+            waited = time.monotonic() - started
+            if not shown or waited - shown >= 60:
                 log.warning("%s: the session that ran the statement at %s (connection %d) is still running; "
-                            "waiting for it to finish", self.name, trx.start, intent.connection_id)
-                first = False
+                            "waiting for it to finish (%.0fs so far)", self.name, trx.start, intent.connection_id,
+                            waited)
+                shown = waited or 0.001
+            if self.reconnector.stopping:   # SIGINT/SIGTERM (Reconnector.stop_waiting, set by the run)
+                raise Interrupted(f"stopped while waiting for connection {intent.connection_id} to finish the "
+                                  f"statement at {trx.start}")
+            if waited > DDL_WAIT_LIMIT_S:
+                raise TargetError(f"connection {intent.connection_id} of the target is still running the statement "
+                                  f"at {trx.start} after {waited:.0f}s; rerun once it has finished (whether it ran "
+                                  "is decided then)")
             time.sleep(0.2)
 
     def _lose_connection(self) -> None:

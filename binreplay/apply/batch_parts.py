@@ -4,6 +4,8 @@ carrying an event the target found corrupt), and CREATE TABLE ... SELECT cut at 
 
 from __future__ import annotations
 
+import dataclasses
+
 from binreplay.binlog.boundaries import Control, is_transaction_control, statement_control
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.errors import UnsupportedError
@@ -44,7 +46,8 @@ def one_at_a_time(batch: Batch) -> list[Batch]:
     out = []
     start = batch.start_pos
     for trx in batch.members:
-        out.append(Batch(batch.seq, batch.file_index, batch.file, start, trx.end_pos, [trx], covered=1,
-                         size=trx.end_pos - trx.start_pos))
+        # Everything else (temporary-table state, source starts) is the batch's: its members share it.
+        out.append(dataclasses.replace(batch, start_pos=start, end_pos=trx.end_pos, members=[trx], covered=1,
+                                       size=trx.end_pos - trx.start_pos, statement=None))
         start = trx.end_pos
     return out

@@ -23,7 +23,7 @@ from binreplay.apply.workers import WorkerPool
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.binlog.names import files_used
 from binreplay.devtools.faults import crash_point
-from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, UnsupportedError
+from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, StateConflictError, UnsupportedError
 from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter
 from binreplay.report.summary import Summary
@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_INTERVAL_S = float(os.environ.get("BINREPLAY_CHECKPOINT_INTERVAL", "1.0"))
 
 
-def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
+def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = False) -> Summary:
+    """`more_to_come`: a --follow round that is not the run's last (the input goes on in the next)."""
     summary = Summary()
     t0 = time.monotonic()
     files = list(opts.binlogs)
@@ -87,7 +88,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter) -> Summary:
     run = _Run(opts, bounds, files, reporter, summary, validated)
     try:
         run.prepare_target(stopped_at, stop_reason)
-        run.replay(total, stopped_at)
+        run.replay(total, stopped_at, more_to_come=more_to_come)
     except BaseException:
         if summary.outcome == "running":
             summary.outcome = "failed"
@@ -160,6 +161,8 @@ class _Run:
                                       target_restored=opts.target_restored,
                                       refuse=lambda resume: past_stop_error(resume, stop, stop_reason, names))
         self.arguments = args   # recorded as the run's latest once it goes on (replay)
+        # Records that end inside a span whose temporary tables an earlier session held (_dispatch).
+        self._temporary_open = store.temporary_open_at(self.resume.run_id) if self.resume.resumed else None
         if self.resume.replaced:
             self.reporter.warn(self.resume.replaced, self.summary)
         self.summary.run_id = self.resume.run_id
@@ -217,9 +220,11 @@ class _Run:
             s.last_applied = str(last.end)
             s.last_gtid = str(last.gtid) if last.gtid is not None else None
 
-    def replay(self, total: int | None, stopped_at: BinlogPosition | None = None) -> None:
+    def replay(self, total: int | None, stopped_at: BinlogPosition | None = None, *,
+               more_to_come: bool = False) -> None:
         """`total`: transactions in the selected range, `stopped_at`: where it ends (None: the files'
-        end or unknown), both from the validation read."""
+        end or unknown), both from the validation read; `more_to_come`: the input goes on in a next round
+        (--follow), so a span with temporary tables still open is left to it, whole (Batcher.flush)."""
         resume, summary, reporter, pool = self.resume, self.summary, self.reporter, self.pool
         if resume.resumed:
             self.control.run(lambda: self.store.record_arguments(self.arguments))
@@ -263,7 +268,7 @@ class _Run:
                 for trx, verdict in selected(reader.transactions(), selector):
                     self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
-                self._submit(self.batcher.flush())
+                self._submit(self.batcher.flush(keep_span=more_to_come and selector.stop_reason is None))
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
                 # (After a resume the prefix before the mark is not re-read here; the
                 # preflight read validated the stop points over the whole selection.)
@@ -313,10 +318,27 @@ class _Run:
         elif not apply:
             summary.skipped += 1
         keys, after = None, None
+        if apply and self._temporary_open is not None:
+            self._refuse_inside_span(trx)
         if apply:
             trx, keys, after = self._prepare(trx)
         # A deferred transaction may be applied by a later run: the mark must not pass it.
         self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after))
+
+    def _refuse_inside_span(self, trx: Transaction) -> None:
+        """The run's records end where temporary tables a cut span opened were still open (in a session
+        of the process that recorded them): applying on without them would fail or write base tables of
+        the same names. Refused before anything is applied, unless the source restarted since then."""
+        assert self._temporary_open is not None
+        file_index, ends, span = self._temporary_open
+        if trx.file_index > file_index and trx.fde.create_timestamp:
+            self._temporary_open = None   # the source restarted since: those tables went with it
+            return
+        raise StateConflictError(
+            f"the target's progress records end at {ends}, inside a span of the source where temporary tables "
+            f"opened at {span} are open (it could not be applied as one commit), and this process does not have "
+            "them: resuming there would apply the rest of the span without them; restore the backup and replay "
+            "again, or restore it and rerun with --restart --target-restored")
 
     def _prepare(self, trx: Transaction) -> tuple[Transaction, KeySet, int | None]:
         """A transaction to apply: filtered, checked against the target's tables, keyed."""

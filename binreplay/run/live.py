@@ -175,7 +175,7 @@ class _Follow:
                 continue
             self._new.clear()
             if self._past_start():
-                summary = self._round(first)
+                summary = self._round(first, more_to_come=fetching)
                 first = False
                 if summary.stop_reason is not None:
                     self.total.note_stop_reason(summary.stop_reason)
@@ -195,10 +195,13 @@ class _Follow:
         self._stop.raise_if_stopped()
         self._fetching.raise_error()
 
-    def _round(self, first: bool) -> Summary:
+    def _round(self, first: bool, *, more_to_come: bool) -> Summary:
+        """One replay of the spool; `more_to_come` (the fetch goes on): a span whose temporary tables are
+        still open at the spool's end is left to the next round, which reads it from its CREATE (a round's
+        sessions end with it, and the tables with them)."""
         opts = _on_spool(self.opts, self.spool, self.fetcher.stats, preflight=self.opts.preflight and first)
         reporter = _RoundReporter(self.reporter, first, self.total)
-        summary = run_replay(opts, reporter)
+        summary = run_replay(opts, reporter, more_to_come=more_to_come)
         if summary.applied:
             # What the round applied is shown when it is done: the follow may then wait a long time.
             self.reporter.update(reporter.as_follow(summary), summary.last_applied or "", force=True)

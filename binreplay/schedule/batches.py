@@ -18,7 +18,9 @@ A unit may go on into the next binlog file: it then has one progress row per fil
 commit. What cannot share that commit (DDL, a transaction the source rolled back, more than
 `max_unit_bytes`, a transaction left to a later run) cuts the unit, with a warning: the rest of the
 span is applied transaction by transaction in the same session, as the source ran it, but a rerun
-from inside it would miss the temporary tables.
+from inside it would miss the temporary tables: the progress rows of its commits say so
+(`Batch.temporary_open`), and such a rerun refuses. A --follow round that is not the last leaves a
+unit still open at its end to the next round (`flush(keep_span=True)`) instead of cutting it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ class Batch:
     # A transaction of a span that could not be one unit: it needs the temporary tables an earlier
     # commit of the same session opened here (a new session would not have them).
     temporary_from: BinlogPosition | None = None
+    # Temporary tables of a span that could not be one unit (opened here) are still open after this
+    # commit: its progress row says so, and a rerun from its end refuses (it would not have them).
+    temporary_open: BinlogPosition | None = None
+    # How many source (re)starts came before it (TemporaryTables.starts): a session that applied batches
+    # of fewer may hold temporary tables the source has since closed (apply/applier.py drops them).
+    source_starts: int = 0
     # A unit that goes on past the end of a binlog file: its ranges in the earlier files (file_index,
     # file and start_pos are then those of its range in the last one).
     earlier_files: list[FileRange] = field(default_factory=list)
@@ -137,6 +145,17 @@ class Batcher:
         closed: list[Batch] = []
         follow = self.temporary.follow(trx) if apply and self.temporary is not None else None
         b = self._open
+        if follow is not None:
+            restarted = follow.ended_before
+        else:    # not applied: its file may still say that the source restarted
+            restarted = self.temporary is not None and self.temporary.pass_by(trx)
+        if restarted:
+            # The source restarted: the open span ended there (as one unit, if it still was one).
+            self._cut = None
+            if b is not None and b.unit:
+                b.temporary_open = None    # nothing after it needs them: a rerun may go on from its end
+                closed.append(b)
+                b = self._open = None
         if b is not None and b.unit:
             cut = self._unit_cut(b, trx, hold, follow)
             if cut:
@@ -164,6 +183,8 @@ class Batcher:
             b.members.append(trx)
             b.size += trx.size
             b.barrier = b.unit or trx.is_barrier
+            b.temporary_open = self.temporary.opened_at if self.temporary is not None and self.temporary.any_open \
+                else None
             if follow is not None and follow.member and not b.unit and b.barrier and self.temporary is not None:
                 b.temporary_from = self.temporary.opened_at
             if keys:
@@ -215,7 +236,8 @@ class Batcher:
         return len(b.members) >= lim.max_transactions or bool(b.members) and b.size + trx.size > lim.max_bytes
 
     def _new(self, trx: Transaction) -> Batch:
-        b = Batch(self._seq, trx.file_index, trx.file, trx.start_pos, trx.end_pos)
+        b = Batch(self._seq, trx.file_index, trx.file, trx.start_pos, trx.end_pos,
+                  source_starts=self.temporary.starts if self.temporary is not None else 0)
         self._firsts.append((trx.seq, b.seq))
         self._seq += 1
         return b
@@ -227,10 +249,14 @@ class Batcher:
             firsts.popleft()
         return firsts[0][1] if firsts and firsts[0][0] <= trx_seq else -1
 
-    def flush(self) -> list[Batch]:
-        """The open batch, closed (at the end of the input, or before waiting for more)."""
+    def flush(self, *, keep_span: bool = False) -> list[Batch]:
+        """The open batch, closed (at the end of the input, or before waiting for more). `keep_span`: more
+        input is to come (a --follow round that is not the last): a unit whose span is still open is not
+        applied but left, with everything after its CREATE, to the next round, which reads it whole."""
         b, self._open = self._open, None
         if b is not None and b.unit and self.temporary is not None and self.temporary.any_open:
+            if keep_span:
+                return []
             self._cut_span("the end of the input", b.last)
         return [b] if b is not None else []
 

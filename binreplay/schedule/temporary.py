@@ -13,6 +13,8 @@ transaction (schedule/batches.py): `CREATE`/`DROP TEMPORARY TABLE` do not commit
 the span commits with its one progress row or not at all, and a rerun or a lost session starts it
 again from its CREATE. A member that would commit the span's transaction early (other DDL, a
 transaction the source rolled back, a CREATE ... SELECT) cannot be part of it: `Follow.fits` says so.
+A restart of the source (its first binlog after it started: the FORMAT_DESCRIPTION has a creation time)
+closes every temporary table, as on its replicas: a crash logs no DROP, and thread ids start again.
 
 Only transactions with statements are looked at (rows-only ones cannot open or drop a temporary
 table), and only statements that begin with CREATE, DROP, ALTER or RENAME are parsed.
@@ -52,6 +54,9 @@ class Follow:
     open_after: bool
     fits: bool = True
     why: str = ""
+    # The open span ended before it: its file was written after the source's server (re)started, which
+    # closed every temporary table (a crash logs no DROP for them; pseudo-thread ids start again).
+    ended_before: bool = False
 
 
 _OUTSIDE = Follow(False, False)
@@ -63,6 +68,8 @@ class TemporaryTables:
 
     open: dict[Session, set[Table]] = field(default_factory=dict)
     opened_at: BinlogPosition | None = None      # where the open span began
+    _file_index: int | None = None               # the file of the last transaction followed
+    starts: int = 0                              # files followed that the source wrote first after it started
 
     @property
     def any_open(self) -> bool:
@@ -73,8 +80,27 @@ class TemporaryTables:
         tables = sorted(f"`{db}`.`{name}`" for tables in self.open.values() for db, name in tables)
         return ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
 
+    def pass_by(self, trx: Transaction) -> bool:
+        """A transaction the run does not apply, in source order: True when its file ended the open span
+        (the source restarted before it)."""
+        if trx.file_index == self._file_index:
+            return False
+        self._file_index = trx.file_index
+        if not trx.fde.create_timestamp:
+            return False
+        # The first binlog a server writes after it started has a FORMAT_DESCRIPTION with a creation
+        # time (0 in files opened by a rotation): the server (re)started before this file, and its
+        # sessions' temporary tables went with it. A replica closes its temporary tables at that event;
+        # so does this follow (and the appliers' sessions: Batch.source_starts).
+        self.starts += 1
+        ended = bool(self.open)
+        self.open.clear()
+        self.opened_at = None
+        return ended
+
     def follow(self, trx: Transaction) -> Follow:
         """Take the next transaction the run applies, in source order."""
+        ended_before = self.pass_by(trx)
         was_open = bool(self.open)
         temporary_only = True          # its statements are all CREATE/DROP of temporary tables
         if trx.kind not in (TrxKind.ROWS, TrxKind.EMPTY):
@@ -85,7 +111,7 @@ class TemporaryTables:
             self.opened_at = trx.start
         member = was_open or bool(self.open)
         if not member:
-            return _OUTSIDE
+            return Follow(False, False, ended_before=True) if ended_before else _OUTSIDE
         why = ""
         if trx.kind is TrxKind.DDL and not temporary_only:
             why = "a statement that commits implicitly"
@@ -93,7 +119,7 @@ class TemporaryTables:
             why = "a transaction the source rolled back"
         elif trx.implicit_commit:
             why = "CREATE ... SELECT, which commits implicitly"
-        return Follow(True, bool(self.open), not why, why)
+        return Follow(True, bool(self.open), not why, why, ended_before)
 
     def _statement(self, server_id: int, q: QueryInfo) -> bool:
         """Follow one statement; True when it is a CREATE or DROP of temporary tables only (neither

@@ -87,6 +87,11 @@ class Reconnector:
         unreachable target from now on, raises Interrupted instead of waiting."""
         self._stopping = True
 
+    @property
+    def stopping(self) -> bool:
+        """The run is stopping: a wait of any kind (not only for the target) should end now."""
+        return self._stopping
+
     def _failed(self, exc: BaseException) -> None:
         now = time.monotonic()
         reason = first_line(exc) if isinstance(exc, TargetError) else describe(exc)

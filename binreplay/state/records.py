@@ -97,3 +97,7 @@ class DdlIntent:
     end_pos: int
     schema_before: str                # schema_fingerprint() before it ran
     connection_id: int | None         # the target session that ran it (None: an older binreplay's entry)
+    statement: bytes = b""            # what that session was sent (its process list entry shows it)
+    # The digest parts that session could not read (catalog.unreadable_parts, comma-joined; None: an
+    # older binreplay's entry, which did not say).
+    unreadable: str | None = None

@@ -32,6 +32,7 @@ def schema_ddl(schema: str) -> list[str]:
             start_pos BIGINT UNSIGNED NOT NULL,
             transactions INT UNSIGNED NOT NULL DEFAULT 1,
             gtid VARCHAR(160) NULL,
+            temporary_open VARCHAR(600) NULL,
             applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (run_id, file_index, end_pos)
         ) ENGINE=InnoDB""",
@@ -41,6 +42,7 @@ def schema_ddl(schema: str) -> list[str]:
             pos BIGINT UNSIGNED NOT NULL,
             binlog_file VARCHAR(255) NOT NULL,
             transactions BIGINT UNSIGNED NOT NULL,
+            temporary_open VARCHAR(600) NULL,
             written_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (run_id, file_index, pos)
         ) ENGINE=InnoDB""",
@@ -53,6 +55,7 @@ def schema_ddl(schema: str) -> list[str]:
             schema_before CHAR(40) NOT NULL,
             statement LONGBLOB NOT NULL,
             connection_id BIGINT UNSIGNED NULL,
+            unreadable VARCHAR(255) NULL,
             started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
             PRIMARY KEY (run_id, file_index, end_pos)
         ) ENGINE=InnoDB""",

@@ -6,9 +6,12 @@ runs        one row per replay run: its fingerprint (what it was asked to replay
             binlog file list that gives file_index its meaning, and its state.
 applied     one row per applied source transaction, INSERTed inside the very target
             transaction that applies it. Its primary key makes a double apply fail loudly.
+            `temporary_open`: where a span began whose temporary tables stay open after the commit
+            (a span that could not be one commit, schedule/batches.py); a rerun from there refuses.
 checkpoint  the low-water mark: every transaction at or before it is applied. New rows are
             inserted (never updated in place) and older rows and the applied rows below the
-            mark are pruned in the same transaction.
+            mark are pruned in the same transaction. Its `temporary_open` is that of the last
+            record at or before it.
 ddl_journal intent and completion of statements that commit implicitly (DDL, CREATE TABLE ...
             SELECT), which cannot carry their progress row atomically: the digest of what
             any DDL changes taken before it, and the session that ran it; resume waits for
@@ -30,7 +33,7 @@ from binreplay.devtools.faults import crash_point
 from binreplay.errors import StateConflictError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch
-from binreplay.server.catalog import column_exists, definitions_digest
+from binreplay.server.catalog import column_exists, definitions_digest, unreadable_parts
 from binreplay.server.catalog import tables as catalog_tables
 from binreplay.server.connection import check_privilege
 from binreplay.server.sql import quote_ident, quote_string
@@ -82,6 +85,13 @@ class ProgressStore:
         if not column_exists(self.conn, self.schema, "ddl_journal", "connection_id"):
             self._exec(f"ALTER TABLE {self.q}.ddl_journal ADD COLUMN connection_id BIGINT UNSIGNED NULL "
                        "AFTER statement")
+        # Whether temporary tables of a span that could not be one commit stay open after a record.
+        for table, after in (("applied", "gtid"), ("checkpoint", "transactions")):
+            if not column_exists(self.conn, self.schema, table, "temporary_open"):
+                self._exec(f"ALTER TABLE {self.q}.{table} ADD COLUMN temporary_open VARCHAR(600) NULL AFTER {after}")
+        if not column_exists(self.conn, self.schema, "ddl_journal", "unreadable"):
+            self._exec(f"ALTER TABLE {self.q}.ddl_journal ADD COLUMN unreadable VARCHAR(255) NULL "
+                       "AFTER connection_id")
 
     def prepare_session(self) -> None:
         # Pruning must not take gap locks that would block the workers' inserts.
@@ -208,6 +218,19 @@ class ProgressStore:
                                  (run_id, low.file_index, low.file_index, low.pos))
         return ResumeState(run_id, resumed, low, AppliedRanges(applied), before)
 
+    def temporary_open_at(self, run_id: int) -> tuple[int, str, str] | None:
+        """Where a run's records end inside a span whose temporary tables an earlier commit opened and
+        left open (a span that could not be one commit): (file index, where the records end, where the
+        span began), from its furthest record (the mark, or an `applied` row above it); None if not."""
+        rows = self._exec(f"SELECT file_index, pos, binlog_file, temporary_open FROM {self.q}.checkpoint "
+                          f"WHERE run_id=%s UNION ALL SELECT file_index, end_pos, binlog_file, temporary_open "
+                          f"FROM {self.q}.applied WHERE run_id=%s ORDER BY file_index DESC, pos DESC LIMIT 1",
+                          (run_id, run_id))
+        if not rows or rows[0][3] is None:
+            return None
+        file_index, pos, file, span = rows[0]
+        return int(file_index), f"{file}:{pos}", str(span)
+
     def finish(self, state: str, error: str | None = None) -> None:
         if self.run_id is None:
             return
@@ -218,19 +241,24 @@ class ProgressStore:
     # -- per target commit ---------------------------------------------------
 
     def applied_insert(self, file_index: int, file: str, start_pos: int, end_pos: int, transactions: int,
-                       last_gtid: object | None) -> bytes:
+                       last_gtid: object | None, temporary_open: object | None = None) -> bytes:
         """The INSERT a worker runs inside the target transaction that applies a range of source
-        transactions (one batch: contiguous, in one file), so the record commits with the data."""
-        return self._applied_insert([(file_index, file, start_pos, end_pos, transactions, last_gtid)])
+        transactions (one batch: contiguous, in one file), so the record commits with the data.
+        `temporary_open`: where a span began whose temporary tables stay open after this commit."""
+        return self._applied_insert([(file_index, file, start_pos, end_pos, transactions, last_gtid)],
+                                    temporary_open)
 
-    def _applied_insert(self, rows: list[tuple[int, str, int, int, int, object | None]]) -> bytes:
+    def _applied_insert(self, rows: list[tuple[int, str, int, int, int, object | None]],
+                        temporary_open: object | None = None) -> bytes:
         assert self.run_id is not None
+        last = len(rows) - 1
         values = ",".join(
             f"({self.run_id},{file_index},{end_pos},{quote_string(file)},{start_pos},{transactions},"
-            f"{quote_string(str(gtid)) if gtid is not None else 'NULL'})"
-            for file_index, file, start_pos, end_pos, transactions, gtid in rows)
+            f"{quote_string(str(gtid)) if gtid is not None else 'NULL'},"
+            f"{quote_string(str(temporary_open)) if temporary_open is not None and i == last else 'NULL'})"
+            for i, (file_index, file, start_pos, end_pos, transactions, gtid) in enumerate(rows))
         return (f"INSERT INTO {self.q}.applied (run_id, file_index, end_pos, binlog_file, start_pos, transactions, "
-                f"gtid) VALUES {values}").encode()
+                f"gtid, temporary_open) VALUES {values}").encode()
 
     def applied_insert_of(self, batch: Batch) -> bytes:
         """A batch's row: its range up to its last member, and how many transactions this commit applies
@@ -238,9 +266,9 @@ class ProgressStore:
         with temporary tables that spans binlog files has one row per file, in the same INSERT."""
         if not batch.earlier_files:
             return self.applied_insert(batch.file_index, batch.file, batch.start_pos, batch.record_end,
-                                       len(batch.members), batch.last.gtid)
+                                       len(batch.members), batch.last.gtid, batch.temporary_open)
         return self._applied_insert([(r.file_index, r.file, r.start_pos, r.end_pos, r.transactions, r.last_gtid)
-                                     for r in batch.records()])
+                                     for r in batch.records()], batch.temporary_open)
 
     def was_applied(self, file_index: int, end_pos: int) -> bool:
         """After a connection was lost during COMMIT: does the range ending here have its record?"""
@@ -253,9 +281,20 @@ class ProgressStore:
         assert self.run_id is not None
         with self.conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(f"INSERT IGNORE INTO {self.q}.checkpoint (run_id, file_index, pos, binlog_file, transactions) "
-                        "VALUES (%s, %s, %s, %s, %s)",
-                        (self.run_id, mark.file_index, mark.pos, mark.file, transactions))
+            # The new mark is inside a span whose temporary tables stay open if the last record at or
+            # before it says so (the applied rows it prunes, or the mark before it).
+            at_or_before = "(file_index < %s OR (file_index = %s AND {} <= %s))"
+            cur.execute(f"SELECT temporary_open FROM (SELECT file_index, end_pos AS pos, temporary_open FROM "
+                        f"{self.q}.applied WHERE run_id=%s AND {at_or_before.format('end_pos')} UNION ALL "
+                        f"SELECT file_index, pos, temporary_open FROM {self.q}.checkpoint WHERE run_id=%s AND "
+                        f"{at_or_before.format('pos')}) AS r ORDER BY file_index DESC, pos DESC LIMIT 1",
+                        (self.run_id, mark.file_index, mark.file_index, mark.pos,
+                         self.run_id, mark.file_index, mark.file_index, mark.pos))
+            found = cur.fetchall()
+            temporary_open = found[0][0] if found else None
+            cur.execute(f"INSERT IGNORE INTO {self.q}.checkpoint (run_id, file_index, pos, binlog_file, transactions, "
+                        "temporary_open) VALUES (%s, %s, %s, %s, %s, %s)",
+                        (self.run_id, mark.file_index, mark.pos, mark.file, transactions, temporary_open))
             cur.execute(f"DELETE FROM {self.q}.checkpoint WHERE run_id=%s AND "
                         "(file_index < %s OR (file_index = %s AND pos < %s))",
                         (self.run_id, mark.file_index, mark.file_index, mark.pos))
@@ -274,15 +313,20 @@ class ProgressStore:
     def schema_fingerprint(self) -> str:
         """40 hex digits that change when any DDL takes effect (catalog.definitions_digest: definitions,
         table identities, accounts and privileges), to tell whether one did."""
-        digest = definitions_digest(self.conn, exclude=(self.schema,))
-        return hashlib.sha1(repr(digest).encode()).hexdigest()
+        return self.schema_state()[0]
 
-    def ddl_started(self, trx: Transaction, statement: bytes, schema_before: str) -> None:
+    def schema_state(self) -> tuple[str, str]:
+        """`schema_fingerprint()`, and the privileges missing for the parts of it this session could
+        not read (comma-joined, '' when none: catalog.unreadable_parts)."""
+        digest = definitions_digest(self.conn, exclude=(self.schema,))
+        return hashlib.sha1(repr(digest).encode()).hexdigest(), ", ".join(unreadable_parts(digest))
+
+    def ddl_started(self, trx: Transaction, statement: bytes, schema_before: str, unreadable: str = "") -> None:
         """Before a statement that commits implicitly runs on this store's connection."""
         self._exec(f"REPLACE INTO {self.q}.ddl_journal (run_id, file_index, end_pos, binlog_file, state, "
-                   "schema_before, statement, connection_id) VALUES (%s, %s, %s, %s, 'started', %s, %s, "
-                   "CONNECTION_ID())",
-                   (self.run_id, trx.file_index, trx.end_pos, trx.file, schema_before, statement))
+                   "schema_before, statement, connection_id, unreadable) VALUES (%s, %s, %s, %s, 'started', %s, "
+                   "%s, CONNECTION_ID(), %s)",
+                   (self.run_id, trx.file_index, trx.end_pos, trx.file, schema_before, statement, unreadable))
 
     def ddl_done_statements(self, batch: Batch) -> list[bytes]:
         """What records the journaled transaction of `batch` done: its `applied` row and its journal
@@ -301,13 +345,14 @@ class ProgressStore:
 
     def ddl_intent(self, trx: Transaction) -> DdlIntent | None:
         """A DDL of this transaction that was started by an earlier process and not recorded as done."""
-        rows = self._exec(f"SELECT schema_before, connection_id FROM {self.q}.ddl_journal WHERE run_id=%s "
-                          "AND file_index=%s AND end_pos=%s AND state='started'",
+        rows = self._exec(f"SELECT schema_before, connection_id, statement, unreadable FROM {self.q}.ddl_journal "
+                          "WHERE run_id=%s AND file_index=%s AND end_pos=%s AND state='started'",
                           (self.run_id, trx.file_index, trx.end_pos))
         if not rows:
             return None
-        before, connection_id = rows[0]
-        return DdlIntent(trx.file_index, trx.end_pos, before, int(connection_id) if connection_id is not None else None)
+        before, connection_id, statement, unreadable = rows[0]
+        return DdlIntent(trx.file_index, trx.end_pos, before, int(connection_id) if connection_id is not None else None,
+                         bytes(statement or b""), unreadable)
 
 
 def _summarize(args: dict) -> str:

@@ -286,3 +286,128 @@ def test_a_lost_session_inside_a_cut_span_stops_with_a_clear_error(clean_servers
     assert len(errors) == 1 and "Traceback" not in err, err
     assert "lost the target session holding the temporary tables" in errors[0], err
     assert "stay open across a statement that commits implicitly" in err, err
+
+
+def _refused_inside_span(target: Sandbox, files: list[str], backup: Backup) -> None:
+    """A rerun that would resume inside a cut span: one line, exit 6, nothing applied."""
+    before = snapshot(target)
+    rerun = _start(target, files, backup, 2, "binlog")
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == ExitCode.STATE_CONFLICT, err
+    errors = [line for line in err.splitlines() if line.startswith("binreplay: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert "inside a span of the source where temporary tables opened at" in errors[0], err
+    assert "restore the backup and replay again" in errors[0] and "--restart --target-restored" in errors[0], err
+    assert snapshot(target) == before
+    assert target.execute("SELECT user_id, total FROM app.ledger ORDER BY id") == [(1, 0), (2, 0)]
+
+
+def test_a_rerun_from_inside_a_cut_span_refuses_instead_of_missing_its_temporary_tables(
+        clean_servers, tmp_path, monkeypatch) -> None:
+    """kill -9 between the commits of a span that could not be one commit (ALTER TABLE of its temporary
+    table): the temporary tables went with the killed process, so the rerun refuses, saying what to do,
+    instead of failing on a table that does not exist (or writing a base table of that name)."""
+    source, target = clean_servers
+    backup = _backup(source, tmp_path, *BASE, LEDGER, "INSERT INTO app.ledger (user_id, total) VALUES (1, 0), (2, 0)")
+    with source.connect("app") as a, a.cursor() as ca:
+        ca.execute("SET SESSION binlog_format = 'STATEMENT'")
+        ca.execute("CREATE TEMPORARY TABLE picked (id INT)")
+        ca.execute("INSERT INTO picked VALUES (1), (2)")
+        ca.execute("ALTER TABLE picked ADD INDEX (id)")
+        ca.execute("UPDATE ledger SET total = total + 1 WHERE user_id IN (SELECT id FROM picked)")
+        ca.execute("DROP TEMPORARY TABLE picked")
+        ca.execute("UPDATE ledger SET total = total + 10")
+    files = binlogs_from(source, backup.file)
+    backup.restore(target)
+    monkeypatch.setenv("BINREPLAY_CRASH_AT", "after-commit:1")   # the CREATE and INSERT committed, no more
+    proc = _start(target, files, backup, 2, "binlog")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -9, err
+    monkeypatch.delenv("BINREPLAY_CRASH_AT")
+    _refused_inside_span(target, files, backup)
+
+
+def test_a_run_that_ended_inside_a_span_refuses_to_go_on_without_its_temporary_tables(
+        clean_servers, tmp_path) -> None:
+    """The binlogs end while a session holds a temporary table: the run applies what it has (with a
+    warning) and its mark records that the tables stay open; a later run with more binlogs refuses to go
+    on from there in new sessions."""
+    source, target = clean_servers
+    backup = _backup(source, tmp_path, *BASE, LEDGER, "INSERT INTO app.ledger (user_id, total) VALUES (1, 0), (2, 0)")
+    with source.connect("app") as a, a.cursor() as ca:
+        ca.execute("SET SESSION binlog_format = 'STATEMENT'")
+        ca.execute("CREATE TEMPORARY TABLE picked (id INT)")
+        ca.execute("INSERT INTO picked VALUES (1), (2)")
+        files = binlogs_from(source, backup.file)
+        backup.restore(target)
+        first = _start(target, files, backup, 2, "binlog")
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0 and "end of the input" in err, err
+        ca.execute("UPDATE ledger SET total = total + 1 WHERE user_id IN (SELECT id FROM picked)")
+        ca.execute("DROP TEMPORARY TABLE picked")
+    _refused_inside_span(target, binlogs_from(source, backup.file), backup)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_source_crash_ends_the_spans_of_its_sessions(clean_servers, tmp_path, workers) -> None:
+    """The source is killed while a session holds a temporary table (no DROP is logged) and comes back:
+    its next binlog begins with a FORMAT_DESCRIPTION that has a creation time, which ends the span (as a
+    replica closes its temporary tables there). What follows is not held in the span, and a new session
+    creating a temporary table of the same name meets none left in the worker's session."""
+    source, target = clean_servers
+    backup = _backup(source, tmp_path, *BASE, LEDGER)
+    crashed = source.connect("app")
+    crashed_id = crashed.thread_id()
+    with crashed.cursor() as ca:
+        ca.execute("SET SESSION binlog_format = 'STATEMENT'")
+        ca.execute("CREATE TEMPORARY TABLE totals (user_id INT, total INT)")
+        ca.execute("INSERT INTO totals SELECT id, score FROM users")
+        ca.execute("INSERT INTO ledger (user_id, total) SELECT user_id, total FROM totals")
+    source.kill()
+    source.start()
+    # Thread ids start again: the next session gets the crashed one's id (and so the same key of its
+    # temporary tables in a target session, where they are told apart by pseudo-thread id).
+    while True:
+        b = source.connect("app")
+        thread_id = b.thread_id()
+        if thread_id >= crashed_id:
+            break
+        b.close()
+    assert thread_id == crashed_id
+    with b, b.cursor() as cb:
+        cb.execute("SET SESSION binlog_format = 'STATEMENT'")
+        cb.execute("CREATE TEMPORARY TABLE totals (user_id INT, total INT)")
+        cb.execute("INSERT INTO totals VALUES (7, 70)")
+        cb.execute("INSERT INTO ledger (user_id, total) SELECT user_id, total FROM totals")
+        cb.execute("DROP TEMPORARY TABLE totals")
+    for i in range(5):
+        source.execute(f"UPDATE app.users SET score = score + {i} WHERE id = {i % 3 + 1}")
+    files = binlogs_from(source, backup.file)
+    backup.restore(target)
+    proc = _start(target, files, backup, workers, "binlog")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "stay open across" not in err, err
+    for query in ("SELECT user_id, total FROM app.ledger ORDER BY id", "SELECT * FROM app.users ORDER BY id"):
+        assert target.execute(query) == source.execute(query)
+
+
+def test_progress_tables_of_an_older_binreplay_gain_the_temporary_open_column(clean_servers, tmp_path) -> None:
+    """Progress tables written before `temporary_open` existed are upgraded when a run resumes them."""
+    source, target = clean_servers
+    backup = _backup(source, tmp_path, *BASE, LEDGER)
+    source.execute("INSERT INTO app.ledger (user_id, total) VALUES (1, 1)")
+    files = binlogs_from(source, backup.file)
+    backup.restore(target)
+    first = _start(target, files, backup, 1, "binlog")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    for table in ("applied", "checkpoint"):
+        target.execute(f"ALTER TABLE {PROGRESS_SCHEMA}.{table} DROP COLUMN temporary_open")
+    source.execute("INSERT INTO app.ledger (user_id, total) VALUES (2, 2)")
+    rerun = _start(target, binlogs_from(source, backup.file), backup, 1, "binlog")
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert target.execute("SELECT user_id, total FROM app.ledger ORDER BY id") == [(1, 1), (2, 2)]
+    assert target.execute("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
+                          "AND COLUMN_NAME='temporary_open'", PROGRESS_SCHEMA) == [(2,)]

@@ -11,22 +11,24 @@ from binreplay.schedule.limits import BatchLimits
 from binreplay.schedule.temporary import TemporaryTables
 
 FDE = FormatDescription(4, "10.11.19-MariaDB", 0, 19, b"", 1, b"")
+# The FORMAT_DESCRIPTION of the first binlog a server writes after it started: it has a creation time.
+STARTED = FormatDescription(4, "10.11.19-MariaDB", 1_765_000_000, 19, b"", 1, b"")
 
 
 def statements(seq: int, *sql: str, thread: int = 7, kind: TrxKind = TrxKind.STATEMENT, file_index: int = 0,
-               rolled_back: bool = False) -> Transaction:
+               rolled_back: bool = False, fde: FormatDescription = FDE) -> Transaction:
     start = 1000 + seq * 100
     trx = Transaction(seq=seq, file_index=file_index, file=f"bin.{file_index + 1:06d}", start_pos=start,
-                      end_pos=start + 100, timestamp=0, kind=kind, fde=FDE, non_transactional=rolled_back)
+                      end_pos=start + 100, timestamp=0, kind=kind, fde=fde, non_transactional=rolled_back)
     trx._events = [Event(C.QUERY_EVENT, 0, 1, 0, start, start + 100, b"",
                          QueryInfo(thread, 0, 0, "app", s.encode(), QueryContext())) for s in sql]
     return trx
 
 
-def rows(seq: int, file_index: int = 0) -> Transaction:
+def rows(seq: int, file_index: int = 0, fde: FormatDescription = FDE) -> Transaction:
     start = 1000 + seq * 100
     return Transaction(seq=seq, file_index=file_index, file=f"bin.{file_index + 1:06d}", start_pos=start,
-                       end_pos=start + 100, timestamp=0, kind=TrxKind.ROWS, fde=FDE)
+                       end_pos=start + 100, timestamp=0, kind=TrxKind.ROWS, fde=fde)
 
 
 def test_a_span_lasts_from_the_first_create_to_the_last_drop_of_every_session() -> None:
@@ -92,6 +94,82 @@ def test_a_span_cut_by_ddl_is_named_and_its_rest_needs_the_same_session() -> Non
     assert {batch.temporary_from for batch in out[:4]} == {out[0].start}
     assert len(warnings) == 2 and "`app`.`a`" in warnings[0] and "commits implicitly" in warnings[0]
     assert out[4].unit and "end of the input" in warnings[1]    # the next span is a unit again
+
+
+def test_a_restart_of_the_source_closes_its_temporary_tables() -> None:
+    """A crash logs no DROP for the temporary tables its sessions held, and pseudo-thread ids start again:
+    the first file written after the server started (its FORMAT_DESCRIPTION has a creation time) ends the
+    span, as a replica closes its temporary tables there. A rotation (no creation time) does not."""
+    t = TemporaryTables()
+    t.follow(statements(0, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL))
+    assert t.follow(rows(1, file_index=1)).member and t.any_open             # rotated: still open
+    after = t.follow(statements(2, "INSERT INTO a VALUES (1)", file_index=2, fde=STARTED))
+    assert not after.member and after.ended_before and not t.any_open and t.opened_at is None
+    assert not t.follow(statements(3, "INSERT INTO t VALUES (1)", file_index=2, fde=STARTED)).ended_before
+    # Only the first transaction of that file ends a span: one opened in it lasts as usual.
+    t.follow(statements(4, "CREATE TEMPORARY TABLE b (x INT)", file_index=2, kind=TrxKind.DDL, fde=STARTED))
+    assert t.follow(rows(5, file_index=2, fde=STARTED)).member and t.names() == "`app`.`b`"
+
+
+def test_after_a_restart_later_transactions_are_not_members_of_a_cut_span() -> None:
+    warnings: list[str] = []
+    b = Batcher(BatchLimits(), temporary=TemporaryTables(), warn=warnings.append)
+    out = b.add(statements(0, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL), apply=True)
+    out += b.add(statements(1, "TRUNCATE a", kind=TrxKind.DDL), apply=True)       # cuts the span
+    out += b.add(statements(2, "INSERT INTO a VALUES (1)"), apply=True)
+    # The source crashed; after its restart nothing needs that session, nor is one batch.
+    out += b.add(rows(3, file_index=1, fde=STARTED), apply=True)
+    out += b.add(rows(4, file_index=1, fde=STARTED), apply=True)
+    out += b.add(statements(5, "INSERT INTO t VALUES (1)", file_index=1, fde=STARTED), apply=True)
+    out += b.add(statements(6, "CREATE TEMPORARY TABLE z (x INT)", file_index=1, kind=TrxKind.DDL, fde=STARTED),
+                 apply=True)
+    out += b.add(statements(7, "DROP TEMPORARY TABLE z", file_index=1, kind=TrxKind.DDL, fde=STARTED), apply=True)
+    assert [[m.seq for m in batch.members] for batch in out] == [[0], [1], [2], [3, 4], [5], [6, 7]]
+    assert [batch.temporary_from is not None for batch in out] == [True, True, True, False, False, False]
+    # What the progress rows say: temporary tables of a cut span stay open after the first three commits.
+    assert [batch.temporary_open for batch in out] == [out[0].start] * 3 + [None] * 3
+    # A worker session that applied the span drops its tables before it applies anything after the restart.
+    assert [batch.source_starts for batch in out] == [0, 0, 0, 1, 1, 1]
+    assert out[5].unit and len(warnings) == 1        # the next span is one unit again
+
+
+def test_a_unit_open_at_a_restart_ends_there() -> None:
+    warnings: list[str] = []
+    b = Batcher(BatchLimits(), temporary=TemporaryTables(), warn=warnings.append)
+    out = b.add(statements(0, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL), apply=True)
+    out += b.add(statements(1, "INSERT INTO a VALUES (1)"), apply=True)
+    out += b.add(statements(2, "INSERT INTO t VALUES (1)", file_index=1, fde=STARTED), apply=True)
+    out += b.add(rows(3, file_index=1, fde=STARTED), apply=True) + b.flush()
+    assert [[m.seq for m in batch.members] for batch in out] == [[0, 1], [2], [3]]
+    assert out[0].unit and not out[1].unit and not warnings
+    assert all(batch.temporary_from is None and batch.temporary_open is None for batch in out)
+
+
+def test_a_restart_seen_in_a_transaction_the_run_does_not_apply_ends_the_span_too() -> None:
+    warnings: list[str] = []
+    b = Batcher(BatchLimits(), temporary=TemporaryTables(), warn=warnings.append)
+    out = b.add(statements(0, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL), apply=True)
+    out += b.add(rows(1, file_index=1, fde=STARTED), apply=False)       # excluded GTID, say
+    out += b.add(statements(2, "INSERT INTO t VALUES (1)", file_index=1, fde=STARTED), apply=True) + b.flush()
+    assert [[m.seq for m in batch.members] for batch in out] == [[0], [], [2]]
+    assert out[0].unit and not warnings and out[2].temporary_from is None and out[2].source_starts == 1
+
+
+def test_a_follow_round_leaves_an_open_span_to_the_next_round() -> None:
+    warnings: list[str] = []
+    b = Batcher(BatchLimits(), temporary=TemporaryTables(), warn=warnings.append)
+    out = b.add(rows(0), apply=True)
+    out += b.add(statements(1, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL), apply=True)
+    out += b.add(statements(2, "INSERT INTO a VALUES (1)"), apply=True)
+    # More input is to come: the unit is not applied (the mark stays before its CREATE), nor named.
+    assert b.flush(keep_span=True) == [] and not warnings
+    assert [[m.seq for m in batch.members] for batch in out] == [[0]]
+    # At the end of the run it is applied, named, and its progress row says its tables stay open.
+    again = Batcher(BatchLimits(), temporary=TemporaryTables(), warn=warnings.append)
+    again.add(statements(1, "CREATE TEMPORARY TABLE a (x INT)", kind=TrxKind.DDL), apply=True)
+    last = again.flush()
+    assert len(last) == 1 and last[0].unit and last[0].temporary_open == last[0].start
+    assert len(warnings) == 1 and "end of the input" in warnings[0]
 
 
 def test_with_one_commit_per_transaction_a_span_is_named_not_merged() -> None:
