@@ -11,7 +11,7 @@ snapshot with the pipe's. No third server: the target plays both parts in turn.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,23 +157,12 @@ def exact_as_pipe(source: Sandbox, target: Sandbox, backup: Backup, *extra: str,
     """Replay the source's binlogs since `backup` with the pipe, then with binreplay at every worker
     count and apply mode (same `extra` flags), and assert each ends exactly where the pipe ended
     (exit 0, same snapshot). `binlog_args` are the pipe's equivalents of `extra` (e.g. a stop bound)."""
-    files = binlogs_from(source, backup.file)
-    backup.restore(target)
-    pipe_replay(target, files, backup.pos, *binlog_args)
-    reference = snapshot(target)
-    outcomes = []
-    for mode in modes:
-        for n in workers:
-            backup.restore(target)
-            target.execute(f"DROP DATABASE IF EXISTS {PROGRESS_SCHEMA}")
-            outcome = binreplay_replay(target, files, backup.pos, n, mode, *extra, crash_at=crash_at)
-            last = outcome.runs[-1]
-            assert last.returncode == 0, f"{outcome.label}: exit {last.returncode}\n{last.stderr[-3000:]}"
-            outcome.snapshot = snapshot(target)
-            diffs = differences(reference, outcome.snapshot)
-            assert not diffs, f"{outcome.label} differs from the pipe:\n  " + "\n  ".join(diffs[:20])
-            outcomes.append(outcome)
-    return outcomes
+    def succeeded(outcome: Outcome) -> None:
+        last = outcome.runs[-1]
+        assert last.returncode == 0, f"{outcome.label}: exit {last.returncode}\n{last.stderr[-3000:]}"
+
+    return _against_the_pipe(target, backup, binlogs_from(source, backup.file), binlog_args, succeeded, "the pipe",
+                             extra, workers, modes, crash_at)
 
 
 def refused_where_pipe_stops(source: Sandbox, target: Sandbox, backup: Backup, stop: tuple[str, int],
@@ -183,9 +172,27 @@ def refused_where_pipe_stops(source: Sandbox, target: Sandbox, backup: Backup, s
     """binreplay must refuse to go on (exit `exit_code`, one line holding every fragment) and leave
     the target exactly where the pipe stops with `--stop-position` at `stop` (file name, position):
     everything before applied, nothing after. With `crash_at`, the rerun after the kill must."""
+    def refused(outcome: Outcome) -> None:
+        last = outcome.runs[-1]
+        lines = [line for line in last.stderr.splitlines() if line.strip()]
+        assert last.returncode == exit_code and len(lines) == 1, (
+            f"{outcome.label}: expected one error line and exit {exit_code}, got exit {last.returncode}\n"
+            f"{last.stderr[-3000:]}")
+        missing = [f for f in fragments if f not in lines[0]]
+        assert not missing, f"{outcome.label}: {missing} not in {lines[0]}"
+
     files = [f for f in binlogs_from(source, backup.file) if Path(f).name <= stop[0]]
+    return _against_the_pipe(target, backup, files, (f"--stop-position={stop[1]}",), refused,
+                             f"the pipe stopped at {stop}", extra, workers, modes, crash_at)
+
+
+def _against_the_pipe(target: Sandbox, backup: Backup, files: list[str], binlog_args: tuple[str, ...],
+                      check: Callable[[Outcome], None], reference_name: str, extra: tuple[str, ...],
+                      workers: Iterable[int], modes: Iterable[str], crash_at: str | None) -> list[Outcome]:
+    """The pipe's snapshot, then binreplay into a fresh restore per apply mode and worker count: each
+    run's outcome passes `check` and its snapshot equals the pipe's."""
     backup.restore(target)
-    pipe_replay(target, files, backup.pos, f"--stop-position={stop[1]}")
+    pipe_replay(target, files, backup.pos, *binlog_args)
     reference = snapshot(target)
     outcomes = []
     for mode in modes:
@@ -193,15 +200,9 @@ def refused_where_pipe_stops(source: Sandbox, target: Sandbox, backup: Backup, s
             backup.restore(target)
             target.execute(f"DROP DATABASE IF EXISTS {PROGRESS_SCHEMA}")
             outcome = binreplay_replay(target, files, backup.pos, n, mode, *extra, crash_at=crash_at)
-            last = outcome.runs[-1]
-            lines = [line for line in last.stderr.splitlines() if line.strip()]
-            assert last.returncode == exit_code and len(lines) == 1, (
-                f"{outcome.label}: expected one error line and exit {exit_code}, got exit {last.returncode}\n"
-                f"{last.stderr[-3000:]}")
-            missing = [f for f in fragments if f not in lines[0]]
-            assert not missing, f"{outcome.label}: {missing} not in {lines[0]}"
+            check(outcome)
             outcome.snapshot = snapshot(target)
             diffs = differences(reference, outcome.snapshot)
-            assert not diffs, f"{outcome.label} differs from the pipe stopped at {stop}:\n  " + "\n  ".join(diffs[:20])
+            assert not diffs, f"{outcome.label} differs from {reference_name}:\n  " + "\n  ".join(diffs[:20])
             outcomes.append(outcome)
     return outcomes
