@@ -25,7 +25,8 @@ from binreplay.apply.packets import Part, SessionState, binlog_statement, fit_pa
 from binreplay.apply.row_checks import GUARD, RESET
 from binreplay.binlog import constants as C
 from binreplay.binlog.boundaries import is_transaction_control
-from binreplay.binlog.header import post_header_len
+from binreplay.binlog.header import post_header_len, table_id_len
+from binreplay.hotpath import compiled
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
 
 # Keep each BINLOG statement well under the target's max_allowed_packet.
@@ -36,6 +37,10 @@ _ROWS_OR_MAP = C.ROWS_EVENTS | {C.TABLE_MAP_EVENT}
 _MERGEABLE = frozenset({C.WRITE_ROWS_EVENT_V1, C.UPDATE_ROWS_EVENT_V1, C.DELETE_ROWS_EVENT_V1,
                         C.WRITE_ROWS_COMPRESSED_EVENT_V1, C.UPDATE_ROWS_COMPRESSED_EVENT_V1,
                         C.DELETE_ROWS_COMPRESSED_EVENT_V1, C.TABLE_MAP_EVENT})
+# The compiled merge (binreplay/_hotpath.c) by type code: 0 not sent, 1 rows, 2 TABLE_MAP, 3 rows
+# that cannot be merged.
+_MERGE_KINDS = bytes(2 if t == C.TABLE_MAP_EVENT else 1 if t in _MERGEABLE else 3 if t in _ROWS_OR_MAP else 0
+                     for t in range(256))
 
 
 class Encoder:
@@ -160,10 +165,15 @@ def rows_statement(trxs: list[Transaction], merge: bool, chunk_bytes: int = DEFA
     Depends on nothing of a session, so the coordinator can build it while a worker waits."""
     if sum(t.size for t in trxs) > chunk_bytes or any(t.kind not in (TrxKind.ROWS, TrxKind.EMPTY) for t in trxs):
         return None
+    fde = trxs[0].fde
+    if merge and fde.flavor == "mariadb" and compiled is not None:
+        # The same statement as below, built in one pass (None: the Python path decides).
+        statement = compiled.merged_rows_statement(trxs, _MERGE_KINDS, _table_id_len(fde), C.CRC_LEN)
+        if statement is not None:
+            return statement
     events = _row_slices(trxs)
     if not events:
         return b""
-    fde = trxs[0].fde
     blob = _merged(events, fde) if merge and fde.flavor == "mariadb" else None
     return binlog_statement([blob] if blob is not None else [e for _t, e in events])
 
@@ -181,7 +191,7 @@ def _merged(events: list[tuple[int, memoryview]], fde: FormatDescription) -> byt
     """Row events of consecutive transactions as one row statement: each TABLE_MAP once, in front,
     the rows events in order with the end-of-statement flag on the last one only. None when the
     events do not allow it (a table id mapped two ways, a rows event of another kind)."""
-    id_len = 4 if post_header_len(fde, C.TABLE_MAP_EVENT) == 6 else 6
+    id_len = _table_id_len(fde)
     maps: dict[bytes, memoryview] = {}       # table id bytes -> its TABLE_MAP
     rows: list[memoryview] = []
     for t, raw in events:
@@ -208,6 +218,10 @@ def _merged(events: list[tuple[int, memoryview]], fde: FormatDescription) -> byt
         at += len(raw)
     out[at - len(rows[-1]) + flag] |= C.STMT_END_F
     return bytes(out)
+
+
+def _table_id_len(fde: FormatDescription) -> int:
+    return table_id_len(post_header_len(fde, C.TABLE_MAP_EVENT))
 
 
 def _statement_end(raw: bytes, fde: FormatDescription, type_code: int) -> bool:

@@ -13,6 +13,9 @@ group events into transactions (that is `binreplay.source.reader`). Its one fram
 - an event that runs past the end of the file with a consistent header is a truncated tail;
 - the CRC32 of every event when the FORMAT_DESCRIPTION says the server wrote them, and always the
   FORMAT_DESCRIPTION's own (servers that know checksums always write it, whatever the algorithm).
+
+A consumer may set a lane (`BinlogFile.lane`): a function that frames a whole transaction of the
+common shape at once, applying these same checks to each of its events (source/assembler.py).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ _MIN, _MAX = C.HEADER_LEN, MAX_EVENT_SIZE
 # The CRC-32 of any byte string followed by its own CRC-32 (little-endian): an event is intact
 # when the CRC of all its bytes, checksum included, is this (one call, no unpacking).
 CRC_RESIDUE = 0x2144DF1C
+# The type `scan` yields for a transaction its consumer's lane framed whole (not an event type).
+LANE = 0x100
 
 
 @dataclass
@@ -111,6 +116,11 @@ class BinlogFile:
     on_format: Callable[[BinlogFile], None] | None = field(default=None, repr=False)
     # The file's bytes while `scan()` runs: event (start, end) offsets index it.
     data: mmap.mmap | None = field(default=None, repr=False)
+    # Set by a consumer that frames whole transactions in one step (source/assembler.py, the lane):
+    # called at a MariaDB GTID event on the fast path with (data, pos, size, check_crc, verified_to),
+    # it returns where the transaction ends, having checked every event of it as this loop would, or
+    # 0 to have them yielded one by one. Its transaction is then yielded as (LANE, start, end).
+    lane: Callable[[mmap.mmap, int, int, bool, int], int] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -162,6 +172,7 @@ class BinlogFile:
         closed: str | None = None   # the ROTATE or STOP event that closed the file
         # Events the fast path leaves to the full one: the first event is the FORMAT_DESCRIPTION.
         special = frozenset({C.FORMAT_DESCRIPTION_EVENT, C.ROTATE_EVENT, C.STOP_EVENT})
+        gtid = C.MARIADB_GTID_EVENT   # where a lane may take a whole transaction
         try:
             while True:
                 if pos - released >= RELEASE_EVERY:
@@ -179,6 +190,12 @@ class BinlogFile:
                 end = pos + ev_size
                 if log_pos == end and end <= size and not careful and t not in special and _MIN <= ev_size <= _MAX:
                     # The common case, checked in full: an ordinary event, its header consistent.
+                    if t == gtid and self.lane is not None:
+                        lane_end = self.lane(mm, pos, size, check_crc, verified_to)
+                        if lane_end:
+                            yield LANE, pos, lane_end
+                            pos = lane_end
+                            continue
                     if check_crc and end > verified_to and crc32(view[pos:end]) != CRC_RESIDUE:
                         raise ChecksumError(f"{self.path}: {C.event_name(t)} event at position {pos}: CRC32 "
                                             "checksum mismatch (corrupt binlog)")

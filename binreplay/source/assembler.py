@@ -19,6 +19,9 @@ Every event case, in one place (`Assembler.transactions`, `_other`):
     TABLE_MAP                               names a table id for the rows events after it
     ROWS (all versions, compressed)         row changes; must name a table id mapped before them,
                                             and a statement's last one is flagged STMT_END
+    LANE (not an event type)                a whole MariaDB transaction of MariaDB GTID, TABLE_MAP,
+                                            ROWS, informational events and XID, framed and checked
+                                            at once by the compiled lane (`_frame`) with these rules
     XID                                     ends the transaction
     TRANSACTION_PAYLOAD                     a compressed MySQL transaction: its inner events are fed
                                             here too, decompressed within a fixed ceiling
@@ -45,10 +48,12 @@ from typing import TYPE_CHECKING, NoReturn
 from binreplay.binlog import constants as C
 from binreplay.binlog import events as E
 from binreplay.binlog.boundaries import Boundaries, Control, Step, statement_control
-from binreplay.binlog.file import BinlogFile
+from binreplay.binlog.file import LANE, BinlogFile
 from binreplay.binlog.gtid_events import parse_mysql_gtid_event
+from binreplay.binlog.header import table_id_len
 from binreplay.binlog.table_map import check_table_map
 from binreplay.errors import BadInputError, UnsupportedError
+from binreplay.hotpath import compiled
 from binreplay.model import Gtid, MariadbGtid, QueryInfo, Span, TableMapInfo, Transaction, TrxKind
 from binreplay.source.event_bodies import FileEvents, xid
 from binreplay.source.payload import assemble_payload
@@ -56,6 +61,7 @@ from binreplay.source.payload import assemble_payload
 if TYPE_CHECKING:
     from binreplay.source.payload import PayloadFile
 
+_U32 = struct.Struct("<I")
 _XID_EVENT_LEN = C.HEADER_LEN + 8    # an XID event's header and body (its xid), without a checksum
 _TABLE_MAP_CACHE = 4096       # distinct TABLE_MAP bodies (and table sets) remembered; a bound, not a tuning
 
@@ -69,6 +75,12 @@ _UNSUPPORTED = {
 }
 _KNOWN = frozenset(C.event_names()) - frozenset(_UNSUPPORTED) - {C.INCIDENT_EVENT}
 _QUERIES = frozenset({C.QUERY_EVENT, C.QUERY_COMPRESSED_EVENT})
+# The lane (compiled, binreplay/_hotpath.c) by type code: 1 rows, 2 TABLE_MAP, 3 informational,
+# 4 XID, 5 the MariaDB GTID it starts at; anything else (0) leaves the transaction to this module.
+_LANE_KINDS = bytes(1 if t in C.ROWS_EVENTS else 2 if t == C.TABLE_MAP_EVENT else 3 if t in C.INFORMATIONAL_EVENTS
+                    else 4 if t == C.XID_EVENT else 5 if t == C.MARIADB_GTID_EVENT else 0 for t in range(256))
+# GTID flags the lane leaves to `_gtid`: a standalone statement, XA.
+_LANE_REFUSED = C.FL_STANDALONE | C.FL_PREPARED_XA | C.FL_COMPLETED_XA
 
 
 
@@ -137,6 +149,9 @@ class Assembler(FileEvents):
         self.relay = False               # a second FORMAT_DESCRIPTION was seen: a relay log (see _gtid)
         self.needs_gtid = False          # its server writes a GTID event before every transaction
         self.types = 255                 # event types its server knows (its FORMAT_DESCRIPTION's table)
+        self._lane_args: tuple = ()      # what the lane needs of the FORMAT_DESCRIPTION (`_set_lane`)
+        self._lane_found: tuple = ()     # what it framed last: (end, spans, TABLE_MAP indexes, rows)
+        self._lane_tables: dict[tuple[TableMapInfo, ...], frozenset] = {}   # (as _tables, by TABLE_MAP)
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -154,7 +169,10 @@ class Assembler(FileEvents):
             for t, pos, end in events:
                 n += 1
                 nbytes += end - pos
-                if t in rows_types:
+                if t == LANE:
+                    n += len(self._lane_found[1]) - 1
+                    yield self._from_lane(end)
+                elif t in rows_types:
                     g = self.group or self._open(pos, t)
                     g.spans.append((t, pos, end))
                     g.rows += 1
@@ -172,7 +190,7 @@ class Assembler(FileEvents):
                     g.in_statement = True
                     info = table_maps.get(data[pos + C.HEADER_LEN:end - crc_len])  # type: ignore[index]
                     if info is None:
-                        self._table_map(g, pos, end)
+                        self._table_map(g, pos, end, len(g.spans) - 1)
                     else:   # parsed before (the same bytes): see _table_map
                         g.table_ids[info.table_id] = info
                         g.infos[len(g.spans) - 1] = info
@@ -194,11 +212,76 @@ class Assembler(FileEvents):
                         data, fde = self.f.data, self.f.fde
                         crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
                         id_ends.clear()
+                        self._set_lane()
                     done = other(t, pos, end)
                     if done is not None:
                         yield done
         finally:
             self.events, self.bytes = n, nbytes
+            if isinstance(self.f, BinlogFile):
+                self.f.lane = None
+
+    # -- the lane: a whole row transaction at once -----------------------------------------
+
+    def _set_lane(self) -> None:
+        """Hand the file's MariaDB row transactions to the compiled lane, when there is one."""
+        f, fde = self.f, self.f.fde
+        if not isinstance(f, BinlogFile):
+            return
+        f.lane = None
+        if compiled is None or fde is None:
+            return
+        phl = fde.post_header_lengths
+        if len(phl) < C.MARIADB_GTID_EVENT:
+            return    # its server writes no MariaDB GTID events: one is bad input (`_other` says so)
+        # Offset past each rows type's table id; 0 for a type the file's server does not write (rows_phl).
+        id_ends = bytes(C.HEADER_LEN + table_id_len(phl[t - 1]) if t in C.ROWS_EVENTS and t <= len(phl)
+                        and phl[t - 1] else 0 for t in range(256))
+        crc_len = C.CRC_LEN if fde.has_crc32 else 0
+        self._lane_args = (_LANE_KINDS, id_ends, table_id_len(self.phl(C.TABLE_MAP_EVENT)), crc_len,
+                           _LANE_REFUSED, C.FL_GROUP_COMMIT_ID)
+        f.lane = self._frame
+
+    def _frame(self, data: object, pos: int, size: int, check_crc: bool, verified_to: int) -> int:
+        assert compiled is not None
+        found = compiled.frame_row_transaction(data, pos, size, check_crc, verified_to, *self._lane_args)
+        if found is None:
+            return 0     # not the common shape, or something is wrong: the events come one by one
+        self._lane_found = found
+        return found[0]
+
+    def _from_lane(self, end: int) -> Transaction:
+        """The transaction the lane framed: what the inline path and `_close` do per event, done once
+        (the lane checked the rest: framing, CRC32, table ids, statement ends, the XID)."""
+        _end, spans, maps, rows = self._lane_found
+        t, pos, gtid_end = spans[0]
+        if self.group is not None:    # a transaction still open: `_gtid` says what is wrong with it
+            self._gtid(t, pos, gtid_end)
+            self.group = None
+        gtid = self.mariadb_gtid(pos, gtid_end)
+        self.bounds.inside = self.bounds.opened = False    # a GTID implying BEGIN, then XID
+        f = self.f
+        data, crc_len, table_maps = f.data, self._lane_args[3], self._table_maps
+        assert data is not None and f.fde is not None
+        infos: dict[int, object] = {0: gtid}
+        table_ids: dict[int, TableMapInfo] = {}
+        for i in maps:
+            _t, map_pos, map_end = spans[i]
+            info = table_maps.get(data[map_pos + C.HEADER_LEN:map_end - crc_len])
+            if info is None:
+                info = self._parse_table_map(map_pos, map_end)
+            table_ids[info.table_id] = info
+            infos[i] = info
+        key = tuple(table_ids.values())
+        tables = self._lane_tables.get(key)
+        if tables is None:
+            if len(self._lane_tables) >= _TABLE_MAP_CACHE:
+                self._lane_tables.clear()
+            tables = self._lane_tables[key] = frozenset((i.schema, i.table) for i in key)
+        return Transaction(
+            seq=self._next_seq(), file_index=f.index, file=f.name, start_pos=pos, end_pos=end,
+            timestamp=_U32.unpack_from(data, pos)[0], kind=TrxKind.ROWS if rows else TrxKind.EMPTY, fde=f.fde,
+            data=data[pos:end], spans=spans, base=pos, infos=infos, gtid=gtid, tables=tables)
 
     def _unmapped(self, t: int, pos: int, id_end: int) -> None:
         data = self.f.data
@@ -208,7 +291,12 @@ class Assembler(FileEvents):
         self.bad(t, pos, f"it changes rows of table id {table_id}, which no TABLE_MAP event of its "
                           "transaction maps")
 
-    def _table_map(self, g: OpenTransaction, pos: int, end: int) -> None:
+    def _table_map(self, g: OpenTransaction, pos: int, end: int, index: int) -> None:
+        info = self._parse_table_map(pos, end)
+        g.table_ids[info.table_id] = info
+        g.infos[index] = info
+
+    def _parse_table_map(self, pos: int, end: int) -> TableMapInfo:
         # A table's TABLE_MAP repeats byte for byte in every transaction that writes it: parse it once.
         data, fde = self.f.data, self.f.fde
         assert data is not None and fde is not None
@@ -220,8 +308,7 @@ class Assembler(FileEvents):
             if len(self._table_maps) >= _TABLE_MAP_CACHE:
                 self._table_maps.clear()
             self._table_maps[key] = info
-        g.table_ids[info.table_id] = info
-        g.infos[len(g.spans) - 1] = info
+        return info
 
     # -- everything else -----------------------------------------------------------------
 

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from binreplay.binlog.file import FileTail
 from binreplay.errors import BadInputError
-from binreplay.model import FormatDescription, Transaction
+from binreplay.hotpath import compiled
+from binreplay.model import FormatDescription, Span, Transaction
 
 DEFAULT_BUDGET = 48 << 20      # estimated bytes of kept transactions: with in-flight work, under 200 MB RSS
 _PER_TRANSACTION = 800          # its object, infos dict and GTID (tracemalloc: ~1,100 B per OLTP one, 13 events)
-_PER_EVENT = 3 * 8              # one packed span
+_PER_EVENT = 3 * 8              # one packed span (and a bytes object per transaction: in _PER_TRANSACTION)
 
 
 def identity(path: Path) -> tuple[int, int, int, int]:
@@ -44,8 +45,7 @@ class ValidatedFile:
     from_pos: int                          # where that read started in it (4: the first event)
     verified_end: int = 0                  # every event before this offset was checksummed
     transactions: list[Transaction | None] = field(default_factory=list)   # kept, in order (None: taken back)
-    spans: array = field(default_factory=lambda: array("q"))        # their events: type, start, end, ...
-    first_span: list[int] = field(default_factory=list)             # index in `spans` of each one's first
+    spans: list[bytes] = field(default_factory=list)                # each one's events, packed (pack_spans)
     starts: array = field(default_factory=lambda: array("q"))       # each one's start and end offsets
     ends: array = field(default_factory=lambda: array("q"))
     cut: bool = False                      # the budget ran out: transactions after kept_end were not kept
@@ -95,10 +95,9 @@ class ValidatedRead:
             entry.cut = True                  # the rest of the file is read anew
             return
         self.used += cost
-        entry.first_span.append(len(entry.spans) // 3)
         entry.starts.append(trx.start_pos)
         entry.ends.append(trx.end_pos)
-        entry.spans.extend(chain.from_iterable(trx.spans))
+        entry.spans.append(pack_spans(trx.spans))
         trx.spans = []
         if from_file:
             trx.data = b""
@@ -149,6 +148,22 @@ class ValidatedRead:
         return same_file and (now[2:] == entry.identity[2:] or size > entry.identity[3])
 
 
+def _pack_spans(spans: list[Span]) -> bytes:
+    return array("q", chain.from_iterable(spans)).tobytes()
+
+
+def _unpack_spans(packed: bytes) -> list[Span]:
+    values = array("q")
+    values.frombytes(packed)
+    triples = iter(values)
+    return list(zip(triples, triples, triples))
+
+
+# A kept transaction's spans as int64 triples (its events' type, start and end): compiled when built.
+pack_spans = compiled.pack_spans if compiled is not None else _pack_spans
+unpack_spans = compiled.unpack_spans if compiled is not None else _unpack_spans
+
+
 class BlockReader:
     """Reads byte ranges of a file in order, one `pread` per block instead of one per range."""
 
@@ -173,10 +188,8 @@ def restore(entry: ValidatedFile, i: int, blocks: BlockReader) -> Transaction:
     trx = entry.transactions[i]
     assert trx is not None
     entry.transactions[i] = None   # its memory goes with the apply read
-    first = entry.first_span[i]
-    last = entry.first_span[i + 1] if i + 1 < len(entry.first_span) else len(entry.spans) // 3
-    packed = iter(entry.spans[3 * first:3 * last])
-    trx.spans = list(zip(packed, packed, packed))
+    trx.spans = unpack_spans(entry.spans[i])
+    entry.spans[i] = b""
     if not trx.data:
         trx.data = blocks.read(trx.start_pos, trx.end_pos - trx.start_pos)
     return trx

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from helpers import (
@@ -257,3 +259,39 @@ def test_non_transactional_changes_kept_after_rollback(clean_servers) -> None:
     assert "`app`.`mi` uses MyISAM" in result.stderr
     assert target.execute("SELECT COUNT(*) FROM app.mi")[0][0] == 2
     assert_same_content(source, target)
+
+
+def test_the_compiled_lane_reads_real_binlogs_as_python_does(clean_servers, monkeypatch) -> None:
+    """MariaDB 10.11's own binlogs (CRC32, annotated rows, group commit ids) read with the compiled
+    lane and without: the same transactions and the same BINLOG statements (tests/unit/test_hotpath.py
+    does the fixtures and damaged files)."""
+    from hotpath_compare import same_either_way, statements_same_either_way
+
+    from binreplay import hotpath
+
+    if hotpath.compiled is None:
+        pytest.skip("the compiled hot path is not built here")
+    source, target = clean_servers
+    start = setup_backup(source, target, *BASE)
+    stmts = ["CREATE TABLE app.blobs (id INT PRIMARY KEY, b LONGBLOB, t TEXT) ENGINE=InnoDB",
+             "CREATE TABLE app.plain (id INT PRIMARY KEY, v INT) ENGINE=MyISAM"]
+    for i in range(120):
+        stmts.append(f"INSERT INTO app.users (email, name, score) VALUES ('u{i}@x', 'n{i}', {i})")
+        stmts.append("BEGIN")
+        stmts.append(f"INSERT INTO app.events (user_id, kind, at) VALUES ({i % 7 + 1}, 'k{i % 3}', NOW(6))")
+        stmts.append(f"UPDATE app.users SET score = score + 1 WHERE id % 5 = {i % 5}")
+        if i % 9 == 0:
+            stmts.append(f"INSERT INTO app.blobs VALUES ({i}, REPEAT('x', {20000 + i * 900}), 'é{i}')")
+        stmts.append("COMMIT")
+        if i % 13 == 0:
+            stmts.append(f"INSERT INTO app.plain VALUES ({i}, {i})")
+        if i % 17 == 0:
+            stmts.append(f"DELETE FROM app.events WHERE id % 11 = {i % 11}")
+        if i % 31 == 0:
+            stmts.append(f"ALTER TABLE app.events ADD COLUMN c{i} INT")
+        if i % 50 == 49:
+            stmts.append("FLUSH BINARY LOGS")
+    run_on(source, stmts)
+    files = [Path(f) for f in binlogs_from(source, start[0])]
+    assert same_either_way(files, monkeypatch) > 200
+    assert statements_same_either_way(files, monkeypatch) > 5
