@@ -243,15 +243,23 @@ static int pieces_add(Pieces *v, const uint8_t *p, Py_ssize_t len, uint64_t id) 
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static uint16_t b64_pairs[4096];   /* 12 bits -> their two characters (one lookup per half group) */
 
+static void b64_init(void) {
+    for (int i = 0; i < 4096; i++) {
+        char pair[2] = {B64[i >> 6], B64[i & 63]};
+        memcpy(&b64_pairs[i], pair, 2);
+    }
+}
+
+/* Standard base64 with padding, as base64.b64encode. */
 static char *base64_into(char *out, const uint8_t *in, Py_ssize_t n) {
     Py_ssize_t i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *out++ = B64[v >> 18];
-        *out++ = B64[(v >> 12) & 63];
-        *out++ = B64[(v >> 6) & 63];
-        *out++ = B64[v & 63];
+        memcpy(out, &b64_pairs[v >> 12], 2);
+        memcpy(out + 2, &b64_pairs[v & 0xfff], 2);
+        out += 4;
     }
     if (n - i == 1) {
         uint32_t v = (uint32_t)in[i] << 16;
@@ -483,5 +491,6 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__hotpath(void) {
     crc_init();
+    b64_init();
     return PyModule_Create(&module);
 }
