@@ -353,8 +353,10 @@ class _Run:
             if self._file_index is not None:
                 crash_point("file-rotation")
             self._file_index = trx.file_index
+        known = self.tables.known(trx)
         try:
-            trx.writes_non_transactional = self.control.run(lambda: self.tables.check(trx))
+            trx.writes_non_transactional = known if known is not None else self.control.run(
+                lambda: self.tables.check(trx))
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
             self._submit(self.batcher.flush())

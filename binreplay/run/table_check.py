@@ -56,6 +56,18 @@ class TargetTables:
             return ()
         return tuple(sorted(engines[t] for t in trx.tables if t in engines))
 
+    def known(self, trx: Transaction) -> tuple[str, ...] | None:
+        """`check`'s answer without the server when every table of `trx` was checked since the schema
+        cache was last cleared (most transactions), else None."""
+        derived = self.schema.derived
+        checked = derived.get("table_check")
+        if checked is None or not trx.tables <= checked:
+            return None
+        engines = derived.get("non_transactional")
+        if not engines:
+            return ()
+        return tuple(sorted(engines[t] for t in trx.tables if t in engines))
+
     def first_named(self, tables: tuple[str, ...]) -> list[tuple[str, str]]:
         """Those of `tables` (as `check` returns them) not named before, as (`schema`.`table`, engine):
         the run warns about each table once."""
