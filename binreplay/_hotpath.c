@@ -121,7 +121,7 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
                           &ids_buf, &map_id_len, &crc_len, &refused_flags, &commit_id_flag))
         return NULL;
     PyObject *result = NULL, *spans = NULL, *maps = NULL, *start = NULL;   /* start: the next span's */
-    if (kinds_buf.len < 256 || ids_buf.len < 256 || size > buf.len || pos < 4 || map_id_len < 1 ||
+    if (kinds_buf.len < 256 || ids_buf.len < 256 || size < 0 || size > buf.len || pos < 4 || map_id_len < 1 ||
         map_id_len > 8 || crc_len < 0) {
         PyErr_SetString(PyExc_ValueError, "frame_row_transaction: bad arguments");
         goto done;
@@ -136,7 +136,7 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
     if (start == NULL || spans == NULL || maps == NULL)
         goto done;
     for (;;) {
-        if (pos + HEADER_LEN > size)
+        if (pos > size - HEADER_LEN)   /* (not pos + HEADER_LEN: pos comes from the caller) */
             goto bail;
         const uint8_t *p = data + pos;
         int t = p[4];
@@ -290,7 +290,7 @@ static PyObject *merged_rows_statement(PyObject *self, PyObject *args) {
     int id_len, crc_len;
     if (!PyArg_ParseTuple(args, "O!y*ii", &PyList_Type, &trxs, &kinds_buf, &id_len, &crc_len))
         return NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *cur_spans = NULL;
     Pieces maps = {0}, rows = {0};
     uint8_t *blob = NULL;
     PyObject *held = PyList_New(0);   /* every `data` read: alive while the GIL is released */
@@ -303,29 +303,32 @@ static PyObject *merged_rows_statement(PyObject *self, PyObject *args) {
     }
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(trxs); i++) {
-        PyObject *trx = PyList_GET_ITEM(trxs, i);
+        PyObject *trx = Py_NewRef(PyList_GET_ITEM(trxs, i));   /* getattr may run code that drops it */
         PyObject *data = PyObject_GetAttrString(trx, "data");
         PyObject *base_obj = data ? PyObject_GetAttrString(trx, "base") : NULL;
         PyObject *spans = base_obj ? PyObject_GetAttrString(trx, "spans") : NULL;
         long long base = base_obj ? PyLong_AsLongLong(base_obj) : -1;
         int held_ok = data != NULL && PyList_Append(held, data) == 0;
-        Py_XDECREF(data);
+        Py_DECREF(trx);
+        Py_XDECREF(data);   /* (alive in `held`) */
         Py_XDECREF(base_obj);
-        Py_XDECREF(spans);   /* (its tuples are only read in this loop, while the transaction holds them) */
-        if (spans == NULL || !held_ok || PyErr_Occurred())
+        if (spans == NULL || !held_ok || PyErr_Occurred()) {
+            Py_XDECREF(spans);
             goto done;
-        if (!PyBytes_Check(data) || !PyList_Check(spans))
+        }
+        Py_XSETREF(cur_spans, spans);   /* ours until the next transaction's, or `done` */
+        if (!PyBytes_Check(data) || !PyList_Check(spans) || base < 0)
             goto none;
         const uint8_t *bytes = (const uint8_t *)PyBytes_AS_STRING(data);
         Py_ssize_t nbytes = PyBytes_GET_SIZE(data);
         for (Py_ssize_t j = 0; j < PyList_GET_SIZE(spans); j++) {
             PyObject *s = PyList_GET_ITEM(spans, j);
-            if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 3)
-                goto none;
+            if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != 3 || !PyLong_CheckExact(PyTuple_GET_ITEM(s, 0)) ||
+                !PyLong_CheckExact(PyTuple_GET_ITEM(s, 1)) || !PyLong_CheckExact(PyTuple_GET_ITEM(s, 2)))
+                goto none;   /* (exact ints: reading them runs no Python code that could free `s`) */
             long t = PyLong_AsLong(PyTuple_GET_ITEM(s, 0));
             if (t < 0 || t > 255) {
-                if (PyErr_Occurred())
-                    goto done;
+                PyErr_Clear();   /* (an int past a long) */
                 goto none;
             }
             int kind = kinds[t];
@@ -333,12 +336,17 @@ static PyObject *merged_rows_statement(PyObject *self, PyObject *args) {
                 continue;
             if (kind == S_UNMERGEABLE)
                 goto none;
-            long long start = PyLong_AsLongLong(PyTuple_GET_ITEM(s, 1)) - base;
-            long long end = PyLong_AsLongLong(PyTuple_GET_ITEM(s, 2)) - base;
-            if (PyErr_Occurred())
-                goto done;
-            if (start < 0 || end > nbytes || end - start < HEADER_LEN + id_len + crc_len + 1)
+            long long start = PyLong_AsLongLong(PyTuple_GET_ITEM(s, 1));
+            long long end = PyLong_AsLongLong(PyTuple_GET_ITEM(s, 2));
+            if (PyErr_Occurred()) {
+                PyErr_Clear();   /* out of range: the Python path decides */
                 goto none;
+            }
+            /* base >= 0: no overflow below */
+            if (start < base || end < start || end - base > nbytes || end - start < HEADER_LEN + id_len + crc_len + 1)
+                goto none;
+            start -= base;
+            end -= base;
             const uint8_t *p = bytes + start;
             Py_ssize_t len = (Py_ssize_t)(end - start);
             uint64_t id = uint_le(p + HEADER_LEN, id_len);
@@ -398,6 +406,7 @@ none:
     result = Py_NewRef(Py_None);
 done:
     free(blob);
+    Py_XDECREF(cur_spans);
     Py_XDECREF(held);
     PyMem_Free(maps.items);
     PyMem_Free(rows.items);
@@ -423,12 +432,19 @@ static PyObject *pack_spans(PyObject *self, PyObject *spans) {
             PyErr_SetString(PyExc_TypeError, "pack_spans: a list of (type, start, end)");
             return NULL;
         }
-        for (int k = 0; k < 3; k++)
-            v[3 * i + k] = PyLong_AsLongLong(PyTuple_GET_ITEM(s, k));
-    }
-    if (PyErr_Occurred()) {
-        Py_DECREF(out);
-        return NULL;
+        for (int k = 0; k < 3; k++) {
+            PyObject *x = PyTuple_GET_ITEM(s, k);
+            if (!PyLong_CheckExact(x)) {   /* (an __index__ could change `spans` under this loop) */
+                Py_DECREF(out);
+                PyErr_SetString(PyExc_TypeError, "pack_spans: a list of (type, start, end)");
+                return NULL;
+            }
+            v[3 * i + k] = PyLong_AsLongLong(x);
+            if (v[3 * i + k] == -1 && PyErr_Occurred()) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
     }
     return out;
 }

@@ -135,9 +135,13 @@ class Assembler(FileEvents):
     """Feeds one file's events (in order) and returns each transaction as it completes."""
 
     def __init__(self, f: BinlogFile, *, next_seq: Callable[[], int], warn: Callable[[str], None],
-                 unknown: Callable[[str], bool], table_maps: dict[bytes, TableMapInfo] | None = None) -> None:
+                 unknown: Callable[[str], bool],
+                 table_maps: dict[int, dict[bytes, TableMapInfo]] | None = None) -> None:
         super().__init__(f)
-        self._table_maps = {} if table_maps is None else table_maps   # TABLE_MAP body -> its names
+        # TABLE_MAP body -> its names, by the TABLE_MAP post-header length of the file (the same body
+        # means another table id where the FORMAT_DESCRIPTION gives ids another length).
+        self._table_map_caches: dict[int, dict[bytes, TableMapInfo]] = {} if table_maps is None else table_maps
+        self._table_maps = self._table_maps_of_format()
         self._tables: dict[frozenset, frozenset] = {}                  # one copy of each table set
         self._next_seq = next_seq
         self._warn = warn
@@ -212,6 +216,7 @@ class Assembler(FileEvents):
                         data, fde = self.f.data, self.f.fde
                         crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
                         id_ends.clear()
+                        table_maps = self._table_maps = self._table_maps_of_format()
                         self._set_lane()
                     done = other(t, pos, end)
                     if done is not None:
@@ -220,6 +225,10 @@ class Assembler(FileEvents):
             self.events, self.bytes = n, nbytes
             if isinstance(self.f, BinlogFile):
                 self.f.lane = None
+
+    def _table_maps_of_format(self) -> dict[bytes, TableMapInfo]:
+        key = self.phl(C.TABLE_MAP_EVENT) if self.f.fde is not None else 0
+        return self._table_map_caches.setdefault(key, {})
 
     # -- the lane: a whole row transaction at once -----------------------------------------
 
@@ -483,7 +492,7 @@ class Assembler(FileEvents):
     def nested(self, f: PayloadFile, g: OpenTransaction) -> Assembler:
         """An assembler for the inner events of a compressed transaction, continuing `g` (source/payload.py)."""
         sub = Assembler(f, next_seq=self._next_seq, warn=self._warn, unknown=self._first_unknown,  # type: ignore[arg-type]
-                        table_maps=self._table_maps)
+                        table_maps=self._table_map_caches)
         sub.bounds = self.bounds
         sub.group = OpenTransaction(0, gtid=g.gtid, timestamp=g.timestamp, from_payload=True)
         return sub

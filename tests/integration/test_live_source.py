@@ -70,7 +70,22 @@ def _keep_writing(source: Sandbox, stop: threading.Event) -> None:
             i += 1
 
 
+def _binlogs_settled(source: Sandbox, timeout: float = 10.0) -> None:
+    """After FLUSH BINARY LOGS the server writes a BINLOG_CHECKPOINT event into the new file later, from
+    a background thread: a fetch taken before it lands is a correct copy of a shorter file. Wait until
+    the files stop changing, so the comparison below compares the same moment."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        sizes = source.execute("SHOW BINARY LOGS")
+        if sizes == last:
+            return
+        last = sizes
+        time.sleep(0.2)
+
+
 def _fetch_and_compare(source: Sandbox, out: Path) -> None:
+    _binlogs_settled(source)
     r = run_binreplay("fetch", *_source_flags(source), "--out", str(out))
     assert r.returncode == 0, r.stderr
     _assert_identical(source, out)
