@@ -106,10 +106,10 @@ static PyObject *span(int t, PyObject **start, long long end) {
  *                       crc_len, gtid_refused_flags, gtid_commit_id_flag)
  *   -> (end, spans, table_map_indexes, rows) | None
  *
- * From a MariaDB GTID event at `pos`, every event as BinlogFile.scan's fast path accepts it (its
- * header's end position where it really ends, within the file, at least a header and at most
- * 1 GiB long, its CRC32 when check_crc and it ends after verified_to), and as the assembler's
- * inline path accepts it: rows events naming a table id a TABLE_MAP of the transaction mapped,
+ * From a MariaDB GTID event at `pos`, every event as BinlogFile.scan accepts it (its header's end
+ * position where it really ends, or 0 after the GTID event as MariaDB 11.4+ writes it; within the
+ * file; at least a header and at most 1 GiB long; its CRC32 when check_crc and it ends after
+ * verified_to), and as the assembler's inline path accepts it: rows events naming a table id a TABLE_MAP of the transaction mapped,
  * long enough for their flags; informational events never among a statement's rows; an XID
  * with its body, not inside a statement. Anything else: None. */
 static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
@@ -142,7 +142,9 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
         int t = p[4];
         uint32_t ev_size = u32le(p + 9), log_pos = u32le(p + 13);
         long long end = pos + ev_size;
-        if (ev_size < HEADER_LEN || ev_size > MAX_EVENT_SIZE || end > size || (long long)log_pos != end)
+        /* log_pos 0 after the GTID: MariaDB 11.4+ inside transactions (file.py accepts it there too) */
+        if (ev_size < HEADER_LEN || ev_size > MAX_EVENT_SIZE || end > size ||
+            ((long long)log_pos != end && (first || log_pos != 0)))
             goto bail;
         int kind = kinds[t];
         if (first != (kind == K_GTID))
