@@ -11,6 +11,7 @@ both servers first and returns (source, target).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,17 @@ from binreplay.devtools.sandbox import Sandbox, create_sandbox, ensure_server_bi
 
 from faultlab import ReliabilityLog
 from helpers import ServerBaseline, capture_baseline, reset_server
+
+# The reports these variables name tally one process's tests (see `reliability`, tests/unit/test_fuzz_reader.py).
+_REPORT_OUTS = ("BINREPLAY_RELIABILITY_OUT", "BINREPLAY_BAD_INPUT_OUT")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """A run that writes a report takes one process: xdist workers (addopts) would each write their share
+    over the others'. Runs before xdist's own hook, which then starts no workers."""
+    if any(os.environ.get(var) for var in _REPORT_OUTS) and hasattr(config.option, "numprocesses"):
+        config.option.numprocesses = 0
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +77,6 @@ def clean_servers(source: Sandbox, target: Sandbox,
 def reliability() -> Iterator[ReliabilityLog]:
     """Fault tests record what they injected and found; with BINREPLAY_RELIABILITY_OUT=<path>
     the table is written there at the end of the session (docs/reliability.md)."""
-    import os
     import shlex
     import sys
     import time
