@@ -77,15 +77,6 @@ static uint32_t crc32_of(const uint8_t *p, size_t n) {
     return c ^ 0xFFFFFFFFu;
 }
 
-static PyObject *crc32_residue_ok(PyObject *self, PyObject *args) {
-    Py_buffer buf;
-    if (!PyArg_ParseTuple(args, "y*", &buf))
-        return NULL;
-    uint32_t c = crc32_of(buf.buf, (size_t)buf.len);
-    PyBuffer_Release(&buf);
-    return PyLong_FromUnsignedLong(c);
-}
-
 /* (t, start, end), `start` the previous span's end object when there is one (they are equal). */
 static PyObject *span(int t, PyObject **start, long long end) {
     PyObject *s = PyTuple_New(3);
@@ -499,7 +490,6 @@ static PyMethodDef methods[] = {
      "One MariaDB row transaction framed and checked in one step, or None (see the module source)."},
     {"merged_rows_statement", merged_rows_statement, METH_VARARGS,
      "The merged BINLOG statement of a batch of row transactions, or None (see the module source)."},
-    {"crc32", crc32_residue_ok, METH_VARARGS, "CRC-32 of a buffer (as zlib.crc32; for the tests)."},
     {NULL, NULL, 0, NULL},
 };
 
