@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from binreplay.binlog.constants import FL_TRANSACTIONAL
+from binreplay.binlog.constants import CRC_LEN, FL_TRANSACTIONAL
 
 # A statement that can change a table's definition, after leading comments (not CREATE/DROP TEMPORARY:
 # a temporary table is no target table whose definition the caches hold).
@@ -87,6 +87,11 @@ class FormatDescription:
     @property
     def has_crc32(self) -> bool:
         return self.checksum_alg == 1
+
+    @property
+    def crc_len(self) -> int:
+        """Bytes of checksum at the end of each event of the file (0 without checksums)."""
+        return CRC_LEN if self.has_crc32 else 0
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def rows_statement(trxs: list[Transaction], merge: bool, chunk_bytes: int = DEFA
     fde = trxs[0].fde
     if merge and fde.flavor == "mariadb" and compiled is not None:
         # The same statement as below, built in one pass (None: the Python path decides).
-        statement = compiled.merged_rows_statement(trxs, _MERGE_KINDS, _table_id_len(fde), _crc_len(fde))
+        statement = compiled.merged_rows_statement(trxs, _MERGE_KINDS, _table_id_len(fde), fde.crc_len)
         if statement is not None:
             return statement
     events = _row_slices(trxs)
@@ -191,7 +191,7 @@ def _merged(events: list[tuple[int, memoryview]], fde: FormatDescription) -> byt
     """Row events of consecutive transactions as one row statement: each TABLE_MAP once, in front,
     the rows events in order with the end-of-statement flag on the last one only. None when the
     events do not allow it (a table id mapped two ways, a rows event of another kind)."""
-    id_len, crc_len = _table_id_len(fde), _crc_len(fde)   # (the checksum differs with the header)
+    id_len, crc_len = _table_id_len(fde), fde.crc_len   # (the checksum differs with the header)
     maps: dict[bytes, memoryview] = {}       # table id bytes -> its TABLE_MAP
     rows: list[memoryview] = []
     for t, raw in events:
@@ -224,12 +224,8 @@ def _table_id_len(fde: FormatDescription) -> int:
     return table_id_len(post_header_len(fde, C.TABLE_MAP_EVENT))
 
 
-def _crc_len(fde: FormatDescription) -> int:
-    return C.CRC_LEN if fde.has_crc32 else 0
-
-
 def _statement_end(raw: bytes, fde: FormatDescription, type_code: int) -> bool:
-    id_len = 4 if post_header_len(fde, type_code) == 6 else 6
+    id_len = table_id_len(post_header_len(fde, type_code))
     return bool(struct.unpack_from("<H", raw, C.HEADER_LEN + id_len)[0] & C.STMT_END_F)
 
 

@@ -165,7 +165,7 @@ class Assembler(FileEvents):
         rows_types, table_map, xid, stmt_end = C.ROWS_EVENTS, C.TABLE_MAP_EVENT, C.XID_EVENT, C.STMT_END_F
         informational = C.INFORMATIONAL_EVENTS
         data, fde = self.f.data, self.f.fde
-        crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
+        crc_len = fde.crc_len if fde is not None else 0
         id_ends: dict[int, int] = {}       # rows event type -> offset past its table id
         other, table_maps = self._other, self._table_maps
         n = nbytes = 0
@@ -182,7 +182,7 @@ class Assembler(FileEvents):
                     g.rows += 1
                     id_end = id_ends.get(t)
                     if id_end is None:
-                        id_end = id_ends[t] = C.HEADER_LEN + (4 if self.rows_phl(t, pos) == 6 else 6)
+                        id_end = id_ends[t] = C.HEADER_LEN + table_id_len(self.rows_phl(t, pos))
                     if pos + id_end + 2 > end - crc_len:
                         self.bad(t, pos, "it is shorter than its header")
                     if int.from_bytes(data[pos + C.HEADER_LEN:pos + id_end], "little") not in g.table_ids:  # type: ignore[index]
@@ -214,7 +214,7 @@ class Assembler(FileEvents):
                         self.needs_gtid = self.f.fde is not None and E.writes_gtids(self.f.fde)
                         self.types = len(self.f.fde.post_header_lengths) if self.f.fde is not None else 255
                         data, fde = self.f.data, self.f.fde
-                        crc_len = C.CRC_LEN if fde is not None and fde.has_crc32 else 0
+                        crc_len = fde.crc_len if fde is not None else 0
                         id_ends.clear()
                         table_maps = self._table_maps = self._table_maps_of_format()
                         self._set_lane()
@@ -246,8 +246,7 @@ class Assembler(FileEvents):
         # Offset past each rows type's table id; 0 for a type the file's server does not write (rows_phl).
         id_ends = bytes(C.HEADER_LEN + table_id_len(phl[t - 1]) if t in C.ROWS_EVENTS and t <= len(phl)
                         and phl[t - 1] else 0 for t in range(256))
-        crc_len = C.CRC_LEN if fde.has_crc32 else 0
-        self._lane_args = (_LANE_KINDS, id_ends, table_id_len(self.phl(C.TABLE_MAP_EVENT)), crc_len,
+        self._lane_args = (_LANE_KINDS, id_ends, table_id_len(self.phl(C.TABLE_MAP_EVENT)), fde.crc_len,
                            _LANE_REFUSED, C.FL_GROUP_COMMIT_ID)
         f.lane = self._frame
 

@@ -74,7 +74,7 @@ class FileEvents:
         """Its body read in place (one per transaction: no copy); any length it lacks is bad input."""
         data, fde = self.f.data, self.f.fde
         assert data is not None and fde is not None
-        body_end = end - (C.CRC_LEN if fde.has_crc32 else 0)
+        body_end = end - fde.crc_len
         at = pos + C.HEADER_LEN
         if at + 13 > body_end:
             self.bad(C.MARIADB_GTID_EVENT, pos, "its body is shorter than a GTID")
