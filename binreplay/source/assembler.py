@@ -142,7 +142,8 @@ class Assembler(FileEvents):
         # means another table id where the FORMAT_DESCRIPTION gives ids another length).
         self._table_map_caches: dict[int, dict[bytes, TableMapInfo]] = {} if table_maps is None else table_maps
         self._table_maps = self._table_maps_of_format()
-        self._tables: dict[frozenset, frozenset] = {}                  # one copy of each table set
+        # One table set per distinct run of TABLE_MAPs (a transaction's `tables`, see _table_set).
+        self._tables: dict[tuple[TableMapInfo, ...], frozenset[tuple[str, str]]] = {}
         self._next_seq = next_seq
         self._warn = warn
         self._first_unknown = unknown   # True the first time an unknown type name is seen
@@ -155,7 +156,6 @@ class Assembler(FileEvents):
         self.types = 255                 # event types its server knows (its FORMAT_DESCRIPTION's table)
         self._lane_args: tuple = ()      # what the lane needs of the FORMAT_DESCRIPTION (`_set_lane`)
         self._lane_found: tuple = ()     # what it framed last: (end, spans, TABLE_MAP indexes, rows)
-        self._lane_tables: dict[tuple[TableMapInfo, ...], frozenset] = {}   # (as _tables, by TABLE_MAP)
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -280,16 +280,10 @@ class Assembler(FileEvents):
                 info = self._parse_table_map(map_pos, map_end)
             table_ids[info.table_id] = info
             infos[i] = info
-        key = tuple(table_ids.values())
-        tables = self._lane_tables.get(key)
-        if tables is None:
-            if len(self._lane_tables) >= _TABLE_MAP_CACHE:
-                self._lane_tables.clear()
-            tables = self._lane_tables[key] = frozenset((i.schema, i.table) for i in key)
         return Transaction(
             seq=self._next_seq(), file_index=f.index, file=f.name, start_pos=pos, end_pos=end,
             timestamp=_U32.unpack_from(data, pos)[0], kind=TrxKind.ROWS if rows else TrxKind.EMPTY, fde=f.fde,
-            data=data[pos:end], spans=spans, base=pos, infos=infos, gtid=gtid, tables=tables)
+            data=data[pos:end], spans=spans, base=pos, infos=infos, gtid=gtid, tables=self._table_set(table_ids))
 
     def _unmapped(self, t: int, pos: int, id_end: int) -> None:
         data = self.f.data
@@ -478,15 +472,19 @@ class Assembler(FileEvents):
             seq=self._next_seq(), file_index=f.index, file=f.name, start_pos=g.start, end_pos=end,
             timestamp=g.timestamp, kind=kind, fde=f.fde, data=f.data[g.start:end], spans=g.spans,
             base=g.start, infos=g.infos, gtid=g.gtid,
-            tables=self._table_set(g), thread_id=g.thread_id,
+            tables=self._table_set(g.table_ids), thread_id=g.thread_id,
             uses_temporary_tables=g.temp, non_transactional=g.rolled_back, from_payload=g.from_payload,
             implicit_commit=kind is not TrxKind.DDL and _commits_implicitly(g))
 
-    def _table_set(self, g: OpenTransaction) -> frozenset[tuple[str, str]]:
-        tables = frozenset((i.schema, i.table) for i in g.table_ids.values())
-        if len(self._tables) >= _TABLE_MAP_CACHE:
-            self._tables.clear()
-        return self._tables.setdefault(tables, tables)
+    def _table_set(self, table_ids: dict[int, TableMapInfo]) -> frozenset[tuple[str, str]]:
+        """(schema, table) of a transaction's TABLE_MAPs: one frozenset for each run of them, built once."""
+        key = tuple(table_ids.values())
+        tables = self._tables.get(key)
+        if tables is None:
+            if len(self._tables) >= _TABLE_MAP_CACHE:
+                self._tables.clear()
+            tables = self._tables[key] = frozenset((i.schema, i.table) for i in key)
+        return tables
 
     def nested(self, f: PayloadFile, g: OpenTransaction) -> Assembler:
         """An assembler for the inner events of a compressed transaction, continuing `g` (source/payload.py)."""
