@@ -70,18 +70,21 @@ def _keep_writing(source: Sandbox, stop: threading.Event) -> None:
             i += 1
 
 
-def _binlogs_settled(source: Sandbox, timeout: float = 10.0) -> None:
-    """After FLUSH BINARY LOGS the server writes a BINLOG_CHECKPOINT event into the new file later, from
-    a background thread: a fetch taken before it lands is a correct copy of a shorter file. Wait until
-    the files stop changing, so the comparison below compares the same moment."""
+def _binlogs_settled(source: Sandbox, timeout: float = 30.0) -> None:
+    """After a rotation MariaDB writes the new file's own BINLOG_CHECKPOINT event later, once InnoDB has
+    made the previous file's commits durable (measured here: ~0.9 s, its once-a-second log flush). A
+    fetch taken before that is a correct copy of a shorter file, so wait until the active file's last
+    checkpoint names the file itself: after that nothing more is written to it without new commits."""
+    active = source.master_status()[0]
     deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        sizes = source.execute("SHOW BINARY LOGS")
-        if sizes == last:
+    while True:
+        checkpoints = [row[5] for row in source.execute(f"SHOW BINLOG EVENTS IN '{active}'")
+                       if row[2] == "Binlog_checkpoint"]
+        if checkpoints and checkpoints[-1] == active:
             return
-        last = sizes
-        time.sleep(0.2)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{active}: no BINLOG_CHECKPOINT naming itself after {timeout} s ({checkpoints})")
+        time.sleep(0.05)
 
 
 def _fetch_and_compare(source: Sandbox, out: Path) -> None:
