@@ -38,9 +38,13 @@ def root_flags() -> list[str]:
 
 def install_datadir(datadir: Path, sandbox_name: str) -> None:
     """Create a fresh datadir with mariadb-install-db (root without a password, no test db)."""
+    # Its own temporary directory: two bootstraps at once in the shared /tmp were seen to fail
+    # ("Could not remove temporary table '/tmp/#sql-temptable-...'", then Unknown table mysql.tmp_user_sys).
+    tmpdir = datadir.parent / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
     cmd = [
         server_binary("mariadb-install-db"), "--no-defaults",
-        f"--datadir={datadir}",
+        f"--datadir={datadir}", f"--tmpdir={tmpdir}",
         "--auth-root-authentication-method=normal",
         "--skip-test-db", "--skip-name-resolve",
         # Same redo size as at runtime, so the first start skips a resize.
