@@ -4,6 +4,12 @@ scheduler and applying each as one target transaction.
 Threads suffice: a worker spends its time waiting on the target, not in Python. The coordinator
 submits batches in source order; `submit` blocks while too many are in flight, which bounds
 memory however large the binlogs are.
+
+Wake-ups are counted, not broadcast: a submitted batch wakes one idle worker, a finished batch
+as many as there are batches waiting, and a worker that claimed one while more wait passes the
+wake-up on. Waking every idle worker on every change made eight workers slower than one on a
+loaded machine (each woken thread competes for the GIL and finds nothing to claim). Barriers,
+which only worker 0 may claim, still wake everyone.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ class WorkerPool:
         self.on_done = on_done                 # called by the worker under the pool's lock
         self.limits = limits
         self.scheduler = Scheduler()
-        self.lock = threading.Condition()
+        self.lock = threading.Lock()
+        self._claimable = threading.Condition(self.lock)   # idle workers wait here for a batch
+        self._changed = threading.Condition(self.lock)     # the coordinator and commit turns wait here
         self._batches: dict[int, Batch] = {}
         self._bytes = 0
         self._stopping = False
@@ -46,8 +54,8 @@ class WorkerPool:
         `timeout`: the caller rolls back and retries, releasing its locks in case the earlier batch
         is waiting for them."""
         with self.lock:
-            turn = self.lock.wait_for(lambda: self._stopping or self.scheduler.low_water >= batch.seq,
-                                      timeout=timeout)
+            turn = self._changed.wait_for(lambda: self._stopping or self.scheduler.low_water >= batch.seq,
+                                          timeout=timeout)
             if self._stopping:
                 raise Interrupted("stopping before commit")
             return turn
@@ -72,12 +80,12 @@ class WorkerPool:
             lim = self.limits
             while not self._stopping and self._batches and (len(self._batches) >= lim.max_batches
                                                             or self._bytes >= lim.max_bytes):
-                self.lock.wait()
+                self._changed.wait()
             self._raise_error()
             self._batches[batch.seq] = batch
             self._bytes += batch.held_bytes
             self.scheduler.add(batch.seq, batch.keys, barrier=batch.barrier, after=batch.after, size=batch.size)
-            self.lock.notify_all()
+            self._wake_workers(1)
 
     def backlog(self) -> int:
         """Batches submitted that no worker has claimed yet (read without the lock: a hint)."""
@@ -90,7 +98,7 @@ class WorkerPool:
                 if not self._batches or self._stopping:
                     self._raise_error()
                     return
-                self.lock.wait(timeout=0.5)
+                self._changed.wait(timeout=0.5)
             if on_wait is not None:
                 on_wait()
 
@@ -98,12 +106,21 @@ class WorkerPool:
         """Stop claiming; workers finish the batch they hold. Unclaimed work is dropped (a rerun resumes)."""
         with self.lock:
             self._stopping = True
-            self.lock.notify_all()
+            self._claimable.notify_all()
+            self._changed.notify_all()
         for t in self._threads:
             if t.ident is not None:   # started (a run refused before applying never starts them)
                 t.join()
         for a in self.appliers:
             a.close()
+
+    def _wake_workers(self, n: int) -> None:
+        """Wake up to `n` idle workers (under the lock): all of them while a barrier waits, which
+        only worker 0 may claim."""
+        if self.scheduler.barrier_waiting():
+            self._claimable.notify_all()
+        elif n > 0:
+            self._claimable.notify(n)
 
     def _raise_error(self) -> None:
         if self.error is not None:
@@ -123,9 +140,10 @@ class WorkerPool:
                     claimed = self.scheduler.claim(allow_barrier=allow_barrier)
                     if claimed:
                         break
-                    self.lock.wait()
+                    self._claimable.wait()
                 if not claimed:
                     return
+                self._wake_workers(min(1, self.scheduler.waiting()))   # more may be ready: pass it on
                 batch = self._batches[claimed[0]]
                 self.busy += 1
             started = time.monotonic()
@@ -138,7 +156,8 @@ class WorkerPool:
                         # Anything but a BinreplayError is a bug: it reaches the CLI as it is (exit 1).
                         self.error = exc
                     self._stopping = True
-                    self.lock.notify_all()
+                    self._claimable.notify_all()
+                    self._changed.notify_all()
                 return
             applier.busy_s += time.monotonic() - started
             with self.lock:
@@ -146,4 +165,6 @@ class WorkerPool:
                 self.busy -= 1
                 self.scheduler.finish(claimed)
                 self._bytes -= self._batches.pop(batch.seq).held_bytes
-                self.lock.notify_all()
+                self._changed.notify_all()
+                # Its dependents may be ready now (this worker claims one itself when it loops).
+                self._wake_workers(self.scheduler.waiting() - 1)

@@ -46,6 +46,7 @@ class Scheduler:
         self._last_barrier: int | None = None
         self._last_seq = -1
         self._next_low = 0                       # every seq below it is finished
+        self._barriers_pending = 0
 
     # -- adding ------------------------------------------------------------------
 
@@ -78,6 +79,7 @@ class Scheduler:
             self._nodes[d].dependents.append(seq)
         self._nodes[seq] = node
         self._pending[seq] = None
+        self._barriers_pending += barrier
 
     # -- claiming ----------------------------------------------------------------
 
@@ -96,6 +98,10 @@ class Scheduler:
     def waiting(self) -> int:
         """Transactions added and not claimed yet."""
         return len(self._pending)
+
+    def barrier_waiting(self) -> bool:
+        """Whether a barrier is added and not claimed yet."""
+        return self._barriers_pending > 0
 
     def claim(self, *, max_count: int = 1, max_bytes: int = 1 << 62, allow_barrier: bool = True,
               scan: int = 512, contiguous: bool = False) -> list[int]:
@@ -127,6 +133,7 @@ class Scheduler:
                 break
         for seq in group:
             del self._pending[seq]
+            self._barriers_pending -= self._nodes[seq].barrier
         return group
 
     # -- finishing ---------------------------------------------------------------
@@ -134,7 +141,8 @@ class Scheduler:
     def finish(self, seqs: Iterable[int]) -> None:
         for seq in seqs:
             node = self._nodes.pop(seq)
-            self._pending.pop(seq, None)
+            if self._pending.pop(seq, 0) is None:     # finished without being claimed
+                self._barriers_pending -= node.barrier
             for dependent in node.dependents:
                 other = self._nodes.get(dependent)
                 if other is not None:
