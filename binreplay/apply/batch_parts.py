@@ -42,12 +42,17 @@ def split_at_implicit_commit(trx: Transaction) -> tuple[Transaction | None, Tran
 
 def one_at_a_time(batch: Batch) -> list[Batch]:
     """`batch` as batches of one member each, in order, together covering its range: each records
-    the source range from the end of the member before it (the batch's start for the first)."""
+    the source range from the end of the member before it (the batch's start for the first). A batch
+    cut by table (schedule/partition.py) holds members of the other batch between its own: each of
+    its members records only itself."""
     out = []
     start = batch.start_pos
     for trx in batch.members:
+        if batch.ranges is not None:
+            start = trx.start_pos
         # Everything else (temporary-table state, source starts) is the batch's: its members share it.
         out.append(dataclasses.replace(batch, start_pos=start, end_pos=trx.end_pos, members=[trx], covered=1,
-                                       size=trx.end_pos - trx.start_pos, statement=None))
+                                       size=trx.end_pos - trx.start_pos, statement=None, ranges=None,
+                                       member_tables=None))
         start = trx.end_pos
     return out

@@ -40,7 +40,9 @@ from binreplay.run.start_line import check_not_same_server, run_start
 from binreplay.run.table_check import TargetTables
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.dependencies import EVERYTHING, Dependencies
+from binreplay.schedule.keys import table_keys
 from binreplay.schedule.limits import BatchLimits
+from binreplay.schedule.partition import Partitioner
 from binreplay.schedule.scheduler import KeySet
 from binreplay.schedule.temporary import TemporaryTables
 from binreplay.server.connection import check_privilege, load_collations, max_allowed_packet, server_info
@@ -189,14 +191,17 @@ class _Run:
         self.tracker = PositionTracker(self.resume.low_water, self.resume.transactions_before)
         grouping = opts.group_commit and not opts.preserve_gtids
         # With --preserve-gtids a commit carries one GTID: spans with temporary tables cannot be one commit.
-        self.batcher = Batcher(BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes),
-                               temporary=TemporaryTables(), units=not opts.preserve_gtids,
+        limits = BatchLimits(opts.group_max_trx if grouping else 1, opts.group_max_bytes)
+        self.batcher = Batcher(limits, temporary=TemporaryTables(), units=not opts.preserve_gtids,
                                warn=lambda message: self.reporter.warn(message, self.summary))
         self._pool = WorkerPool(appliers, on_done=self._on_done, preserve_commit_order=opts.preserve_commit_order)
         self.schema = session.schema
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
         self.tables = TargetTables(self.schema)
+        # Pairs of batches cut again by table, to apply side by side (schedule/partition.py): not when
+        # the source's commit order is kept, nor with one worker or one transaction per commit.
+        self.partitioner = Partitioner(limits) if (keyed and grouping and not opts.preserve_commit_order) else None
 
     def _show_outage(self, notice: OutageNotice) -> None:
         """The target went away or came back (called by whichever session met it first)."""
@@ -268,7 +273,7 @@ class _Run:
                 for trx, verdict in selected(reader.transactions(), selector):
                     self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
-                self._submit(self.batcher.flush(keep_span=more_to_come and selector.stop_reason is None))
+                self._submit(self.batcher.flush(keep_span=more_to_come and selector.stop_reason is None), last=True)
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
                 # (After a resume the prefix before the mark is not re-read here; the
                 # preflight read validated the stop points over the whole selection.)
@@ -276,6 +281,8 @@ class _Run:
                     reporter.warn(warning, summary)
             summary.stop_reason, summary.start_reason = selector.stop_reason, selector.start_reason
             summary.outcome = "complete"
+            if self.partitioner is not None:
+                log.info("pairs of batches cut by table to apply side by side: %d", self.partitioner.cut)
             self._refresh_summary()
             if summary.stop_reason is None:  # read to the end (events after the last transaction too)
                 summary.bytes_done = summary.bytes_total
@@ -317,13 +324,17 @@ class _Run:
             summary.already_applied += 1
         elif not apply:
             summary.skipped += 1
-        keys, after = None, None
+        keys, after, tables = None, None, None
         if apply and self._temporary_open is not None:
             self._refuse_inside_span(trx)
         if apply:
             trx, keys, after = self._prepare(trx)
+            if (self.partitioner is not None and self.partitioner.wants_tables and not trx.is_barrier
+                    and not trx.writes_non_transactional):
+                tables = self.control.run(lambda: table_keys(trx, self.schema))
         # A deferred transaction may be applied by a later run: the mark must not pass it.
-        self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after))
+        self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after,
+                                      tables=tables))
 
     def _refuse_inside_span(self, trx: Transaction) -> None:
         """The run's records end where temporary tables a cut span opened were still open (in a session
@@ -359,7 +370,7 @@ class _Run:
                 lambda: self.tables.check(trx))
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
-            self._submit(self.batcher.flush())
+            self._submit(self.batcher.flush(), last=True)
             self.pool.drain(on_wait=lambda: self._tick(str(trx.start)))
             raise
         for table, engine in self.tables.first_named(trx.writes_non_transactional):
@@ -385,8 +396,12 @@ class _Run:
             return False   # unkeyed already: its other members' keys would change nothing
         return self.pool.backlog() > 0
 
-    def _submit(self, batches: list[Batch]) -> None:
+    def _submit(self, batches: list[Batch], *, last: bool = False) -> None:
+        """Hand closed batches to the pool (through the partitioner); `last`: the batcher was flushed,
+        so nothing may stay held back for a pair."""
         pool = self.pool
+        if self.partitioner is not None:
+            batches = self.partitioner.take(batches) + (self.partitioner.flush() if last else [])
         for batch in batches:
             self.tracker.add(batch.seq, batch.end, batch.covered, done=not batch.members, hold=batch.hold)
             if not batch.members:

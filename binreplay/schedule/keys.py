@@ -81,6 +81,19 @@ def transaction_keys(trx: Transaction, schema: SchemaCache, mode: str = "row") -
     return keys if has_rows else {}
 
 
+def table_keys(trx: Transaction, schema: SchemaCache) -> frozenset[Key]:
+    """The keys "table" mode gives a row transaction, from its tables (`Transaction.tables`, named as
+    on the target) instead of its events: what schedule/partition.py cuts batches by, per transaction."""
+    return frozenset(_table_key(schema.table(s, t), s, t) for s, t in trx.tables)
+
+
+def _table_key(info: TableInfo | None, schema_name: str, table: str) -> Key:
+    """A table's key, or its foreign-key group's, which stands for every table of the group."""
+    if info is not None and info.fk_group:
+        return ("grp", info.fk_group)
+    return ("tbl", info.schema, info.name) if info is not None else ("tbl", schema_name, table)
+
+
 # --- per event -------------------------------------------------------------------
 
 def _map_table(body: bytes, names: object, fde: FormatDescription, schema: SchemaCache, mode: str,
@@ -89,10 +102,10 @@ def _map_table(body: bytes, names: object, fde: FormatDescription, schema: Schem
     if not isinstance(names, TableMapInfo):
         names = table_map_names(body, phl)[0]
     info = schema.table(names.schema, names.table)
+    table_key = _table_key(info, names.schema, names.table)
     if info is not None and info.fk_group:
-        keys[("grp", info.fk_group)] = True   # the group stands for the table: no row keys
+        keys[table_key] = True   # the group stands for the table: no row keys
         return names.table_id, None
-    table_key = ("tbl", info.schema, info.name) if info is not None else ("tbl", names.schema, names.table)
     if info is None or mode == "table":
         keys[table_key] = True
         return names.table_id, None

@@ -263,8 +263,9 @@ class ProgressStore:
     def applied_insert_of(self, batch: Batch) -> bytes:
         """A batch's row: its range up to its last member, and how many transactions this commit applies
         (transactions riding along were applied by an earlier run or are outside the selection). A unit
-        with temporary tables that spans binlog files has one row per file, in the same INSERT."""
-        if not batch.earlier_files:
+        with temporary tables that spans binlog files has one row per file, and a batch cut by table
+        one per run of consecutive members, in the same INSERT."""
+        if not batch.earlier_files and batch.ranges is None:
             return self.applied_insert(batch.file_index, batch.file, batch.start_pos, batch.record_end,
                                        len(batch.members), batch.last.gtid, batch.temporary_open)
         return self._applied_insert([(r.file_index, r.file, r.start_pos, r.end_pos, r.transactions, r.last_gtid)

@@ -1,7 +1,8 @@
 """What a replay with N workers would do: a discrete simulation of the real scheduler.
 
 `binreplay plan` feeds every selected transaction, with the conflict keys its dependency
-mode gives, to the same `Batcher` and `Scheduler` the replay uses, with the replay's own limits
+mode gives, to the same `Batcher`, `Partitioner` (pairs of batches cut by table, in the modes and
+worker counts where replay cuts them) and `Scheduler` the replay uses, with the replay's own limits
 (batches of at most 1,000 transactions / 4 MiB, 64 batches / 32 MiB in flight, a drain after every
 barrier, barriers only on worker 0). Time is simulated: a batch costs one commit plus, per
 transaction, a fixed cost and a cost per binlog byte. The coordinator is taken to be
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from binreplay.model import Transaction
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.limits import IN_FLIGHT, BatchLimits
+from binreplay.schedule.partition import Partitioner
 from binreplay.schedule.scheduler import KeySet, Scheduler
 
 # Cost model, in microseconds: a durable commit (fsync), a round trip and statement
@@ -57,9 +59,11 @@ class _Running:
 class Simulation:
     """One worker count, one dependency mode. Feed transactions in source order, then `close()`."""
 
-    def __init__(self, workers: int, limits: BatchLimits = BatchLimits()) -> None:
+    def __init__(self, workers: int, limits: BatchLimits = BatchLimits(), *, partition: bool = False) -> None:
+        """`partition`: cut pairs of batches by table as replay does (its keyed modes, more than one worker)."""
         self.workers = workers
         self.batcher = Batcher(limits)
+        self.partitioner = Partitioner(limits) if partition and workers > 1 else None
         self.scheduler = Scheduler()
         self._free = list(range(workers))
         self._running: list[_Running] = []
@@ -72,8 +76,10 @@ class Simulation:
         self._groups = 0
         self._count = 0
 
-    def feed(self, trx: Transaction, keys: KeySet, after: int | None) -> None:
-        for batch in self.batcher.add(trx, apply=True, keys=keys, after=after):
+    def feed(self, trx: Transaction, keys: KeySet, after: int | None, tables: frozenset | None = None) -> None:
+        """`tables`: the transaction's table keys (for the partitioner; None for a barrier)."""
+        batches = self.batcher.add(trx, apply=True, keys=keys, after=after, tables=tables)
+        for batch in self.partitioner.take(batches) if self.partitioner is not None else batches:
             self._offer(batch)
 
     def _offer(self, batch: Batch) -> None:
@@ -84,7 +90,10 @@ class Simulation:
             self._run(final=False)
 
     def close(self) -> SimResult:
-        for batch in self.batcher.flush():
+        batches = self.batcher.flush()
+        if self.partitioner is not None:
+            batches = self.partitioner.take(batches) + self.partitioner.flush()
+        for batch in batches:
             self._offer(batch)
         self._run(final=True)
         total = self._now or 1.0

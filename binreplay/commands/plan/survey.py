@@ -25,7 +25,7 @@ from binreplay.binlog.table_map import layout_key, parse_table_map, table_map_na
 from binreplay.commands.plan.binlog_tables import BinlogSchema
 from binreplay.commands.plan.simulation import CriticalPath, SimResult, Simulation
 from binreplay.model import Event, FormatDescription, QueryInfo, Transaction, TrxKind
-from binreplay.schedule.dependencies import MODES, Dependencies
+from binreplay.schedule.dependencies import EVERYTHING, MODES, Dependencies
 from binreplay.schedule.limits import BATCH
 from binreplay.source.reader import BinlogReader
 from binreplay.source.selection import (
@@ -182,7 +182,7 @@ class _Survey:
         self.walkers: dict[bytes, R.RowWalker | None] = {}
         self.schema = BinlogSchema()
         self.deps = {mode: Dependencies(mode, self.schema) for mode in MODES}
-        self.sims = {mode: [Simulation(n) for n in WORKER_COUNTS] for mode in MODES}
+        self.sims = {mode: [Simulation(n, partition=mode != "commit-order") for n in WORKER_COUNTS] for mode in MODES}
         self.paths = {mode: CriticalPath() for mode in MODES}
         self.serial = Simulation(1)    # one worker: no keys at all, as replay does
 
@@ -319,14 +319,16 @@ class _Survey:
         self.schema.learn(trx.events, trx.fde)
         barrier = trx.is_barrier
         self.serial.feed(trx, {}, None)
+        of = {mode: self.deps[mode].of(trx) for mode in MODES}
+        # The table keys replay cuts pairs of batches by (schedule/partition.py).
+        tables = None if barrier else frozenset(k for k in of["table"][0] if k != EVERYTHING)
         for mode in MODES:
-            deps = self.deps[mode]
-            keys, after = deps.of(trx)
+            keys, after = of[mode]
             for sim in self.sims[mode]:
-                sim.feed(trx, keys, after)
+                sim.feed(trx, keys, after, tables)
             self.paths[mode].add(trx.seq, keys, barrier, after, trx.size)
             if trx.kind is TrxKind.DDL:
-                deps.schema_changed()
+                self.deps[mode].schema_changed()
 
     def finish(self) -> None:
         plan = self.plan
