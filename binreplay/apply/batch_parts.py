@@ -52,7 +52,6 @@ def one_at_a_time(batch: Batch) -> list[Batch]:
             start = trx.start_pos
         # Everything else (temporary-table state, source starts) is the batch's: its members share it.
         out.append(dataclasses.replace(batch, start_pos=start, end_pos=trx.end_pos, members=[trx], covered=1,
-                                       size=trx.end_pos - trx.start_pos, statement=None, ranges=None,
-                                       member_tables=None))
+                                       size=trx.end_pos - trx.start_pos, statement=None, ranges=None))
         start = trx.end_pos
     return out

@@ -201,7 +201,8 @@ class _Run:
         self.tables = TargetTables(self.schema)
         # Pairs of batches cut again by table, to apply side by side (schedule/partition.py): not when
         # the source's commit order is kept, nor with one worker or one transaction per commit.
-        self.partitioner = Partitioner(limits) if (keyed and grouping and not opts.preserve_commit_order) else None
+        self.partitioner = Partitioner(limits, self._table_keys) if (
+            keyed and grouping and not opts.preserve_commit_order) else None
 
     def _show_outage(self, notice: OutageNotice) -> None:
         """The target went away or came back (called by whichever session met it first)."""
@@ -324,17 +325,13 @@ class _Run:
             summary.already_applied += 1
         elif not apply:
             summary.skipped += 1
-        keys, after, tables = None, None, None
+        keys, after = None, None
         if apply and self._temporary_open is not None:
             self._refuse_inside_span(trx)
         if apply:
             trx, keys, after = self._prepare(trx)
-            if (self.partitioner is not None and self.partitioner.wants_tables and not trx.is_barrier
-                    and not trx.writes_non_transactional):
-                tables = self.control.run(lambda: table_keys(trx, self.schema))
         # A deferred transaction may be applied by a later run: the mark must not pass it.
-        self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after,
-                                      tables=tables))
+        self._submit(self.batcher.add(trx, apply=apply, hold=verdict is Verdict.DEFER, keys=keys, after=after))
 
     def _refuse_inside_span(self, trx: Transaction) -> None:
         """The run's records end where temporary tables a cut span opened were still open (in a session
@@ -385,6 +382,10 @@ class _Run:
         else:
             keys, after = self.deps.unkeyed(trx)
         return trx, keys, after
+
+    def _table_keys(self, trx: Transaction) -> frozenset:
+        """A transaction's table keys (the table check loaded its tables' definitions already)."""
+        return self.control.run(lambda: table_keys(trx, self.schema))
 
     def _keys_pay(self) -> bool:
         """Row keys cost the coordinator a Python step per row, more than reading. They pay when

@@ -75,8 +75,6 @@ class Batch:
     # A unit that goes on past the end of a binlog file: its ranges in the earlier files (file_index,
     # file and start_pos are then those of its range in the last one).
     earlier_files: list[FileRange] = field(default_factory=list)
-    # Each member's table keys (schedule/partition.py cuts batches by them); None when a member has none.
-    member_tables: list[frozenset] | None = field(default_factory=list)
     # A batch cut by table (schedule/partition.py): its members are not contiguous, so it records one
     # range per run of consecutive members, and its `end_pos` is where the mark may go once it is done.
     ranges: list[FileRange] | None = None
@@ -146,11 +144,10 @@ class Batcher:
         self._firsts: deque[tuple[int, int]] = deque()   # (first transaction's seq, batch seq)
 
     def add(self, trx: Transaction, *, apply: bool, hold: bool = False, keys: KeySet | None = None,
-            after: int | None = None, tables: frozenset | None = None) -> list[Batch]:
+            after: int | None = None) -> list[Batch]:
         """Take the next transaction; `apply` False: it rides along (not applied); `hold`: a later run
         may still apply it (it ends the open batch and stands alone, never applied by this run).
-        `keys` and `after` (a transaction seq, commit-order mode) are the transaction's dependencies;
-        `tables` its table keys, for schedule/partition.py (None: the batch cannot be cut by table)."""
+        `keys` and `after` (a transaction seq, commit-order mode) are the transaction's dependencies."""
         closed: list[Batch] = []
         follow = self.temporary.follow(trx) if apply and self.temporary is not None else None
         b = self._open
@@ -190,10 +187,6 @@ class Batcher:
         b.hold = hold
         if apply:
             b.members.append(trx)
-            if tables is None:
-                b.member_tables = None
-            elif b.member_tables is not None:
-                b.member_tables.append(tables)
             b.size += trx.size
             b.barrier = b.unit or trx.is_barrier
             b.temporary_open = self.temporary.opened_at if self.temporary is not None and self.temporary.any_open \

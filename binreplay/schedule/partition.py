@@ -30,6 +30,9 @@ commit-order keep the source's order; the coordinator does not use a Partitioner
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from binreplay.model import Transaction
 from binreplay.schedule.batches import Batch, FileRange
 from binreplay.schedule.dependencies import EVERYTHING
 from binreplay.schedule.limits import BatchLimits
@@ -44,34 +47,35 @@ MIN_SHARE = 0.2
 
 class Partitioner:
     """Between the batcher and the pool: `take` returns the batches ready to submit. It numbers every
-    batch it passes on (`seq`) itself, since a pair may become more than two batches."""
+    batch it passes on (`seq`) itself, since a pair may become more than two batches.
 
-    def __init__(self, limits: BatchLimits) -> None:
+    `keys_of` gives a member's table keys (keys.table_keys), asked only when a pair is tried."""
+
+    def __init__(self, limits: BatchLimits, keys_of: Callable[[Transaction], frozenset]) -> None:
         self.limits = limits
+        self.keys_of = keys_of
         self._held: Batch | None = None
+        self._held_keys: tuple[frozenset, ...] | None = None   # its members' table keys, if asked already
         self._failures = 0
         self._pause = 0
         self._seq = 0
         self.cut = 0                           # pairs cut (for the -v log and the tests)
 
-    @property
-    def wants_tables(self) -> bool:
-        """Whether the members of the batches now being cut need their table keys (not while paused)."""
-        return self._pause == 0
-
     def take(self, batches: list[Batch]) -> list[Batch]:
         out: list[Batch] = []
         for b in batches:
+            known: tuple[frozenset, ...] | None = None   # b's members' table keys, if a pair with b was tried
             held = self._held
             if held is not None:
                 self._held = None
                 cut = self._cut(held, b) if _plain(b) else None
-                if cut is not None:
+                if isinstance(cut, list):
                     out.extend(self._numbered(cut))
                     continue
+                known = cut
                 out.extend(self._numbered([held]))
             if _plain(b) and self._pause == 0:
-                self._held = b
+                self._held, self._held_keys = b, known
             else:
                 self._pause = max(0, self._pause - 1)
                 out.extend(self._numbered([b]))
@@ -88,18 +92,19 @@ class Partitioner:
             self._seq += 1
         return batches
 
-    def _cut(self, a: Batch, b: Batch) -> list[Batch] | None:
+    def _cut(self, a: Batch, b: Batch) -> list[Batch] | tuple[frozenset, ...] | None:
+        """The pair cut by table, or when it cannot be cut, the table keys of b's members (if asked)."""
         # Consecutive batches of the batcher (only events outside transactions may lie between them).
         if not (a.seq + 1 == b.seq and a.file_index == b.file_index and a.source_starts == b.source_starts):
             return None
         members = a.members + b.members
-        tables = (a.member_tables or []) + (b.member_tables or [])
+        tables = [*(self._held_keys or [self.keys_of(m) for m in a.members]), *(self.keys_of(m) for m in b.members)]
         sides = _two_sides(members, tables)
         if sides is None:
             self._failures += 1
             if self._failures >= GIVE_UP_AFTER:
                 self._failures, self._pause = 0, PAUSE_BATCHES
-            return None
+            return tuple(tables[len(a.members):])   # b may be held next: not asked again
         self._failures = 0
         self.cut += 1
         # Each side in batches within the limits, in source order (one side's batches share tables, so
@@ -130,14 +135,15 @@ class Partitioner:
                              b.end_pos if last else a.start_pos,
                              members=[members[j] for j in chunk], covered=a.covered + b.covered if last else 0,
                              size=sum(members[j].size for j in chunk), keys=keys, source_starts=a.source_starts,
-                             member_tables=[tables[j] for j in chunk], ranges=_runs(members, owner, n)))
+                             ranges=_runs(members, owner, n)))
         return out
 
 
 def _plain(b: Batch) -> bool:
-    return (bool(b.members) and b.member_tables is not None and not b.barrier and not b.unit and not b.hold
-            and b.after is None and b.temporary_from is None and b.temporary_open is None and not b.earlier_files
-            and b.ranges is None and not any(m.writes_non_transactional for m in b.members))
+    """Row changes to transactional tables only, nothing that must stay where it is in the source."""
+    return (bool(b.members) and not b.barrier and not b.unit and not b.hold and b.after is None
+            and b.temporary_from is None and b.temporary_open is None and not b.earlier_files and b.ranges is None
+            and not any(m.is_barrier or m.writes_non_transactional for m in b.members))
 
 
 def _two_sides(members: list, tables: list[frozenset]) -> list[int] | None:

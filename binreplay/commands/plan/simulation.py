@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from binreplay.model import Transaction
@@ -59,11 +60,13 @@ class _Running:
 class Simulation:
     """One worker count, one dependency mode. Feed transactions in source order, then `close()`."""
 
-    def __init__(self, workers: int, limits: BatchLimits = BatchLimits(), *, partition: bool = False) -> None:
-        """`partition`: cut pairs of batches by table as replay does (its keyed modes, more than one worker)."""
+    def __init__(self, workers: int, limits: BatchLimits = BatchLimits(), *,
+                 table_keys: Callable[[Transaction], frozenset] | None = None) -> None:
+        """`table_keys`: cut pairs of batches by these table keys as replay does (in its keyed modes,
+        with more than one worker); None: not."""
         self.workers = workers
         self.batcher = Batcher(limits)
-        self.partitioner = Partitioner(limits) if partition and workers > 1 else None
+        self.partitioner = Partitioner(limits, table_keys) if table_keys is not None and workers > 1 else None
         self.scheduler = Scheduler()
         self._free = list(range(workers))
         self._running: list[_Running] = []
@@ -76,9 +79,8 @@ class Simulation:
         self._groups = 0
         self._count = 0
 
-    def feed(self, trx: Transaction, keys: KeySet, after: int | None, tables: frozenset | None = None) -> None:
-        """`tables`: the transaction's table keys (for the partitioner; None for a barrier)."""
-        batches = self.batcher.add(trx, apply=True, keys=keys, after=after, tables=tables)
+    def feed(self, trx: Transaction, keys: KeySet, after: int | None) -> None:
+        batches = self.batcher.add(trx, apply=True, keys=keys, after=after)
         for batch in self.partitioner.take(batches) if self.partitioner is not None else batches:
             self._offer(batch)
 

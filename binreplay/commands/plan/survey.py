@@ -182,7 +182,10 @@ class _Survey:
         self.walkers: dict[bytes, R.RowWalker | None] = {}
         self.schema = BinlogSchema()
         self.deps = {mode: Dependencies(mode, self.schema) for mode in MODES}
-        self.sims = {mode: [Simulation(n, partition=mode != "commit-order") for n in WORKER_COUNTS] for mode in MODES}
+        # Cut pairs of batches by table as replay does (schedule/partition.py), by their table keys.
+        self.sims = {mode: [Simulation(n, table_keys=None if mode == "commit-order" else self._table_keys)
+                            for n in WORKER_COUNTS] for mode in MODES}
+        self._keys_by_seq: dict[int, frozenset] = {}
         self.paths = {mode: CriticalPath() for mode in MODES}
         self.serial = Simulation(1)    # one worker: no keys at all, as replay does
 
@@ -320,15 +323,20 @@ class _Survey:
         barrier = trx.is_barrier
         self.serial.feed(trx, {}, None)
         of = {mode: self.deps[mode].of(trx) for mode in MODES}
-        # The table keys replay cuts pairs of batches by (schedule/partition.py).
-        tables = None if barrier else frozenset(k for k in of["table"][0] if k != EVERYTHING)
+        if not barrier:   # what _table_keys answers while this transaction's batch may still be cut
+            self._keys_by_seq[trx.seq] = frozenset(k for k in of["table"][0] if k != EVERYTHING)
+        # A pair is tried when its second batch closes: older transactions are never asked about again.
+        self._keys_by_seq.pop(trx.seq - 4 * BATCH.max_transactions, None)
         for mode in MODES:
             keys, after = of[mode]
             for sim in self.sims[mode]:
-                sim.feed(trx, keys, after, tables)
+                sim.feed(trx, keys, after)
             self.paths[mode].add(trx.seq, keys, barrier, after, trx.size)
             if trx.kind is TrxKind.DDL:
                 self.deps[mode].schema_changed()
+
+    def _table_keys(self, trx: Transaction) -> frozenset:
+        return self._keys_by_seq[trx.seq]
 
     def finish(self) -> None:
         plan = self.plan
