@@ -16,26 +16,31 @@ What keeps it exact:
 - each new batch records one `applied` range per run of its consecutive members, never a range
   holding a member of the other: after a crash a rerun finds exactly what each committed
   (state/records.AppliedRanges);
-- the mark: the last batch's `end_pos` is where the pair ends, every other one's where it began,
-  and the last counts every source transaction of the pair, so the mark (state/position.py)
-  passes the pair only once all are applied (a side larger than a batch's limits is cut in
-  batches in source order; their shared tables keep them in order);
+- the mark: only the pair's last batch covers source transactions (`covered`: all of the pair's,
+  up to its end), the others none, so the mark (state/position.py) does not move when they are
+  done and passes the pair only once all are applied (a side larger than a batch's limits is cut
+  in batches in source order; their shared tables keep them in order);
 - keys: each batch holds its tables exclusively (coarser than row keys, so still safe) and the
   key every keyed batch shares, so it is ordered against the batches before and after it as usual.
 
-Only plain batches are cut: row changes to transactional tables, no barrier, no span of
-temporary tables, no hold, no commit-order bound (--preserve-commit-order and --dependency
+Only a pair whose keys conflict is cut (otherwise the scheduler already runs both at once, with
+their finer row keys), and only plain batches: row changes to transactional tables, no barrier,
+no span of temporary tables, no hold, no commit-order bound (--preserve-commit-order and --dependency
 commit-order keep the source's order; the coordinator does not use a Partitioner then).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from binreplay.model import Transaction
 from binreplay.schedule.batches import Batch, FileRange
 from binreplay.schedule.dependencies import EVERYTHING
 from binreplay.schedule.limits import BatchLimits
+from binreplay.schedule.scheduler import KeySet
+
+log = logging.getLogger(__name__)
 
 # Cutting is tried for each pair; after this many pairs in a row that share their tables
 # (OLTP-like traffic), batches are passed on at once for a while instead of being held back.
@@ -97,6 +102,8 @@ class Partitioner:
         # Consecutive batches of the batcher (only events outside transactions may lie between them).
         if not (a.seq + 1 == b.seq and a.file_index == b.file_index and a.source_starts == b.source_starts):
             return None
+        if not _conflict(a.keys, b.keys):
+            return None       # the scheduler runs them side by side already
         members = a.members + b.members
         tables = [*(self._held_keys or [self.keys_of(m) for m in a.members]), *(self.keys_of(m) for m in b.members)]
         sides = _two_sides(members, tables)
@@ -106,6 +113,8 @@ class Partitioner:
                 self._failures, self._pause = 0, PAUSE_BATCHES
             return tuple(tables[len(a.members):])   # b may be held next: not asked again
         self._failures = 0
+        if not self.cut:
+            log.info("cutting pairs of batches by table to apply them side by side, the first at %s", a.start)
         self.cut += 1
         # Each side in batches within the limits, in source order (one side's batches share tables, so
         # the scheduler keeps them in order); all in the order of their first members.
@@ -132,7 +141,7 @@ class Partitioner:
             keys: dict = {key: True for j in chunk for key in tables[j]}
             keys[EVERYTHING] = False
             out.append(Batch(a.seq, a.file_index, a.file, members[chunk[0]].start_pos,
-                             b.end_pos if last else a.start_pos,
+                             b.end_pos if last else members[chunk[-1]].end_pos,
                              members=[members[j] for j in chunk], covered=a.covered + b.covered if last else 0,
                              size=sum(members[j].size for j in chunk), keys=keys, source_starts=a.source_starts,
                              ranges=_runs(members, owner, n)))
@@ -144,6 +153,13 @@ def _plain(b: Batch) -> bool:
     return (bool(b.members) and not b.barrier and not b.unit and not b.hold and b.after is None
             and b.temporary_from is None and b.temporary_open is None and not b.earlier_files and b.ranges is None
             and not any(m.is_barrier or m.writes_non_transactional for m in b.members))
+
+
+def _conflict(a: KeySet, b: KeySet) -> bool:
+    """Whether the scheduler would order two batches with these keys (keys.py's rule)."""
+    if len(b) < len(a):
+        a, b = b, a
+    return any((other := b.get(key)) is not None and (exclusive or other) for key, exclusive in a.items())
 
 
 def _two_sides(members: list, tables: list[frozenset]) -> list[int] | None:

@@ -3,8 +3,10 @@
 Every batch the coordinator cut is added in order: done at once when it applies nothing (its
 transactions are outside the selection or were applied by an earlier run), when its worker
 commits it otherwise. A held batch (beyond a stop GTID: a later run may still apply it) is
-never done, so the mark cannot pass it. Thread-safe: workers finish batches, the coordinator
-adds them and reads the mark.
+never done, so the mark cannot pass it. A batch that covers no source transaction of its own (a
+side of a pair cut by table, schedule/partition.py, other than the pair's last batch, which
+covers the whole pair) does not move the mark: it always stays at the end of a transaction.
+Thread-safe: workers finish batches, the coordinator adds them and reads the mark.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class PositionTracker:
             if not finished:
                 return
             del entries[seq]
-            self._position = end
-            self._count += transactions
+            if transactions:
+                self._position = end
+                self._count += transactions
 
     def mark(self) -> tuple[BinlogPosition | None, int]:
         """(the mark, source transactions up to it)."""

@@ -53,6 +53,7 @@ def test_killed_between_the_commits_of_a_cut_pair(clean_servers, point: str) -> 
     run_on(source, WORKLOAD)
     crashed = replay_into(source, target, start, *FLAGS, env={"BINREPLAY_CRASH_AT": point})
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert "cutting pairs of batches by table" in crashed.stderr, crashed.stderr[-2000:]
     if point == "after-commit:1":
         # One side of the first pair committed alone: its batch recorded one range per run of its
         # members, with members of the other side (not applied) between them.

@@ -1,20 +1,23 @@
-"""Pairs of batches cut again by table (schedule/partition.py): which cuts are made, and that what
-they record lets a crash after any of their commits resume exactly."""
+"""Pairs of batches cut again by table (schedule/partition.py): which cuts are made, that the
+scheduler then never lets two conflicting transactions run out of source order, and that what the
+batches record lets a crash after any of their commits resume exactly."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import re
 
 import pytest
 
+from binreplay.apply.batch_parts import one_at_a_time
 from binreplay.model import BinlogPosition, FormatDescription, Transaction, TrxKind
 from binreplay.schedule import partition
 from binreplay.schedule.batches import Batch, Batcher
-from binreplay.schedule.dependencies import EVERYTHING
+from binreplay.schedule.dependencies import EVERYTHING, UNKEYED
 from binreplay.schedule.limits import BatchLimits
 from binreplay.schedule.partition import Partitioner
-from binreplay.schedule.scheduler import Scheduler
+from binreplay.schedule.scheduler import KeySet, Scheduler
 from binreplay.state.position import PositionTracker
 from binreplay.state.records import AppliedRanges
 
@@ -27,16 +30,38 @@ def trx(seq: int, size: int = 100, kind: TrxKind = TrxKind.ROWS, start: int | No
                        timestamp=0, kind=kind, fde=FDE)
 
 
-def table_keys(tables: str) -> frozenset:
-    """'ab' -> the table keys of tables a and b; a table written in capitals stands for its FK group."""
-    return frozenset(("grp", t.lower()) if t.isupper() else ("tbl", "s", t) for t in tables)
+def _table_key(t: str) -> tuple:
+    return ("grp", t.lower()) if t.isupper() else ("tbl", "s", t)
+
+
+def keys(what: str) -> tuple[KeySet, frozenset]:
+    """A transaction written as the tables it writes, each optionally with the row it writes: 'a'
+    writes table a, keyed by the whole table (as a bulk transaction is), 'a1' row 1 of table a
+    (row keys, as keys.py gives them), 'A' a table of a foreign-key group; '*ab' is not keyed (the
+    coordinator had no time: it conflicts with everything). Returns (its scheduler keys, its table keys)."""
+    unkeyed = what.startswith("*")
+    found: KeySet = {}
+    tables = set()
+    for table, row in re.findall(r"([A-Za-z])(\d*)", what):
+        key = _table_key(table)
+        tables.add(key)
+        if row and not table.isupper():
+            found.setdefault(key, False)
+            found[("row", table, row)] = True
+        else:
+            found[key] = True
+    if unkeyed:
+        return dict(UNKEYED), frozenset(tables)
+    if found:
+        found[EVERYTHING] = False
+    return found, frozenset(tables)
 
 
 def run(limits: BatchLimits, plan: list[str], sizes: list[int] | None = None,
         gaps: list[int] | None = None) -> tuple[list[Batch], list[Transaction], Partitioner]:
-    """`plan`: per transaction, its tables ('-' before them: not applied, it rides along; '!': a
-    barrier); `gaps`: bytes of events outside transactions before each. Returns the batches
-    submitted, the transactions, and the partitioner."""
+    """`plan`: per transaction, what it writes (see `keys`; '-' in front: not applied, it rides
+    along; '!': a barrier); `gaps`: bytes of events outside transactions before each. Returns the
+    batches submitted, the transactions, and the partitioner (`asked`: whose table keys it asked)."""
     tables: dict[int, frozenset] = {}
     asked: list[int] = []
 
@@ -45,7 +70,7 @@ def run(limits: BatchLimits, plan: list[str], sizes: list[int] | None = None,
         return tables[t.seq]
 
     batcher, parts = Batcher(limits), Partitioner(limits, keys_of)
-    parts.asked = asked   # type: ignore[attr-defined]  # for the tests: whose keys were asked
+    parts.asked = asked   # type: ignore[attr-defined]
     out: list[Batch] = []
     trxs = []
     pos = 1000
@@ -56,8 +81,8 @@ def run(limits: BatchLimits, plan: list[str], sizes: list[int] | None = None,
         pos += size
         trxs.append(t)
         apply = not what.startswith("-")
-        tables[i] = table_keys(what.lstrip("-"))
-        out += parts.take(batcher.add(t, apply=apply))
+        scheduler_keys, tables[i] = keys(what.lstrip("-"))
+        out += parts.take(batcher.add(t, apply=apply, keys=scheduler_keys if apply and what != "!" else None))
     out += parts.take(batcher.flush()) + parts.flush()
     return out, trxs, parts
 
@@ -67,7 +92,7 @@ def shape(batches: list[Batch]) -> list[str]:
 
 
 CASES = {
-    # two batches of 3; tables a and b alternate: cut into one batch per table
+    # two batches of 3; whole tables a and b alternate: cut into one batch per table
     "two tables interleaved": (BatchLimits(3), ["a", "b", "a", "b", "a", "b"], ["0 2 4", "1 3 5"]),
     # one transaction links a and b: nothing to cut
     "a link makes one group": (BatchLimits(3), ["a", "b", "ab", "b", "a", "b"], ["0 1 2", "3 4 5"]),
@@ -83,15 +108,22 @@ CASES = {
     "barrier": (BatchLimits(2), ["a", "b", "!", "a", "b", "a", "b"], ["0 1", "2", "3 5", "4 6"]),
     # members without tables (emptied by the filters) join the side of the member before them
     "empty members": (BatchLimits(3), ["a", "", "b", "a", "b", "b"], ["0 1 3", "2 4 5"]),
+    # row keys that do not conflict: the scheduler runs the pair side by side already, uncut
+    "rows apart": (BatchLimits(3), ["a1", "b1", "a2", "b2", "a3", "b3"], ["0 1 2", "3 4 5"]),
+    # row keys that conflict (a1 twice): cut by table
+    "rows in conflict": (BatchLimits(3), ["a1", "b1", "a2", "b2", "a1", "b3"], ["0 2 4", "1 3 5"]),
+    # a batch not keyed conflicts with everything: cut by the tables its members write
+    "not keyed": (BatchLimits(3), ["*a", "*b", "*a", "*b", "*a", "*b"], ["0 2 4", "1 3 5"]),
 }
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_cuts(name: str) -> None:
     limits, plan, expected = CASES[name]
-    batches, _trxs, _parts = run(limits, plan)
+    batches, trxs, _parts = run(limits, plan)
     assert shape(batches) == expected
     assert [b.seq for b in batches] == list(range(len(batches)))
+    _check_exact(batches, trxs, plan)
 
 
 def test_sides_hold_their_tables_exclusively_and_share_the_keyed_mark() -> None:
@@ -108,69 +140,134 @@ def test_sides_hold_their_tables_exclusively_and_share_the_keyed_mark() -> None:
 def test_pairs_that_cannot_be_cut_stop_being_held_back() -> None:
     limits = BatchLimits(2)
     plan = ["ab"] * 2 * (partition.GIVE_UP_AFTER + 1) * 2
-    batches, _trxs, parts = run(limits, plan)
-    assert parts.cut == 0 and len(batches) == len(plan) // 2
-    # Four pairs were tried (each member's keys asked once), then the batches after them passed on at once.
+    parts = Partitioner(limits, lambda t: frozenset({("tbl", "s", "a"), ("tbl", "s", "b")}))
+    batcher = Batcher(limits)
+    held = []        # after each batch closed: is one held back?
+    for i, what in enumerate(plan):
+        closed = batcher.add(trx(i), apply=True, keys=keys(what)[0])
+        if closed:
+            parts.take(closed)
+            held.append(parts._held is not None)
+    assert parts.cut == 0
+    # The first batches wait for the next to try the pair; after GIVE_UP_AFTER pairs that could not
+    # be cut, batches are passed on at once.
+    assert held[:partition.GIVE_UP_AFTER] == [True] * partition.GIVE_UP_AFTER
+    assert not any(held[partition.GIVE_UP_AFTER:])
+
+
+def test_each_member_s_table_keys_are_asked_once() -> None:
+    _batches, _trxs, parts = run(BatchLimits(2), ["ab"] * 2 * (partition.GIVE_UP_AFTER + 1) * 2)
     assert sorted(parts.asked) == list(range(2 * (partition.GIVE_UP_AFTER + 1)))
 
 
-def _check_exact(batches: list[Batch], trxs: list[Transaction], applied: set[int]) -> None:
-    """Whatever subset of the batches commits, the records say exactly which transactions are
-    applied, and the mark never passes one that is not."""
+def test_a_cut_batch_applied_one_at_a_time_records_each_member_alone() -> None:
+    """The corrupt-event path (apply/batch_parts.py): members of the other side lie between its own."""
+    batches, trxs, _parts = run(BatchLimits(3), ["a", "b", "a", "b", "a", "b"])
+    side = batches[0]
+    parts = one_at_a_time(side)
+    assert [(p.start_pos, p.record_end) for p in parts] == [(trxs[i].start_pos, trxs[i].end_pos) for i in (0, 2, 4)]
+    assert all(p.ranges is None and len(p.records()) == 1 for p in parts)
+    # Only the first two were applied: those two are covered, nothing of the other side.
+    ranges = AppliedRanges([(r.file_index, r.start_pos, r.end_pos, r.transactions)
+                            for p in parts[:2] for r in p.records()])
+    assert [ranges.covers(t) for t in trxs] == [True, False, True, False, False, False]
+
+
+def _conflict(x: KeySet, y: KeySet) -> bool:
+    return any(k in y and (ex or y[k]) for k, ex in x.items())
+
+
+def _check_exact(batches: list[Batch], trxs: list[Transaction], plan: list[str], seed: int = 0) -> None:
+    """Every applied transaction is in exactly one batch, in source order; however workers claim what
+    the scheduler lets them, two conflicting transactions are applied in source order; and whatever
+    subset of the batches commits, the records say exactly which transactions are applied and the
+    mark never passes one that is not."""
+    applied = {i for i, what in enumerate(plan) if not what.startswith("-")}
     by_seq = {t.seq: t for t in trxs}
+    # What each really conflicts with: its rows or tables (one the coordinator did not key still
+    # writes only its tables); a barrier, everything.
+    own = {i: keys(plan[i].lstrip("-*"))[0] if plan[i] != "!" else {EVERYTHING: True} for i in applied}
     assert sorted(m.seq for b in batches for m in b.members) == sorted(applied), "each applied exactly once"
     for b in batches:
         starts = [m.start_pos for m in b.members]
         assert starts == sorted(starts), "a batch applies its members in source order"
-    # Two batches that share a table apply it in source order (the scheduler keeps their seq order).
-    for x, y in itertools.combinations(batches, 2):
-        shared = {k for k, ex in x.keys.items() if ex} & {k for k, ex in y.keys.items() if ex}
-        if shared:
-            assert max(m.end_pos for m in x.members) <= min(m.start_pos for m in y.members)
+    # Random claims and finishes by the real scheduler: a batch starts only when every batch holding a
+    # transaction that conflicts with one of its members and comes before it has finished.
+    rnd = random.Random(seed)
+    s = Scheduler()
+    for b in batches:
+        s.add(b.seq, b.keys, barrier=b.barrier, size=b.size)
+    batch_of = {m.seq: b.seq for b in batches for m in b.members}
+    finished: set[int] = set()
+    running: list[int] = []
+    while len(finished) < len(batches):
+        claimed = s.claim() if not running or rnd.random() < 0.6 else []
+        if claimed:
+            mine = next(b for b in batches if b.seq == claimed[0])
+            for m in mine.members:
+                for earlier in applied:
+                    if earlier < m.seq and batch_of[earlier] != mine.seq and _conflict(own[earlier], own[m.seq]):
+                        assert batch_of[earlier] in finished, f"{m.seq} started before {earlier} finished"
+            running.append(claimed[0])
+            continue
+        assert running, "the scheduler stalled"
+        done = running.pop(rnd.randrange(len(running)))
+        s.finish([done])
+        finished.add(done)
     for n in range(len(batches) + 1):
-        for done in itertools.combinations(batches, n):
-            rows = [(r.file_index, r.start_pos, r.end_pos, r.transactions) for b in done for r in b.records()]
+        for done_batches in itertools.combinations(batches, n):
+            rows = [(r.file_index, r.start_pos, r.end_pos, r.transactions) for b in done_batches for r in b.records()]
             ranges = AppliedRanges(rows)
-            committed = {m.seq for b in done for m in b.members}
+            committed = {m.seq for b in done_batches for m in b.members}
             for seq in applied:
-                assert ranges.covers(by_seq[seq]) == (seq in committed), (shape(list(done)), seq)
+                assert ranges.covers(by_seq[seq]) == (seq in committed), (shape(list(done_batches)), seq)
             tracker = PositionTracker(BinlogPosition(0, "bin.000001", trxs[0].start_pos))
             for b in batches:
-                tracker.add(b.seq, b.end, b.covered, done=False)
-            for b in done:
+                tracker.add(b.seq, b.end, b.covered, done=not b.members)
+            for b in done_batches:
                 tracker.done(b.seq)
             mark, count = tracker.mark()
             assert mark is not None
             pending = [by_seq[s] for s in applied - committed]
             assert all(mark.pos <= t.start_pos for t in pending), "the mark passed a transaction not applied"
+            # The mark is always where a transaction ends (or where the run began).
+            assert mark.pos == trxs[0].start_pos or any(t.end_pos == mark.pos for t in trxs)
             if not pending:
                 assert mark.pos == trxs[-1].end_pos and count == len(trxs)
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_any_crash_between_the_commits_resumes_exactly(seed: int) -> None:
     rnd = random.Random(seed)
     n = rnd.randint(4, 14)
     tables = "abcdE"[:rnd.randint(2, 5)]
     plan = []
     for _ in range(n):
-        what = "".join(rnd.sample(tables, 1 if rnd.random() < 0.85 else 2))
+        written = rnd.sample(tables, 1 if rnd.random() < 0.85 else 2)
+        rows = rnd.random() < 0.5           # row-keyed, else the whole table (a bulk transaction)
+        what = "".join(t + (str(rnd.randint(1, 3)) if rows and t.islower() else "") for t in written)
+        if rnd.random() < 0.1:
+            what = "*" + what               # not keyed
         plan.append(("-" if rnd.random() < 0.15 else "") + what)
     sizes = [rnd.randint(50, 400) for _ in range(n)]
     limits = BatchLimits(rnd.randint(2, 5), rnd.choice([300, 600, 1 << 20]))
     gaps = [rnd.choice([0, 0, 0, 30]) for _ in range(n)]   # e.g. a BINLOG_CHECKPOINT between two
     batches, trxs, _parts = run(limits, plan, sizes, gaps)
-    applied = {i for i, what in enumerate(plan) if not what.startswith("-")}
     for b in batches:
         assert len(b.members) <= limits.max_transactions
         assert b.size <= limits.max_bytes or len(b.members) == 1
-    _check_exact(batches, trxs, applied)
+    _check_exact(batches, trxs, plan, seed)
 
 
-def test_the_cases_are_exact_too() -> None:
-    for limits, plan, _expected in CASES.values():
-        batches, trxs, _parts = run(limits, plan)
-        barriers = {i for i, what in enumerate(plan) if what == "!"}
-        if barriers:
-            continue   # (a barrier's own record is the batcher's, checked in test_batches.py)
-        _check_exact(batches, trxs, {i for i, what in enumerate(plan) if not what.startswith("-")})
+def test_the_random_plans_cut_pairs() -> None:
+    """(The random plans above are worth their name: most of them cut pairs, often into several ranges.)"""
+    cut = multi = 0
+    for seed in range(60):
+        rnd = random.Random(seed)
+        n = rnd.randint(4, 14)
+        tables = "abcdE"[:rnd.randint(2, 5)]
+        plan = ["".join(rnd.sample(tables, 1)) for _ in range(n)]
+        batches, _trxs, parts = run(BatchLimits(rnd.randint(2, 5)), plan)
+        cut += parts.cut > 0
+        multi += any(len(b.ranges or []) > 1 for b in batches)
+    assert cut > 30 and multi > 15, (cut, multi)
