@@ -95,14 +95,15 @@ static PyObject *span(int t, PyObject **start, long long end) {
 
 /* frame_row_transaction(buf, pos, size, check_crc, verified_to, kinds, id_ends, map_id_len,
  *                       crc_len, gtid_refused_flags, gtid_commit_id_flag)
- *   -> (end, spans, table_map_indexes, rows) | None
+ *   -> (end, spans, table_map_indexes, rows, (domain_id, server_id, seq_no, flags, commit_id)) | None
  *
  * From a MariaDB GTID event at `pos`, every event as BinlogFile.scan accepts it (its header's end
  * position where it really ends, or 0 after the GTID event as MariaDB 11.4+ writes it; within the
  * file; at least a header and at most 1 GiB long; its CRC32 when check_crc and it ends after
  * verified_to), and as the assembler's inline path accepts it: rows events naming a table id a TABLE_MAP of the transaction mapped,
  * long enough for their flags; informational events never among a statement's rows; an XID
- * with its body, not inside a statement. Anything else: None. */
+ * with its body, not inside a statement. Anything else: None. The last item is the GTID event's
+ * fields (commit_id None without FL_GROUP_COMMIT_ID), as source/event_bodies.mariadb_gtid reads them. */
 static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
     Py_buffer buf, kinds_buf, ids_buf;
     long long pos, size, verified_to;
@@ -119,7 +120,10 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
     }
     const uint8_t *data = buf.buf, *kinds = kinds_buf.buf, *id_ends = ids_buf.buf;
     uint64_t mapped[MAX_MAPS];
-    int n_mapped = 0, in_statement = 0, first = 1;
+    int n_mapped = 0, in_statement = 0, first = 1, has_commit_id = 0;
+    uint64_t seq_no = 0, commit_id = 0;
+    uint32_t domain_id = 0, server_id = 0;
+    unsigned int gtid_flags = 0;
     long long rows = 0;
     start = PyLong_FromLongLong(pos);
     spans = PyList_New(0);
@@ -150,6 +154,13 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
             unsigned int flags = p[HEADER_LEN + 12];
             if (flags & refused_flags || (flags & commit_id_flag && pos + HEADER_LEN + 21 > body_end))
                 goto bail;
+            seq_no = uint_le(p + HEADER_LEN, 8);
+            domain_id = u32le(p + HEADER_LEN + 8);
+            server_id = u32le(p + 5);
+            gtid_flags = flags;
+            has_commit_id = (flags & commit_id_flag) != 0;
+            if (has_commit_id)
+                commit_id = uint_le(p + HEADER_LEN + 13, 8);
             first = 0;
         } else if (kind == K_ROWS) {
             int id_end = id_ends[t];
@@ -191,7 +202,11 @@ static PyObject *frame_row_transaction(PyObject *self, PyObject *args) {
         Py_DECREF(s);
         pos = end;
         if (kind == K_XID) {
-            result = Py_BuildValue("(LOOL)", end, spans, maps, rows);
+            PyObject *cid = has_commit_id ? PyLong_FromUnsignedLongLong(commit_id) : Py_NewRef(Py_None);
+            if (cid == NULL)
+                goto done;
+            result = Py_BuildValue("(LOOL(kkKIN))", end, spans, maps, rows, (unsigned long)domain_id,
+                                   (unsigned long)server_id, (unsigned long long)seq_no, gtid_flags, cid);
             goto done;
         }
     }

@@ -155,7 +155,8 @@ class Assembler(FileEvents):
         self.needs_gtid = False          # its server writes a GTID event before every transaction
         self.types = 255                 # event types its server knows (its FORMAT_DESCRIPTION's table)
         self._lane_args: tuple = ()      # what the lane needs of the FORMAT_DESCRIPTION (`_set_lane`)
-        self._lane_found: tuple = ()     # what it framed last: (end, spans, TABLE_MAP indexes, rows)
+        # What it framed last: (end, spans, TABLE_MAP indexes, rows, the GTID's fields).
+        self._lane_found: tuple = ()
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -261,12 +262,12 @@ class Assembler(FileEvents):
     def _from_lane(self, end: int) -> Transaction:
         """The transaction the lane framed: what the inline path and `_close` do per event, done once
         (the lane checked the rest: framing, CRC32, table ids, statement ends, the XID)."""
-        _end, spans, maps, rows = self._lane_found
+        _end, spans, maps, rows, fields = self._lane_found
         t, pos, gtid_end = spans[0]
         if self.group is not None:    # a transaction still open: `_gtid` says what is wrong with it
             self._gtid(t, pos, gtid_end)
             self.group = None
-        gtid = self.mariadb_gtid(pos, gtid_end)
+        gtid = MariadbGtid(*fields)   # (the lane read them as mariadb_gtid does, lengths checked)
         self.bounds.inside = self.bounds.opened = False    # a GTID implying BEGIN, then XID
         f = self.f
         data, crc_len, table_maps = f.data, self._lane_args[3], self._table_maps
