@@ -53,7 +53,8 @@ class Batch:
     file_index: int
     file: str
     start_pos: int                             # the range of source positions it covers
-    end_pos: int                               # (the mark may pass it once it and all before it are done)
+    end_pos: int                               # (the mark moves here once it and all before it are done,
+                                               # if it covers source transactions: see `covered`)
     members: list[Transaction] = field(default_factory=list)   # to apply, in source order
     covered: int = 0                           # source transactions in the range (members included)
     size: int = 0                              # binlog bytes of the members
@@ -76,7 +77,7 @@ class Batch:
     # file and start_pos are then those of its range in the last one).
     earlier_files: list[FileRange] = field(default_factory=list)
     # A batch cut by table (schedule/partition.py): its members are not contiguous, so it records one
-    # range per run of consecutive members, and its `end_pos` is where the mark may go once it is done.
+    # range per run of consecutive members; only the pair's last batch covers source transactions.
     ranges: list[FileRange] | None = None
 
     @property
