@@ -239,8 +239,7 @@ class Batcher:
         return temporary.opened_at
 
     def _full(self, b: Batch, trx: Transaction) -> bool:
-        lim = self.limits
-        return len(b.members) >= lim.max_transactions or bool(b.members) and b.size + trx.size > lim.max_bytes
+        return self.limits.full(len(b.members), b.size, trx.size)
 
     def _new(self, trx: Transaction) -> Batch:
         b = Batch(self._seq, trx.file_index, trx.file, trx.start_pos, trx.end_pos,

@@ -20,6 +20,11 @@ class BatchLimits:
     # this: it is held in memory until it ends, like the batches in flight (InFlightLimits.max_bytes).
     max_unit_bytes: int = 32 << 20
 
+    def full(self, count: int, size: int, next_size: int) -> bool:
+        """Whether a batch of `count` transactions and `size` bytes must close before one of `next_size`
+        (a transaction larger than `max_bytes` still makes a batch of its own)."""
+        return count >= self.max_transactions or count > 0 and size + next_size > self.max_bytes
+
 
 @dataclass(frozen=True)
 class InFlightLimits:

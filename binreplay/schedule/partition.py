@@ -116,22 +116,8 @@ class Partitioner:
         if not self.cut:
             log.info("cutting pairs of batches by table to apply them side by side, the first at %s", a.start)
         self.cut += 1
-        # Each side in batches within the limits, in source order (one side's batches share tables, so
-        # the scheduler keeps them in order); all in the order of their first members.
+        chunks = _within_limits(members, sides, self.limits)
         owner = [0] * len(members)
-        chunks: list[list[int]] = []
-        for side in (0, 1):
-            chunk: list[int] = []
-            size = 0
-            for j in (j for j, s in enumerate(sides) if s == side):
-                trx = members[j]
-                if chunk and (len(chunk) >= self.limits.max_transactions or size + trx.size > self.limits.max_bytes):
-                    chunks.append(chunk)
-                    chunk, size = [], 0
-                chunk.append(j)
-                size += trx.size
-            chunks.append(chunk)
-        chunks.sort(key=lambda c: c[0])
         for n, chunk in enumerate(chunks):
             for j in chunk:
                 owner[j] = n
@@ -146,6 +132,23 @@ class Partitioner:
                              size=sum(members[j].size for j in chunk), keys=keys, source_starts=a.source_starts,
                              ranges=_runs(members, owner, n)))
         return out
+
+
+def _within_limits(members: list, sides: list[int], limits: BatchLimits) -> list[list[int]]:
+    """Each side's members (indexes) in batches within the limits, in source order (one side's batches
+    share tables, so the scheduler keeps them in order); all in the order of their first members."""
+    chunks: list[list[int]] = []
+    for side in (0, 1):
+        chunk: list[int] = []
+        size = 0
+        for j in (j for j, s in enumerate(sides) if s == side):
+            if limits.full(len(chunk), size, members[j].size):
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(j)
+            size += members[j].size
+        chunks.append(chunk)
+    return sorted(chunks, key=lambda c: c[0])
 
 
 def _plain(b: Batch) -> bool:

@@ -141,7 +141,8 @@ class Scheduler:
     def finish(self, seqs: Iterable[int]) -> None:
         for seq in seqs:
             node = self._nodes.pop(seq)
-            if self._pending.pop(seq, 0) is None:     # finished without being claimed
+            if seq in self._pending:                  # finished without being claimed
+                del self._pending[seq]
                 self._barriers_pending -= node.barrier
             for dependent in node.dependents:
                 other = self._nodes.get(dependent)
