@@ -111,6 +111,7 @@ class Applier:
         # nothing kept (`_rolled_back_clean`), or the server's warning that some changes were kept.
         self._rolled_back_clean = False
         self._rollback_kept = False
+        self.holding = False                  # batches applied in the open transaction, not committed (apply_held)
 
     # -- connection ------------------------------------------------------------
 
@@ -309,6 +310,45 @@ class Applier:
             self._run(batch, pack(parts, prefix=prefix if i == 0 else [], suffix=suffix if last else []),
                       commit=last)
         crash_point("after-commit")
+
+    def apply_held(self, batch: Batch) -> None:
+        """Apply a batch of row transactions, with its record, in the session's open transaction and
+        leave it open: `commit_held` commits every batch held so far at once (run/early.py). Not
+        retried: any failure rolls back every held batch (`holding` is then False)."""
+        try:
+            parts = self._body(batch.members, batch.statement)
+            prefix = [] if self.holding else [b"BEGIN"]
+            self.holding = True
+            self._run(batch, pack(parts, prefix=prefix, suffix=[self.store.applied_insert_of(batch)]), commit=False)
+        except BaseException:
+            self.holding = False
+            if self.conn is not None:
+                self._rollback()
+            raise
+
+    def commit_held(self, last: Batch) -> bool:
+        """Commit the held batches (`last`: the newest of them); False if they are not committed (a
+        connection lost during COMMIT, and the progress table says it did not commit)."""
+        assert self.holding and self.conn is not None
+        self.holding = False
+        crash_point("before-commit")
+        try:
+            self._send(b"COMMIT")
+        except pymysql.err.MySQLError as exc:
+            if classify(exc) is not Fault.LOST:
+                self._rollback()
+                return False
+            self.close()
+            if not self._was_committed(last):
+                return False
+        self.groups += 1
+        crash_point("after-commit")
+        return True
+
+    def rollback_held(self) -> None:
+        if self.holding:
+            self.holding = False
+            self._rollback()
 
     def _body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list:
         """The statements of `trxs`. In SQL mode building them queries the target (table definitions,

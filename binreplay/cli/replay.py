@@ -79,6 +79,9 @@ from binreplay.source.selection import UnreachedStop
 @click.option("--progress-file", type=click.Path(dir_okay=False),
               help="Also append the JSON progress lines (as --progress json prints them) to this file.")
 @click.option("--no-preflight", is_flag=True, help="Do not read the binlogs once up front to validate them.")
+@click.option("--no-early-apply", "early_apply", flag_value=False, default=True,
+              help="Touch the target only once the whole input is validated (by default a fresh run applies "
+                   "while it is validated, committing nothing until then).")
 @click.option("--apply", "apply_mode", type=click.Choice(["binlog", "sql"]), default="binlog", show_default=True,
               help="Row events as exact BINLOG statements, or decoded to plain SQL (other flavour/version, no "
                    "BINLOG privilege, renamed database).")

@@ -8,6 +8,10 @@ tables, applied as one commit: schedule/temporary.py).
 
 BINREPLAY_DISCONNECT_AT="<point>:<n>" makes `disconnect_point` true the n-th time <point> is reached,
 where the caller then loses its target connection (the server ends the session): ddl-executed.
+
+BINREPLAY_EARLY_LOCKSTEP=1 makes the validation read wait, after each batch it hands to the early
+apply (run/early.py), until that batch is applied (held): so a test knows what is held when the read
+ends or fails. Crash point early-held: the early apply has applied a batch (held, not committed).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ _seen = 0
 _DISCONNECT, _, _DISCONNECT_N = os.environ.get("BINREPLAY_DISCONNECT_AT", "").partition(":")
 _disconnect_target = int(_DISCONNECT_N) if _DISCONNECT_N.isdigit() else 1
 _disconnect_seen = 0
+EARLY_LOCKSTEP = os.environ.get("BINREPLAY_EARLY_LOCKSTEP") == "1"
 
 
 def crash_point(name: str) -> None:

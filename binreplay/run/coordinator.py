@@ -8,6 +8,7 @@ everything done is written to the target about once a second.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -27,6 +28,7 @@ from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, S
 from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter
 from binreplay.report.summary import Summary
+from binreplay.run.early import EarlyApplied, EarlyApply
 from binreplay.run.options import ReplayOptions
 from binreplay.run.preflight import (
     check_apply_privileges,
@@ -84,13 +86,26 @@ def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = 
                               f"({', '.join(f'{k}: {v}' for k, v in sorted(found.kinds.items())) or 'none'})"
                               f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
-    if opts.preflight:
-        found, validated = validate_input(bounds, files, reporter, summary, compressed_ok=opts.apply_mode == "sql")
-        total, stopped_at, stop_reason = found.in_range, found.stopped_at, found.stop_reason
     run = _Run(opts, bounds, files, reporter, summary, validated)
+    early: EarlyApply | None = None
+    if opts.preflight:
+        # A fresh run applies while the input is validated, committing only once it is accepted (run/early.py).
+        early = run.start_early() if not more_to_come else None
+        try:
+            found, run.validated = validate_input(bounds, files, reporter, summary,
+                                                  compressed_ok=opts.apply_mode == "sql",
+                                                  on_selected=early.offer if early is not None else None)
+        except BaseException as exc:
+            if early is not None:
+                run.refused(early, exc)
+            raise
+        total, stopped_at, stop_reason = found.in_range, found.stopped_at, found.stop_reason
     try:
-        run.prepare_target(stopped_at, stop_reason)
-        run.replay(total, stopped_at, more_to_come=more_to_come)
+        if early is None:
+            run.prepare_target(stopped_at, stop_reason)
+        done_early = early.finish() if early is not None else None
+        run.replay(total, stopped_at, more_to_come=more_to_come, early=done_early,
+                   start_reason=found.start_reason if done_early is not None else None)
     except BaseException:
         if summary.outcome == "running":
             summary.outcome = "failed"
@@ -101,6 +116,11 @@ def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = 
         summary.elapsed_s = time.monotonic() - t0
         run.close()
     return summary
+
+
+class _ValidateFirst(Exception):
+    """The target has a run to resume or replace: that is decided, as always, after the validation
+    read (whether it goes past the stop point is known only then), so there is no early apply."""
 
 
 class _Run:
@@ -115,16 +135,20 @@ class _Run:
         self.reporter = reporter
         self.summary = summary
         self._control: ControlSession | None = None   # both set by prepare_target
+        self._schema_created = False                   # prepare_target created the progress schema (early apply)
         self._pool: WorkerPool | None = None
         self._last_seq: int | None = None              # newest source transaction applied
         # Builds a pure-row batch's BINLOG statement ahead (--apply binlog), see _submit.
         self.prepare_rows: Callable[[list[Transaction]], bytes | None] | None = None
         self.triggers: TriggerWatch | None = None      # --apply sql: triggers that would fire (prepare_target)
 
-    def prepare_target(self, stop: BinlogPosition | None = None, stop_reason: str | None = None) -> None:
+    def prepare_target(self, stop: BinlogPosition | None = None, stop_reason: str | None = None, *,
+                       fresh_only: bool = False) -> None:
         """Connect, check and claim the target. A target whose progress records go beyond where this
         selection stops (`stop`) holds transactions it must not have: a replay cannot undo them, so the
-        command is refused before it writes anything (the run it would resume keeps its record)."""
+        command is refused before it writes anything (the run it would resume keeps its record).
+        `fresh_only` (for the early apply, before the validation read): a target with a run of its own
+        to resume or replace is refused with _ValidateFirst, before anything of it is changed."""
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
         # One wait for a target that went away, shared by every session of the run.
@@ -144,6 +168,7 @@ class _Run:
                             "(--target-binlog off)")
             self.cfg = cfg = session.cfg = dataclasses.replace(cfg, init_command="SET SESSION sql_log_bin=0")
         self.store = store = session.store
+        self._schema_created = fresh_only and not store.exists()
         store.ensure_schema()
         store.lock()
         if opts.preserve_gtids and server.log_bin:
@@ -159,6 +184,11 @@ class _Run:
                 "allow_triggers": opts.allow_triggers}
         start = (self.files[self.bounds.start_file_index].name, self.bounds.start_position or 0)
         names = [f.name for f in self.files]
+        if fresh_only:
+            decision = store.decide_run(opts.fingerprint(), names, restart=opts.restart, start=start,
+                                        target_restored=opts.target_restored)
+            if decision.resume is not None or decision.abandon is not None:
+                raise _ValidateFirst()
         self.resume = store.begin_run(opts.fingerprint(), args, names, restart=opts.restart, start=start,
                                       target_restored=opts.target_restored,
                                       refuse=lambda resume: past_stop_error(resume, stop, stop_reason, names))
@@ -204,6 +234,51 @@ class _Run:
         self.partitioner = Partitioner(limits, self._table_keys) if (
             keyed and grouping and not opts.preserve_commit_order) else None
 
+    def start_early(self) -> EarlyApply | None:
+        """Prepare the target before the validation read, and the early apply that holds what it
+        applies meanwhile (run/early.py); None when this run does not apply early (the target is then
+        prepared after the read, as without it)."""
+        opts = self.opts
+        if not opts.early_apply or opts.apply_mode != "binlog" or opts.preserve_gtids or opts.dry_run:
+            return None
+        try:
+            self.prepare_target(fresh_only=True)
+        except (_ValidateFirst, BinreplayError):
+            # A run to resume, or a target that fails its checks: the input is validated first, as
+            # without the early apply, and the target prepared (or its error reported) after that.
+            self.close()
+            self._pool = self._control = None
+            return None
+        return EarlyApply(self.pool.appliers[0], self.batcher.limits, self.files, self._accept_early, self._build_rows)
+
+    def _accept_early(self, trx: Transaction) -> Transaction | None:
+        """`trx` as it is applied, if a rollback undoes all of it (EarlyApply.offer); else None."""
+        trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, self.summary))
+        if trx.kind not in (TrxKind.ROWS, TrxKind.EMPTY) or trx.from_payload or trx.is_barrier:
+            return None
+        try:
+            known = self.tables.known(trx)
+            trx.writes_non_transactional = known if known is not None else self.control.run(
+                lambda: self.tables.check(trx))
+        except BinreplayError:
+            return None   # (applied from here the usual way, which reports it)
+        return None if trx.writes_non_transactional else trx
+
+    def _build_rows(self, trxs: list[Transaction]) -> bytes | None:
+        return self.prepare_rows(trxs) if self.prepare_rows is not None else None
+
+    def refused(self, early: EarlyApply, exc: BaseException) -> None:
+        """The validation read refused the input (or the run was stopped) during an early apply: nothing
+        of it is committed."""
+        early.abandon()
+        # The run began (and maybe the progress schema) for the early apply only: as without it, a
+        # refused input leaves the target as it was.
+        with contextlib.suppress(Exception):
+            self.control.run(self.store.forget_run)
+            if self._schema_created:
+                self.control.run(self.store.drop)
+        self.close()
+
     def _show_outage(self, notice: OutageNotice) -> None:
         """The target went away or came back (called by whichever session met it first)."""
         if notice.state == "waiting":
@@ -213,8 +288,19 @@ class _Run:
 
     def _on_done(self, batch: Batch) -> None:
         """Called by a worker under the pool's lock once a batch committed."""
-        s = self.summary
         self.tracker.done(batch.seq)
+        self._count_applied(batch)
+
+    def _count_early(self, early: EarlyApplied) -> None:
+        s = self.summary
+        s.applied += early.applied
+        s.row_events += early.row_events
+        self._last_seq = early.last.seq
+        s.source_time = early.last.timestamp
+        s.last_applied = str(early.last.end)
+
+    def _count_applied(self, batch: Batch) -> None:
+        s = self.summary
         for trx in batch.members:
             s.applied += 1
             s.ddl += trx.kind is TrxKind.DDL
@@ -227,15 +313,22 @@ class _Run:
             s.last_gtid = str(last.gtid) if last.gtid is not None else None
 
     def replay(self, total: int | None, stopped_at: BinlogPosition | None = None, *,
-               more_to_come: bool = False) -> None:
+               more_to_come: bool = False, early: EarlyApplied | None = None,
+               start_reason: str | None = None) -> None:
         """`total`: transactions in the selected range, `stopped_at`: where it ends (None: the files'
         end or unknown), both from the validation read; `more_to_come`: the input goes on in a next round
-        (--follow), so a span with temporary tables still open is left to it, whole (Batcher.flush)."""
+        (--follow), so a span with temporary tables still open is left to it, whole (Batcher.flush);
+        `early`: what the early apply committed, from the selection's start (run/early.py), and then
+        `start_reason`: how the validation read found the start (this read starts after it)."""
         resume, summary, reporter, pool = self.resume, self.summary, self.reporter, self.pool
         if resume.resumed:
             self.control.run(lambda: self.store.record_arguments(self.arguments))
         start_index, start_pos = self.bounds.start_file_index, self.bounds.start_position
-        if resume.low_water is not None:
+        if early is not None:
+            # Going on after it, as a resume from there would (its batches' progress rows are committed).
+            start_index, start_pos = early.end.file_index, early.end.pos
+            self.tracker = PositionTracker(early.end, resume.transactions_before + early.covered)
+        elif resume.low_water is not None:
             start_index, start_pos = resume.low_water.file_index, resume.low_water.pos
             summary.resumed_from = str(resume.low_water)
             reporter.warn(f"resuming run {resume.run_id} after {resume.low_water}"
@@ -247,6 +340,8 @@ class _Run:
                               on_warning=lambda m: reporter.warn(m, summary), validated=self.validated)
         selector = Selector(self.bounds, read_from=(start_index, start_pos or 4))
         self._last_seq = None
+        if early is not None:
+            self._count_early(early)
         self._file_index: int | None = None
         self._read_from = (start_index, start_pos or 4)
         self._file_gtids: FileGtids | None = None   # the GTIDs of the file being read, for the replica position
@@ -276,11 +371,12 @@ class _Run:
                     self._tick(str(trx.end))
                 self._submit(self.batcher.flush(keep_span=more_to_come and selector.stop_reason is None), last=True)
                 pool.drain(on_wait=lambda: self._tick(summary.last_applied or ""))
-                # (After a resume the prefix before the mark is not re-read here; the
+                # (After a resume or an early apply the prefix before where this read began is not re-read; the
                 # preflight read validated the stop points over the whole selection.)
-                for warning in check_end(selector, self.bounds, reader, resumed=resume.low_water is not None):
+                for warning in check_end(selector, self.bounds, reader,
+                                         resumed=resume.low_water is not None or early is not None):
                     reporter.warn(warning, summary)
-            summary.stop_reason, summary.start_reason = selector.stop_reason, selector.start_reason
+            summary.stop_reason, summary.start_reason = selector.stop_reason, start_reason or selector.start_reason
             summary.outcome = "complete"
             if self.partitioner is not None:
                 log.info("pairs of batches cut by table to apply side by side: %d", self.partitioner.cut)

@@ -48,6 +48,7 @@ class ReplayOptions:
     reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S   # seconds to wait for a target that went away
     progress_schema: str = "binreplay"
     preflight: bool = True
+    early_apply: bool = True                 # apply while the preflight read validates, commit after (run/early.py)
     apply_mode: str = "binlog"               # "binlog" (exact BINLOG statements) or "sql" (apply/sql_rows.py)
     allow_triggers: bool = False             # --apply sql: target triggers would fire on replayed rows
     filters: Filters = field(default_factory=Filters)

@@ -8,6 +8,7 @@ stop point the files do not reach stops the run here, with nothing applied.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from binreplay.apply.applier import Applier
 from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
 from binreplay.errors import PastStopError, PrivilegeError, UnsupportedError
-from binreplay.model import BinlogPosition
+from binreplay.model import BinlogPosition, Transaction
 from binreplay.report.progress import Reporter
 from binreplay.report.summary import Summary
 from binreplay.server.connection import ServerInfo, check_privilege
@@ -43,14 +44,18 @@ class Survey:
 
 
 def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary,
-           record: ValidatedRead | None = None) -> Survey:
-    """Read everything once without touching the target: validates the input and counts."""
+           record: ValidatedRead | None = None,
+           on_selected: Callable[[Transaction, Verdict], None] | None = None) -> Survey:
+    """Read everything once without touching the target: validates the input and counts.
+    `on_selected` sees each transaction of the selected range as it is read (run/early.py)."""
     reader = BinlogReader(files, start_file_index=bounds.start_file_index, start_pos=bounds.start_position,
                           on_warning=lambda m: reporter.warn(m, summary), record=record)
     selector = Selector(bounds)
     result = Survey()
     for trx, verdict in selected(reader.transactions(), selector):
         result.in_range += 1
+        if on_selected is not None:
+            on_selected(trx, verdict)
         if verdict is Verdict.APPLY:
             result.selected += 1
             result.kinds[trx.kind.value] = result.kinds.get(trx.kind.value, 0) + 1
@@ -62,14 +67,15 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
 
 
 def validate_input(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summary, *,
-                   compressed_ok: bool = False) -> tuple[Survey, ValidatedRead]:
+                   compressed_ok: bool = False, on_selected: Callable[[Transaction, Verdict], None] | None = None,
+                   ) -> tuple[Survey, ValidatedRead]:
     """The whole selection read once, as the apply pass will read it (every event body parsed):
     returns what it found (transactions to apply, for the ETA; where the selection ends) and what
     the apply read can take back instead of reading again (source/validated.py)."""
     # Its warnings (a truncated last file) are left to the applying pass, which says them once.
     quiet = Reporter(reporter.stream)
     verified = ValidatedRead()
-    found = survey(bounds, files, quiet, Summary(), record=verified)
+    found = survey(bounds, files, quiet, Summary(), record=verified, on_selected=on_selected)
     if found.has_payload and not compressed_ok:
         raise UnsupportedError("the selection holds compressed MySQL transactions (TRANSACTION_PAYLOAD), which "
                                "cannot be applied as BINLOG statements; rerun with --apply sql; nothing was applied")

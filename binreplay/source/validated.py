@@ -170,14 +170,14 @@ class BlockReader:
     BLOCK = 1 << 20
 
     def __init__(self, fd: int) -> None:
-        self._fd = fd
+        self.fd = fd
         self._start = 0
         self._buf = b""
 
     def read(self, start: int, size: int) -> bytes:
         at = start - self._start
         if at < 0 or at + size > len(self._buf):
-            self._buf, self._start, at = os.pread(self._fd, max(size, self.BLOCK), start), start, 0
+            self._buf, self._start, at = os.pread(self.fd, max(size, self.BLOCK), start), start, 0
             if len(self._buf) < size:
                 raise BadInputError(f"could not read {size} bytes at {start} of a validated file")
         return self._buf[at:at + size]

@@ -68,6 +68,10 @@ class ProgressStore:
             cur.execute(sql, args)
             return list(cur.fetchall())
 
+    def exists(self) -> bool:
+        """Whether the progress schema is there (before `ensure_schema` creates it)."""
+        return bool(self._exec("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (self.schema,)))
+
     def ensure_schema(self) -> None:
         for ddl in schema_ddl(self.schema):
             check_privilege(self.conn, ddl, f"CREATE on {self.q}.* (for the progress tables)")
@@ -181,6 +185,13 @@ class ProgressStore:
                     socket.gethostname(), os.getpid()))
         self.run_id = int(self._exec("SELECT LAST_INSERT_ID()")[0][0])
         return ResumeState(self.run_id, resumed=False, low_water=None, replaced=decision.replaced)
+
+    def forget_run(self) -> None:
+        """Delete the record of the run this process began and that applied nothing (a run refused
+        after it began, run/early.py): the target's records are as they were before it."""
+        assert self.run_id is not None
+        self._exec(f"DELETE FROM {self.q}.runs WHERE run_id=%s", (self.run_id,))
+        self.run_id = None
 
     def record_arguments(self, arguments: dict) -> None:
         """The arguments of the latest process that went on with the run (an extended stop point, a

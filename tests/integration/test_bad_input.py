@@ -39,7 +39,7 @@ def test_corrupt_checksum_applies_nothing(clean_servers, tmp_path: Path) -> None
     r = run_binreplay("replay", str(copy), *target.connection_flags(), "--start-position", str(start[1]),
                       "--progress", "none")
     one_line_error(r, ExitCode.BAD_INPUT, "checksum")
-    assert users_on(target) == 3  # the preflight read refused before touching the target
+    assert users_on(target) == 3  # the preflight read refused before anything was committed
     assert not target.execute("SHOW DATABASES LIKE 'binreplay'")
 
 
