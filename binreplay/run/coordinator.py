@@ -254,7 +254,7 @@ class _Run:
     def _accept_early(self, trx: Transaction) -> Transaction | None:
         """`trx` as it is applied, if a rollback undoes all of it (EarlyApply.offer); else None."""
         trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, self.summary))
-        if trx.kind not in (TrxKind.ROWS, TrxKind.EMPTY) or trx.from_payload or trx.is_barrier:
+        if trx.kind is not TrxKind.ROWS and trx.kind is not TrxKind.EMPTY:
             return None
         try:
             known = self.tables.known(trx)
@@ -262,7 +262,7 @@ class _Run:
                 lambda: self.tables.check(trx))
         except BinreplayError:
             return None   # (applied from here the usual way, which reports it)
-        return None if trx.writes_non_transactional else trx
+        return None if trx.is_barrier or trx.from_payload else trx
 
     def _build_rows(self, trxs: list[Transaction]) -> bytes | None:
         return self.prepare_rows(trxs) if self.prepare_rows is not None else None

@@ -8,6 +8,7 @@ stop point the files do not reach stops the run here, with nothing applied.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from binreplay.apply.applier import Applier
 from binreplay.apply.packets import binlog_statement
 from binreplay.binlog.file import BinlogFile
 from binreplay.errors import PastStopError, PrivilegeError, UnsupportedError
-from binreplay.model import BinlogPosition, Transaction
+from binreplay.model import BinlogPosition, Transaction, TrxKind
 from binreplay.report.progress import Reporter
 from binreplay.report.summary import Summary
 from binreplay.server.connection import ServerInfo, check_privilege
@@ -52,14 +53,16 @@ def survey(bounds: Bounds, files: list[Path], reporter: Reporter, summary: Summa
                           on_warning=lambda m: reporter.warn(m, summary), record=record)
     selector = Selector(bounds)
     result = Survey()
+    kinds: Counter[TrxKind] = Counter()
     for trx, verdict in selected(reader.transactions(), selector):
         result.in_range += 1
         if on_selected is not None:
             on_selected(trx, verdict)
         if verdict is Verdict.APPLY:
-            result.selected += 1
-            result.kinds[trx.kind.value] = result.kinds.get(trx.kind.value, 0) + 1
+            kinds[trx.kind] += 1
             result.has_payload |= trx.from_payload
+    result.selected = sum(kinds.values())
+    result.kinds = {kind.value: n for kind, n in kinds.items()}
     result.end_warnings = check_end(selector, bounds, reader)
     result.stats, result.stop_reason, result.stopped_at = reader.stats, selector.stop_reason, selector.stopped_at
     result.start_reason = selector.start_reason

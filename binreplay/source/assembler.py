@@ -143,7 +143,9 @@ class Assembler(FileEvents):
         self._table_map_caches: dict[int, dict[bytes, TableMapInfo]] = {} if table_maps is None else table_maps
         self._table_maps = self._table_maps_of_format()
         # One table set per distinct run of TABLE_MAPs (a transaction's `tables`, see _table_set).
-        self._tables: dict[tuple[TableMapInfo, ...], frozenset[tuple[str, str]]] = {}
+        # By the identity of the TableMapInfos (hashing their fields cost more than the rest of a small
+        # transaction's set); each entry keeps its TableMapInfos alive, so no identity is reused meanwhile.
+        self._tables: dict[tuple[int, ...], tuple[frozenset[tuple[str, str]], tuple[TableMapInfo, ...]]] = {}
         self._next_seq = next_seq
         self._warn = warn
         self._first_unknown = unknown   # True the first time an unknown type name is seen
@@ -479,13 +481,14 @@ class Assembler(FileEvents):
 
     def _table_set(self, table_ids: dict[int, TableMapInfo]) -> frozenset[tuple[str, str]]:
         """(schema, table) of a transaction's TABLE_MAPs: one frozenset for each run of them, built once."""
-        key = tuple(table_ids.values())
-        tables = self._tables.get(key)
-        if tables is None:
+        key = tuple(map(id, table_ids.values()))
+        found = self._tables.get(key)
+        if found is None:
             if len(self._tables) >= _TABLE_MAP_CACHE:
                 self._tables.clear()
-            tables = self._tables[key] = frozenset((i.schema, i.table) for i in key)
-        return tables
+            infos = tuple(table_ids.values())
+            found = self._tables[key] = (frozenset((i.schema, i.table) for i in infos), infos)
+        return found[0]
 
     def nested(self, f: PayloadFile, g: OpenTransaction) -> Assembler:
         """An assembler for the inner events of a compressed transaction, continuing `g` (source/payload.py)."""
