@@ -51,6 +51,8 @@ ER_WARNING_NOT_COMPLETE_ROLLBACK = 1196
 # How long a rerun waits for the session of an earlier attempt to finish its statement before giving up
 # (a rerun waits again).
 DDL_WAIT_LIMIT_S = 6 * 3600.0
+# How long a COMMIT whose connection was lost may still run in its session before its outcome is read.
+COMMIT_WAIT_LIMIT_S = 300.0
 
 class _Retry(Exception):
     """A group failed in a way that is safe to retry (deadlock, lock wait, lost connection)."""
@@ -327,19 +329,20 @@ class Applier:
             raise
 
     def commit_held(self, last: Batch) -> bool:
-        """Commit the held batches (`last`: the newest of them); False if they are not committed (a
-        connection lost during COMMIT, and the progress table says it did not commit)."""
+        """Commit the held batches (`last`: the newest of them); False if they are not committed (the
+        COMMIT failed, and the progress table says it did not commit)."""
         assert self.holding and self.conn is not None
         self.holding = False
+        connection_id = self.conn.thread_id()
         crash_point("before-commit")
         try:
             self._send(b"COMMIT")
         except pymysql.err.MySQLError as exc:
             if classify(exc) is not Fault.LOST:
                 self._rollback()
-                return False
-            self.close()
-            if not self._was_committed(last):
+            else:
+                self.close()
+            if not self._was_committed(last, connection_id):
                 return False
         self.groups += 1
         crash_point("after-commit")
@@ -349,6 +352,11 @@ class Applier:
         if self.holding:
             self.holding = False
             self._rollback()
+
+    @property
+    def rollback_kept(self) -> bool:
+        """The last ROLLBACK kept changes to non-transactional tables (the server warned so)."""
+        return self._rollback_kept
 
     def _body(self, trxs: list[Transaction], prepared: bytes | None = None) -> list:
         """The statements of `trxs`. In SQL mode building them queries the target (table definitions,
@@ -475,8 +483,9 @@ class Applier:
                 # Not a source statement: binreplay's own, which write the binlog's row images.
                 fault = classify(exc, binlog_statement=b"BINLOG '" in step.sql, row_images=not step.statement)
                 if fault is Fault.LOST:
+                    connection_id = self.conn.thread_id() if self.conn is not None else None
                     self.close()
-                    if commit and last and self._was_committed(batch):
+                    if commit and last and self._was_committed(batch, connection_id):
                         return
                     # Nothing of the group is committed: the server rolled it back.
                     raise _Retry(f"lost the connection ({describe(exc)})") from None
@@ -519,12 +528,17 @@ class Applier:
             return False
         return bool(row and row[0])
 
-    def _was_committed(self, batch: Batch) -> bool:
+    def _was_committed(self, batch: Batch, connection_id: int | None = None) -> bool:
         """A connection lost during COMMIT: the progress table says whether it committed (once the
-        target is back, if it went away)."""
+        target is back, if it went away, and once the session `connection_id`, if given, no longer
+        runs the COMMIT: the server finishes it before it notices that its client is gone)."""
         def look_up() -> bool:
             conn = connect(self.cfg)
             try:
+                started = time.monotonic()
+                while (connection_id is not None and time.monotonic() - started < COMMIT_WAIT_LIMIT_S
+                       and session_running(conn, connection_id, b"COMMIT")):
+                    time.sleep(0.1)
                 return self.base_store.on_connection(conn).was_applied(batch.file_index, batch.record_end)
             finally:
                 conn.close()

@@ -136,6 +136,7 @@ class _Run:
         self.summary = summary
         self._control: ControlSession | None = None   # both set by prepare_target
         self._schema_created = False                   # prepare_target created the progress schema (early apply)
+        self._said_shared_id = False
         self._pool: WorkerPool | None = None
         self._last_seq: int | None = None              # newest source transaction applied
         # Builds a pure-row batch's BINLOG statement ahead (--apply binlog), see _submit.
@@ -148,7 +149,8 @@ class _Run:
         selection stops (`stop`) holds transactions it must not have: a replay cannot undo them, so the
         command is refused before it writes anything (the run it would resume keeps its record).
         `fresh_only` (for the early apply, before the validation read): a target with a run of its own
-        to resume or replace is refused with _ValidateFirst, before anything of it is changed."""
+        to resume or replace is refused with _ValidateFirst before its runs are changed (the progress
+        tables are created or upgraded first, as for any run)."""
         opts = self.opts
         self.cfg = cfg = opts.target.resolved()
         # One wait for a target that went away, shared by every session of the run.
@@ -158,7 +160,8 @@ class _Run:
         self.server = server = server_info(control)
         shared_id = check_not_same_server(server, self.files[self.bounds.start_file_index],
                                           allow=opts.allow_same_server)
-        if shared_id:
+        if shared_id and not self._said_shared_id:   # (prepared again after an early apply's fallback)
+            self._said_shared_id = True
             self.reporter.warn(shared_id, self.summary)
         if opts.target_binlog == "off" and server.log_bin:
             # Like `mysqlbinlog -D`: every session of the run (replayed transactions and binreplay's own
@@ -239,14 +242,18 @@ class _Run:
         applies meanwhile (run/early.py); None when this run does not apply early (the target is then
         prepared after the read, as without it)."""
         opts = self.opts
-        if not opts.early_apply or opts.apply_mode != "binlog" or opts.preserve_gtids or opts.dry_run:
+        # Not with filters (they would warn twice about the transactions where the early apply stops),
+        # nor with a stop GTID (a read from the middle of the selection cannot tell which of its domains
+        # reached theirs before).
+        if (not opts.early_apply or opts.apply_mode != "binlog" or opts.preserve_gtids or opts.dry_run
+                or opts.filters.active or opts.stop_gtid):
             return None
         try:
             self.prepare_target(fresh_only=True)
         except (_ValidateFirst, BinreplayError):
             # A run to resume, or a target that fails its checks: the input is validated first, as
             # without the early apply, and the target prepared (or its error reported) after that.
-            self.close()
+            self._undo_claim()
             self._pool = self._control = None
             return None
         return EarlyApply(self.pool.appliers[0], self.batcher.limits, self.files, self._accept_early, self._build_rows)
@@ -270,12 +277,19 @@ class _Run:
     def refused(self, early: EarlyApply, exc: BaseException) -> None:
         """The validation read refused the input (or the run was stopped) during an early apply: nothing
         of it is committed."""
-        early.abandon()
-        # The run began (and maybe the progress schema) for the early apply only: as without it, a
-        # refused input leaves the target as it was.
+        try:
+            early.abandon()
+        finally:
+            self._undo_claim()
+
+    def _undo_claim(self) -> None:
+        """The run began (and maybe the progress schema) before the validation read, for the early apply
+        only: as without it, a refused input or a target refused before the read leaves the target's
+        records as they were. Then the sessions are closed."""
         with contextlib.suppress(Exception):
-            self.control.run(self.store.forget_run)
-            if self._schema_created:
+            if self._control is not None and self.store.run_id is not None:
+                self.control.run(self.store.forget_run)
+            if self._control is not None and self._schema_created:
                 self.control.run(self.store.drop)
         self.close()
 
@@ -294,10 +308,12 @@ class _Run:
     def _count_early(self, early: EarlyApplied) -> None:
         s = self.summary
         s.applied += early.applied
+        s.skipped += early.skipped
         s.row_events += early.row_events
-        self._last_seq = early.last.seq
         s.source_time = early.last.timestamp
         s.last_applied = str(early.last.end)
+        s.last_gtid = str(early.last.gtid) if early.last.gtid is not None else None
+        # (The apply read numbers its transactions from 0 again: any it applies is later than these.)
 
     def _count_applied(self, batch: Batch) -> None:
         s = self.summary
@@ -342,6 +358,11 @@ class _Run:
         self._last_seq = None
         if early is not None:
             self._count_early(early)
+            # What reading the files this read starts after warned (the validation read was quiet).
+            for path in self.files[self.bounds.start_file_index:start_index]:
+                entry = self.validated.files.get(path) if self.validated is not None else None
+                for message in entry.warnings if entry is not None else ():
+                    reporter.warn(message, summary)
         self._file_index: int | None = None
         self._read_from = (start_index, start_pos or 4)
         self._file_gtids: FileGtids | None = None   # the GTIDs of the file being read, for the replica position

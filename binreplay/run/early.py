@@ -17,8 +17,9 @@ Only what a rollback undoes completely is held: row transactions of transactiona
 contiguous run from the selection's start. The first transaction that is anything else (DDL,
 statements, a non-transactional table, a table the target lacks, a transaction a later run may
 apply) ends the early apply, and so do EARLY_MAX_BYTES of transactions: the held transaction's
-locks and undo stay bounded whatever the selection's size. Only a fresh run (no progress of its own
-on the target) applies early, with --apply binlog and several source transactions per commit.
+locks and undo stay bounded whatever the selection's size. Only a fresh run (the target has no run
+of its own to resume or replace) applies early, with --apply binlog and without filters,
+--preserve-gtids or --stop-gtid. Its batches are the run's (limits included); they share one commit.
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ from pathlib import Path
 from binreplay.apply.applier import Applier
 from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import EARLY_LOCKSTEP, crash_point
+from binreplay.errors import TargetStateError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.limits import BatchLimits
 from binreplay.source.selection import Verdict
-from binreplay.source.validated import BlockReader, pack_spans, unpack_spans
+from binreplay.source.validated import BlockReader
 
 log = logging.getLogger(__name__)
 
 EARLY_MAX_BYTES = 64 << 20     # source bytes held in the one open target transaction, at most
+# Taken but not applied yet, at most: more would only cost the read time and memory, since the early
+# apply ends when the read does (a target this far behind has work for the rest of the read).
+BACKLOG_MAX_BYTES = 16 << 20
+BACKLOG_MAX_TRANSACTIONS = 8192
 
 
 @dataclass
@@ -52,6 +58,7 @@ class EarlyApplied:
     end: BinlogPosition
     covered: int          # source transactions in the range (applied or riding along)
     applied: int          # of them applied
+    skipped: int          # of them outside the selection (riding along)
     row_events: int
     last: Transaction     # the last one applied
 
@@ -71,12 +78,13 @@ class EarlyApply:
         self._batcher = Batcher(limits)
         self._taking = True
         self._taken = 0                     # bytes taken
-        # Each taken transaction's events, packed: the validation read strips what it keeps of a
-        # transaction once `offer` returns (source/validated.py). They are put back, and its bytes read
-        # again from the file, to apply it; so the read never waits for the target, in little memory.
-        self._spans: dict[int, bytes] = {}
+        # Each taken transaction's events: the validation read strips what it keeps of a transaction once
+        # `offer` returns (source/validated.py). They are put back, and its bytes read again from the
+        # file, to apply it; so the read never waits for the target.
+        self._spans: dict[int, list] = {}
         self._cond = threading.Condition()
         self._queue: deque[Batch] = deque()   # closed batches, not applied yet
+        self._backlog = 0                      # bytes taken to apply and not applied yet
         self._last = False                  # no more batches will come
         self._stopping = False              # apply nothing more (the input was accepted, or refused)
         self._failed = False
@@ -95,21 +103,22 @@ class EarlyApply:
         if self._failed or verdict is Verdict.DEFER or verdict is Verdict.STOP:
             self._stop_taking()
             return
+        if (self._taken + trx.size > EARLY_MAX_BYTES or self._backlog + trx.size > BACKLOG_MAX_BYTES
+                or len(self._spans) >= BACKLOG_MAX_TRANSACTIONS):
+            self._stop_taking()
+            return
         if apply:
             accepted = self._accept(trx)
-            if accepted is None:
+            if accepted is None or accepted.positions is not None:   # (not bytes of the file: not read again)
                 self._stop_taking()
                 return
             trx = accepted
-            if trx.positions is not None:   # its bytes are not the file's (cannot be read again)
-                self._stop_taking()
-                return
-            self._spans[trx.seq] = pack_spans(trx.spans)
-        if self._taken + trx.size > EARLY_MAX_BYTES:
-            self._stop_taking()
-            return
+            self._spans[trx.seq] = trx.spans
+            self._backlog += trx.size
         self._taken += trx.size
-        self._hand(self._batcher.add(trx, apply=apply))
+        closed = self._batcher.add(trx, apply=apply)
+        if closed:
+            self._hand(closed)
 
     def _hand(self, batches: list[Batch], *, last: bool = False) -> None:
         with self._cond:
@@ -134,14 +143,21 @@ class EarlyApply:
         held = [b for b in self._held if b.members]
         if self._failed or not held:
             self._applier.rollback_held()
+            if self._applier.rollback_kept:
+                # Applying from the start would apply those changes twice (the table check said every
+                # table was transactional: the target's engines changed meanwhile?).
+                raise TargetStateError("the rollback of the transactions applied while the input was validated "
+                                       "kept changes to non-transactional tables; applying them again would "
+                                       "apply those twice: restore the backup and replay with --no-early-apply")
             return None
         if not self._applier.commit_held(held[-1]):
             log.info("the early apply did not commit; applying from the start")
             return None
         applied = sum(len(b.members) for b in self._held)
         log.info("%d transactions applied while the input was validated (committed once it was accepted)", applied)
-        return EarlyApplied(self._held[-1].end, sum(b.covered for b in self._held), applied, self._row_events,
-                            held[-1].last)
+        skipped = sum(b.covered - len(b.members) for b in self._held)
+        return EarlyApplied(self._held[-1].end, sum(b.covered for b in self._held), applied, skipped,
+                            self._row_events, held[-1].last)
 
     def abandon(self) -> None:
         """The input was refused or the run stops: roll back everything held."""
@@ -181,13 +197,14 @@ class EarlyApply:
             self._held.append(batch)
             with self._cond:
                 self._queue.popleft()
+                self._backlog -= batch.size
                 self._cond.notify_all()
 
     def _apply(self, batch: Batch, blocks: dict[int, BlockReader]) -> bool:
         stripped = [(t.data, t.spans) for t in batch.members]   # as the validation read keeps them
         try:
             for trx in batch.members:
-                trx.spans = unpack_spans(self._spans.pop(trx.seq))
+                trx.spans = self._spans.pop(trx.seq)
                 if not trx.data:
                     if trx.file_index not in blocks:
                         blocks[trx.file_index] = BlockReader(os.open(self._files[trx.file_index], os.O_RDONLY))
