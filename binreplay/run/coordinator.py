@@ -219,8 +219,8 @@ class _Run:
         elif not may_set_pseudo_thread(appliers[0]):
             for a in appliers:
                 a.encoder.context.pseudo_thread = False
-        for a in appliers[1:]:
-            a.open()
+        # The other sessions open when their worker first has a batch (Applier._apply): a run whose
+        # batches all conflict needs one, and eight workers then cost no more than one.
         self.tracker = PositionTracker(self.resume.low_water, self.resume.transactions_before)
         grouping = opts.group_commit and not opts.preserve_gtids
         # With --preserve-gtids a commit carries one GTID: spans with temporary tables cannot be one commit.
