@@ -104,7 +104,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = 
         if early is None:
             run.prepare_target(stopped_at, stop_reason)
         done_early = early.finish() if early is not None else None
-        run.replay(total, stopped_at, more_to_come=more_to_come, early=done_early,
+        run.replay(total, stopped_at, stop_reason, more_to_come=more_to_come, early=done_early,
                    start_reason=found.start_reason if done_early is not None else None)
     except BaseException:
         if summary.outcome == "running":
@@ -328,11 +328,11 @@ class _Run:
             s.last_applied = str(last.end)
             s.last_gtid = str(last.gtid) if last.gtid is not None else None
 
-    def replay(self, total: int | None, stopped_at: BinlogPosition | None = None, *,
-               more_to_come: bool = False, early: EarlyApplied | None = None,
+    def replay(self, total: int | None, stopped_at: BinlogPosition | None = None, stop_reason: str | None = None,
+               *, more_to_come: bool = False, early: EarlyApplied | None = None,
                start_reason: str | None = None) -> None:
         """`total`: transactions in the selected range, `stopped_at`: where it ends (None: the files'
-        end or unknown), both from the validation read; `more_to_come`: the input goes on in a next round
+        end or unknown) and why, all from the validation read; `more_to_come`: the input goes on in a next round
         (--follow), so a span with temporary tables still open is left to it, whole (Batcher.flush);
         `early`: what the early apply committed, from the selection's start (run/early.py), and then
         `start_reason`: how the validation read found the start (this read starts after it)."""
@@ -387,7 +387,16 @@ class _Run:
         try:
             with StopSignals(on_stop=self.reconnector.stop_waiting) as stop:
                 self._stop = stop
+                # A read that starts after the selection's start (a resume from the mark, or after the
+                # early apply) does not know which domains reached their stop GTID before it: it could
+                # read on past the stop and apply a later transaction of such a domain (gtid_strict_mode
+                # off). It ends where the validation read found that the selection ends.
+                ends = (stopped_at.file_index, stopped_at.pos) if stopped_at is not None and (
+                    early is not None or resume.low_water is not None) else None
                 for trx, verdict in selected(reader.transactions(), selector):
+                    if ends is not None and (trx.file_index, trx.start_pos) >= ends:
+                        selector.stop_reason = selector.stop_reason or stop_reason
+                        break
                     self._dispatch(trx, verdict)
                     self._tick(str(trx.end))
                 self._submit(self.batcher.flush(keep_span=more_to_come and selector.stop_reason is None), last=True)

@@ -18,8 +18,8 @@ from pipe_reference import exact_as_pipe, snapshot, take_backup
 
 from binreplay.devtools.sandbox import Sandbox
 
-from helpers import binlogs_from, run_binreplay
-from replays import ok, summary_of
+from helpers import binlogs_from, replay_into, run_binreplay
+from replays import ok, setup_backup, summary_of
 
 
 def _local(ts: int) -> str:
@@ -139,3 +139,40 @@ def test_database_filter_follows_a_rename_from_another_default_database(clean_se
     got, want = snapshot(target), snapshot(source)
     assert {k: v for k, v in got.items() if " d." in k} == {k: v for k, v in want.items() if " d." in k}
     assert "rows other.gone" in got and (8,) not in got["rows other.gone"]   # other's own rows are not replayed
+
+
+def test_extended_multi_domain_stop_gtid_ends_where_a_fresh_read_ends(clean_servers) -> None:
+    """A resumed read starts after domain 0 reached its stop GTID. A later domain-0 transaction numbered
+    below that stop (the source's gtid_strict_mode is off) is beyond the stop point of the selection,
+    which ends once every domain reached its stop: the resumed run must not apply it either."""
+    source, target = clean_servers
+    start = setup_backup(source, target, "CREATE DATABASE app", "CREATE TABLE app.t (n INT, d INT)")
+    seq = source.execute("SELECT @@gtid_binlog_pos")[0][0]
+    base = int(str(seq).split("-")[-1]) if seq else 0
+
+    def insert(cur, n: int, domain: int) -> None:
+        cur.execute(f"SET SESSION gtid_domain_id = {domain}")
+        cur.execute(f"INSERT INTO app.t VALUES ({n}, {domain})")
+
+    with source.connect("app") as conn, conn.cursor() as cur:
+        for n in range(1, 6):
+            insert(cur, n, 0)                 # 0-1-(base+1 .. base+5): domain 0 stops at the 5th
+        for n in range(6, 9):
+            insert(cur, n, 2)                 # 2-1-1 .. 2-1-3
+        for n in range(9, 12):
+            insert(cur, n, 0)                 # after domain 0's stop: left to a later run
+        for n in range(12, 15):
+            insert(cur, n, 2)                 # 2-1-4 .. 2-1-6: domain 2 stops at the 6th
+        cur.execute("SET SESSION gtid_domain_id = 0")
+        cur.execute(f"SET SESSION gtid_seq_no = {base + 2}")   # a lower number, allowed without strict mode
+        cur.execute("INSERT INTO app.t VALUES (99, 0)")
+    stop0, stop2 = f"0-1-{base + 5}", "2-1-6"
+    first = replay_into(source, target, start, "--stop-gtid", stop0, "--workers", "1")
+    assert first.returncode == 0, first.stderr
+    assert target.execute("SELECT COUNT(*) FROM app.t")[0][0] == 5
+    extended = replay_into(source, target, start, "--stop-gtid", f"{stop0},{stop2}", "--workers", "1")
+    assert extended.returncode == 0, extended.stderr
+    assert "resuming run" in extended.stderr, extended.stderr[-2000:]
+    # Everything up to 2-1-6, domain 0 only up to its stop, and not the later transaction numbered 0-1-(base+2).
+    assert sorted(r[0] for r in target.execute("SELECT n FROM app.t")) == [*range(1, 9), *range(12, 15)]
+    assert summary_of(extended)["stop_reason"] == "reached --stop-gtid in every domain it names"
