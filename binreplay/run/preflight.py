@@ -1,5 +1,6 @@
-"""Everything checked before the first transaction is applied: the input (a full read of the
-selection, no server contact) and the target's privileges for the apply mode.
+"""Everything checked before the first transaction is committed: the input (a full read of the
+selection, no server contact; an early apply, run/early.py, may hold transactions uncommitted
+meanwhile) and the target's privileges for the apply mode.
 
 A corrupt, truncated or misordered file, a bad start position, an event binreplay refuses, or a
 stop point the files do not reach stops the run here, with nothing applied.
