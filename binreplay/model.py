@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from binreplay.binlog.constants import CRC_LEN, FL_TRANSACTIONAL
+from binreplay.binlog.constants import CRC_LEN, FL_TRANSACTIONAL, ROWS_EVENTS
 
 # A statement that can change a table's definition, after leading comments (not CREATE/DROP TEMPORARY:
 # a temporary table is no target table whose definition the caches hold).
@@ -235,6 +235,11 @@ class Transaction:
     @property
     def start(self) -> BinlogPosition:
         return BinlogPosition(self.file_index, self.file, self.start_pos)
+
+    @property
+    def row_events(self) -> int:
+        """How many rows events it has (the summary's count; while its spans are there)."""
+        return sum(1 for span in self.spans if span[0] in ROWS_EVENTS)
 
     @property
     def is_barrier(self) -> bool:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from binreplay.apply.applier import Applier
 from binreplay.apply.encoders import encoder_factory, statement_builder
 from binreplay.apply.workers import WorkerPool
-from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.binlog.names import files_used
 from binreplay.devtools.faults import crash_point
 from binreplay.errors import BinreplayError, Interrupted, SchemaMismatchError, StateConflictError, UnsupportedError
@@ -72,7 +71,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = 
     files = list(opts.binlogs)
     bounds = resolve_bounds(files, opts.selection())
     summary.binlog_files = files_used(files[bounds.start_file_index:])
-    total, validated, stopped_at, stop_reason = None, None, None, None
+    total, stopped_at, stop_reason = None, None, None
     if opts.dry_run:
         found = survey(bounds, files, reporter, summary)
         summary.bytes_read = found.stats.bytes
@@ -86,7 +85,7 @@ def run_replay(opts: ReplayOptions, reporter: Reporter, *, more_to_come: bool = 
                               f"({', '.join(f'{k}: {v}' for k, v in sorted(found.kinds.items())) or 'none'})"
                               f"; {len(files)} file(s), {found.stats.events} events\n")
         return summary
-    run = _Run(opts, bounds, files, reporter, summary, validated)
+    run = _Run(opts, bounds, files, reporter, summary)
     early: EarlyApply | None = None
     if opts.preflight:
         # A fresh run applies while the input is validated, committing only once it is accepted (run/early.py).
@@ -127,9 +126,9 @@ class _Run:
     """One replay against the target: prepare, stream transactions into the pool, checkpoint."""
 
     def __init__(self, opts: ReplayOptions, bounds: Bounds, files: list[Path], reporter: Reporter,
-                 summary: Summary, validated: ValidatedRead | None) -> None:
+                 summary: Summary) -> None:
         self.opts = opts
-        self.validated = validated
+        self.validated: ValidatedRead | None = None     # what the validation read kept (run_replay sets it)
         self.bounds = bounds
         self.files = files
         self.reporter = reporter
@@ -259,17 +258,20 @@ class _Run:
         return EarlyApply(self.pool.appliers[0], self.batcher.limits, self.files, self._accept_early, self._build_rows)
 
     def _accept_early(self, trx: Transaction) -> Transaction | None:
-        """`trx` as it is applied, if a rollback undoes all of it (EarlyApply.offer); else None."""
-        trx = self.opts.filters.apply(trx, warn=lambda m: self.reporter.warn(m, self.summary))
+        """`trx`, if a rollback undoes all of it (EarlyApply.offer); else None. (No filters: the early
+        apply is off with them, see start_early.)"""
         if trx.kind is not TrxKind.ROWS and trx.kind is not TrxKind.EMPTY:
             return None
         try:
-            known = self.tables.known(trx)
-            trx.writes_non_transactional = known if known is not None else self.control.run(
-                lambda: self.tables.check(trx))
+            trx.writes_non_transactional = self._non_transactional_tables(trx)
         except BinreplayError:
             return None   # (applied from here the usual way, which reports it)
         return None if trx.is_barrier or trx.from_payload else trx
+
+    def _non_transactional_tables(self, trx: Transaction) -> tuple[str, ...]:
+        """The table check of `trx` (TargetTables), asking the target only for tables not checked yet."""
+        known = self.tables.known(trx)
+        return known if known is not None else self.control.run(lambda: self.tables.check(trx))
 
     def _build_rows(self, trxs: list[Transaction]) -> bytes | None:
         return self.prepare_rows(trxs) if self.prepare_rows is not None else None
@@ -320,7 +322,7 @@ class _Run:
         for trx in batch.members:
             s.applied += 1
             s.ddl += trx.kind is TrxKind.DDL
-            s.row_events += sum(1 for span in trx.spans if span[0] in ROWS_EVENTS)
+            s.row_events += trx.row_events
         last = batch.last
         if self._last_seq is None or last.seq > self._last_seq:
             self._last_seq = last.seq
@@ -487,10 +489,8 @@ class _Run:
             if self._file_index is not None:
                 crash_point("file-rotation")
             self._file_index = trx.file_index
-        known = self.tables.known(trx)
         try:
-            trx.writes_non_transactional = known if known is not None else self.control.run(
-                lambda: self.tables.check(trx))
+            trx.writes_non_transactional = self._non_transactional_tables(trx)
         except SchemaMismatchError:
             # Leave the target exactly before this transaction: everything earlier applied and recorded.
             self._submit(self.batcher.flush(), last=True)

@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
-from binreplay.binlog.constants import ROWS_EVENTS
 from binreplay.devtools.faults import EARLY_LOCKSTEP, crash_point
 from binreplay.errors import TargetStateError
 from binreplay.model import BinlogPosition, Transaction
 from binreplay.schedule.batches import Batch, Batcher
 from binreplay.schedule.limits import BatchLimits
 from binreplay.source.selection import Verdict
-from binreplay.source.validated import BlockReader
+from binreplay.source.validated import BlockReader, refill
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class EarlyApply:
         if not self._taking:
             return
         apply = verdict is Verdict.APPLY
-        if self._failed or verdict is Verdict.DEFER or verdict is Verdict.STOP:
+        if self._failed or verdict is Verdict.DEFER:
             self._stop_taking()
             return
         if (self._taken + trx.size > EARLY_MAX_BYTES or self._backlog + trx.size > BACKLOG_MAX_BYTES
@@ -205,14 +204,13 @@ class EarlyApply:
         try:
             for trx in batch.members:
                 trx.spans = self._spans.pop(trx.seq)
-                if not trx.data:
-                    if trx.file_index not in blocks:
-                        blocks[trx.file_index] = BlockReader(os.open(self._files[trx.file_index], os.O_RDONLY))
-                    trx.data = blocks[trx.file_index].read(trx.start_pos, trx.end_pos - trx.start_pos)
+                if trx.file_index not in blocks:
+                    blocks[trx.file_index] = BlockReader(os.open(self._files[trx.file_index], os.O_RDONLY))
+                refill(trx, blocks[trx.file_index])
             batch.statement = self._build(batch.members)
             self._applier.apply_held(batch)
             crash_point("early-held")
-            self._row_events += sum(1 for t in batch.members for span in t.spans if span[0] in ROWS_EVENTS)
+            self._row_events += sum(t.row_events for t in batch.members)
             return True
         except BaseException as exc:  # noqa: BLE001 - the run applies from its start and meets it there
             log.info("the early apply stopped at %s (%s); applying from the start", batch.start, exc)

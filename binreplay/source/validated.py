@@ -190,6 +190,12 @@ def restore(entry: ValidatedFile, i: int, blocks: BlockReader) -> Transaction:
     entry.transactions[i] = None   # its memory goes with the apply read
     trx.spans = unpack_spans(entry.spans[i])
     entry.spans[i] = b""
+    refill(trx, blocks)
+    return trx
+
+
+def refill(trx: Transaction, blocks: BlockReader) -> None:
+    """Put back the bytes a kept transaction was stripped of: its file's slice (a transaction whose
+    bytes are not the file's keeps them, see ValidatedRead.keep)."""
     if not trx.data:
         trx.data = blocks.read(trx.start_pos, trx.end_pos - trx.start_pos)
-    return trx
