@@ -19,7 +19,7 @@ statements, a non-transactional table, a table the target lacks, a transaction a
 apply) ends the early apply, and so do EARLY_MAX_BYTES of transactions: the held transaction's
 locks and undo stay bounded whatever the selection's size. Only a fresh run (the target has no run
 of its own to resume or replace) applies early, with --apply binlog and without filters,
---preserve-gtids or --stop-gtid. Its batches are the run's (limits included); they share one commit.
+--preserve-gtids or --stop-gtid. Its batches are the run's, smaller (EARLY_BATCH); they share one commit.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from binreplay.apply.applier import Applier
@@ -48,6 +48,10 @@ EARLY_MAX_BYTES = 64 << 20     # source bytes held in the one open target transa
 # apply ends when the read does (a target this far behind has work for the rest of the read).
 BACKLOG_MAX_BYTES = 16 << 20
 BACKLOG_MAX_TRANSACTIONS = 8192
+# An early batch is at most this (or the run's limits, if smaller). Once the read has accepted everything,
+# `finish` waits for the batch being applied: a small batch keeps that wait short (its transactions share
+# the one commit anyway, so smaller batches cost only a round trip and a progress row each).
+EARLY_BATCH = BatchLimits(max_transactions=250, max_bytes=512 << 10)
 
 
 @dataclass
@@ -74,7 +78,9 @@ class EarlyApply:
         self._files = files
         self._accept = accept
         self._build = build
-        self._batcher = Batcher(limits)
+        self._batcher = Batcher(replace(limits, max_transactions=min(limits.max_transactions,
+                                                                     EARLY_BATCH.max_transactions),
+                                        max_bytes=min(limits.max_bytes, EARLY_BATCH.max_bytes)))
         self._taking = True
         self._taken = 0                     # bytes taken
         # Each taken transaction's events: the validation read strips what it keeps of a transaction once
