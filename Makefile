@@ -35,7 +35,7 @@ test: lint bytecode
 
 bench: install bytecode
 	$(PYTHON) -m pip install -q -e '.[bench]'
-	$(PYTHON) benchmarks/run.py --quick --out benchmarks/RESULTS.md --chart benchmarks/results.png
+	$(PYTHON) benchmarks/run.py --quick --repeat 3 --out benchmarks/RESULTS.md --chart benchmarks/results.png
 
 clean:
 	rm -rf build *.egg-info .pytest_cache
