@@ -40,7 +40,7 @@ from binreplay.run.replica_position import FileGtids, replica_position
 from binreplay.run.start_line import check_not_same_server, run_start
 from binreplay.run.table_check import TargetTables
 from binreplay.schedule.batches import Batch, Batcher
-from binreplay.schedule.dependencies import EVERYTHING, Dependencies
+from binreplay.schedule.dependencies import EVERYTHING, Dependencies, KeyPayoff
 from binreplay.schedule.keys import table_keys
 from binreplay.schedule.limits import BatchLimits
 from binreplay.schedule.partition import Partitioner
@@ -230,6 +230,7 @@ class _Run:
         self.schema = session.schema
         self.keyed = keyed = opts.dependency != "commit-order" and opts.workers > 1
         self.deps = Dependencies(opts.dependency, self.schema if keyed else None, serial=opts.workers == 1)
+        self.key_payoff = KeyPayoff()
         self.tables = TargetTables(self.schema)
         # Pairs of batches cut again by table, to apply side by side (schedule/partition.py): not when
         # the source's commit order is kept, nor with one worker or one transaction per commit.
@@ -521,7 +522,7 @@ class _Run:
         open_batch = self.batcher.open_batch
         if open_batch is not None and open_batch.keys.get(EVERYTHING):
             return False   # unkeyed already: its other members' keys would change nothing
-        return self.pool.backlog() > 0
+        return self.pool.backlog() > 0 and not self.key_payoff.paused
 
     def _submit(self, batches: list[Batch], *, last: bool = False) -> None:
         """Hand closed batches to the pool (through the partitioner); `last`: the batcher was flushed,
@@ -537,6 +538,8 @@ class _Run:
                 # Built here, while the workers wait for the target, not by a worker before it sends.
                 batch.statement = self.prepare_rows(batch.members)
             pool.submit(batch)
+            if not batch.barrier:
+                self.key_payoff.submitted(batch.keys)
             if batch.barrier:
                 # Checks and keys of later transactions must see the schema this barrier leaves.
                 pool.drain(on_wait=functools.partial(self._tick, str(batch.start)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from binreplay.model import MariadbGtid, MysqlGtid, Transaction, TrxKind
-from binreplay.schedule.scheduler import KeySet
+from binreplay.schedule.scheduler import KeySet, conflict
 
 MODES = ("row", "table", "commit-order")
 
@@ -52,6 +52,43 @@ class CommitOrder:
             prior = self._seq_by_sequence_number.get(g.last_committed)
             return prior + 1 if prior is not None else self._file_first_seq
         return trx.seq  # no group-commit information: strictly in order
+
+
+@dataclass
+class KeyPayoff:
+    """Whether row keys are worth computing now. They cost the coordinator a Python step per row and
+    pay only when they let a batch run beside the one before it. When GIVE_UP keyed batches in a row
+    still conflicted with the keyed batch before them (OLTP's 1,000-transaction batches all share a
+    row or two, hot rows), keys are not computed for the next PAUSE batches, then tried again: such
+    batches go unkeyed, applied one after the other as they would have been anyway."""
+
+    GIVE_UP = 4
+    PAUSE = 32
+
+    _previous: KeySet | None = None     # the keys of the last keyed batch submitted
+    _conflicting: int = 0               # keyed batches in a row that conflicted with the one before
+    _pause: int = 0                     # batches still to submit before keys are tried again
+
+    @property
+    def paused(self) -> bool:
+        return self._pause > 0
+
+    def submitted(self, keys: KeySet) -> None:
+        """A batch went to the pool with these keys (not a barrier)."""
+        if self._pause:
+            self._pause -= 1
+            return
+        if not keys or keys.get(EVERYTHING):
+            return                      # not keyed: says nothing about what keys would give
+        previous, self._previous = self._previous, keys
+        if previous is None:
+            return
+        if not conflict(previous, keys):
+            self._conflicting = 0
+            return
+        self._conflicting += 1
+        if self._conflicting >= self.GIVE_UP:
+            self._conflicting, self._pause, self._previous = 0, self.PAUSE, None
 
 
 class Dependencies:

@@ -38,7 +38,7 @@ from binreplay.model import Transaction
 from binreplay.schedule.batches import Batch, FileRange
 from binreplay.schedule.dependencies import EVERYTHING
 from binreplay.schedule.limits import BatchLimits
-from binreplay.schedule.scheduler import KeySet
+from binreplay.schedule.scheduler import conflict
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +102,17 @@ class Partitioner:
         # Consecutive batches of the batcher (only events outside transactions may lie between them).
         if not (a.seq + 1 == b.seq and a.file_index == b.file_index and a.source_starts == b.source_starts):
             return None
-        if not _conflict(a.keys, b.keys):
+        if not conflict(a.keys, b.keys):
             return None       # the scheduler runs them side by side already
         members = a.members + b.members
+        # First by the tables' names, over the distinct sets of them (a few, on OLTP-like traffic):
+        # keys.py's foreign-key groups only join more, so names in one group mean keys in one group.
+        if _one_group({m.tables for m in members}):
+            return self._failed(None)
         tables = [*(self._held_keys or [self.keys_of(m) for m in a.members]), *(self.keys_of(m) for m in b.members)]
         sides = _two_sides(members, tables)
         if sides is None:
-            self._failures += 1
-            if self._failures >= GIVE_UP_AFTER:
-                self._failures, self._pause = 0, PAUSE_BATCHES
-            return tuple(tables[len(a.members):])   # b may be held next: not asked again
+            return self._failed(tuple(tables[len(a.members):]))   # b may be held next: not asked again
         self._failures = 0
         if not self.cut:
             log.info("cutting pairs of batches by table to apply them side by side, the first at %s", a.start)
@@ -132,6 +133,33 @@ class Partitioner:
                              size=sum(members[j].size for j in chunk), keys=keys, source_starts=a.source_starts,
                              ranges=_runs(members, owner, n)))
         return out
+
+
+    def _failed(self, known: tuple[frozenset, ...] | None) -> tuple[frozenset, ...] | None:
+        self._failures += 1
+        if self._failures >= GIVE_UP_AFTER:
+            self._failures, self._pause = 0, PAUSE_BATCHES
+        return known
+
+
+def _one_group(table_sets: set[frozenset]) -> bool:
+    """Whether the tables of these sets form one group at most, each set's tables joined."""
+    parent: dict = {}
+
+    def find(k):
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for tables in table_sets:
+        root = None
+        for t in tables:
+            r = find(parent.setdefault(t, t))
+            if root is None:
+                root = r
+            elif r != root:
+                parent[r] = root
+    return len({find(t) for t in parent}) < 2
 
 
 def _within_limits(members: list, sides: list[int], limits: BatchLimits) -> list[list[int]]:
@@ -156,13 +184,6 @@ def _plain(b: Batch) -> bool:
     return (bool(b.members) and not b.barrier and not b.unit and not b.hold and b.after is None
             and b.temporary_from is None and b.temporary_open is None and not b.earlier_files and b.ranges is None
             and not any(m.is_barrier or m.writes_non_transactional for m in b.members))
-
-
-def _conflict(a: KeySet, b: KeySet) -> bool:
-    """Whether the scheduler would order two batches with these keys (keys.py's rule)."""
-    if len(b) < len(a):
-        a, b = b, a
-    return any((other := b.get(key)) is not None and (exclusive or other) for key, exclusive in a.items())
 
 
 def _two_sides(members: list, tables: list[frozenset]) -> list[int] | None:

@@ -26,6 +26,14 @@ Key = Hashable
 KeySet = dict  # Key -> exclusive (bool)
 
 
+def conflict(a: KeySet, b: KeySet) -> bool:
+    """Whether the scheduler orders two transactions (or batches) holding these keys: a key both hold,
+    exclusively in one of them at least."""
+    if len(b) < len(a):
+        a, b = b, a
+    return any((other := b.get(key)) is not None and (exclusive or other) for key, exclusive in a.items())
+
+
 @dataclass
 class _Node:
     seq: int

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from binreplay.schedule.scheduler import Scheduler
+from binreplay.schedule.dependencies import EVERYTHING, UNKEYED, KeyPayoff
+from binreplay.schedule.scheduler import Scheduler, conflict
 
 
 def X(*names):
@@ -173,3 +174,38 @@ def test_contiguous_claims_never_overtake() -> None:
     assert s.claim(max_count=5) == [2]                      # without the flag it may
     s.finish([0])
     assert s.claim(max_count=5, contiguous=True) == [1]
+
+
+def test_conflict_is_the_scheduler_s_rule() -> None:
+    assert conflict(X("a"), S("a")) and conflict(S("a"), X("a")) and conflict(X("a"), X("a", "b"))
+    assert not conflict(S("a"), S("a")) and not conflict(X("a"), X("b")) and not conflict({}, X("a"))
+
+
+def _batch_keys(*rows: int) -> dict:
+    return {**S("tbl"), **X(*(f"row{r}" for r in rows)), EVERYTHING: False}
+
+
+def test_row_keys_are_given_up_while_keyed_batches_keep_conflicting() -> None:
+    payoff = KeyPayoff()
+    # Batches that share a row with the one before: keys gain nothing, and are paused after GIVE_UP.
+    payoff.submitted(_batch_keys(1, 2))
+    for n in range(KeyPayoff.GIVE_UP):
+        assert not payoff.paused
+        payoff.submitted(_batch_keys(2 + n, 3 + n))
+    assert payoff.paused
+    for _ in range(KeyPayoff.PAUSE - 1):
+        payoff.submitted(dict(UNKEYED))     # (the batches of the pause go unkeyed)
+        assert payoff.paused
+    payoff.submitted(dict(UNKEYED))
+    assert not payoff.paused                # tried again
+
+
+def test_row_keys_are_kept_while_they_let_batches_run_side_by_side() -> None:
+    payoff = KeyPayoff()
+    for n in range(4 * KeyPayoff.GIVE_UP):
+        # Every other batch shares a row with the one before it, the others are apart from theirs;
+        # unkeyed batches and batches without rows say nothing.
+        payoff.submitted(_batch_keys(n // 2))
+        payoff.submitted(dict(UNKEYED))
+        payoff.submitted({})
+        assert not payoff.paused
