@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,9 +413,21 @@ class Bench:
         finally:
             self.servers.discard(t)
 
-    def run_repeated(self, prep: Prepared, m: Method, relaxed: bool) -> Result:
-        """`--repeat N`: N fresh targets; the median run, and any wrong or failed run decides the verdict."""
-        results = [self.run_method(prep, m, relaxed) for _ in range(self.args.repeat)]
+    def run_rounds(self, prep: Prepared, methods: list[Method], relaxed: bool,
+                   log: Callable[[Method, Result], None]) -> list[Result]:
+        """`--repeat N`: every method N times, in rounds (each round runs every method once, in order),
+        so that a slow spell of the machine falls on all methods alike; per method its median run."""
+        runs: dict[str, list[Result]] = {m.key: [] for m in methods}
+        for _ in range(self.args.repeat):
+            for m in methods:
+                r = self.run_method(prep, m, relaxed)
+                runs[m.key].append(r)
+                log(m, r)
+        return [self.median(runs[m.key]) for m in methods]
+
+    @staticmethod
+    def median(results: list[Result]) -> Result:
+        """The median run, unless a run was wrong or failed (it decides the verdict)."""
         bad = next((r for r in results if not r.ok), None)
         if bad is not None or len(results) == 1:
             return bad or results[0]
@@ -544,11 +557,13 @@ def run_workloads(bench: Bench, args: argparse.Namespace) -> list[WorkloadRun]:
             bench.log(f"{wl.name}: {run.transactions} transactions, {run.binlog_bytes / 1e6:.1f} MB, source "
                       f"{run.source_seconds:.1f}s, {run.transactions / max(run.groups, 1):.1f} trx per source "
                       f"group; replaying with {len(methods)} methods ({dur})")
-            for m in methods:
-                r = bench.run_repeated(prep, m, dur == "relaxed")
-                run.results.append(r)
-                bench.log(f"  {m.key:<28} {bench_report.secs(r.seconds):>8} {bench_report.progress_ratios(run, r)}"
-                          f"  {r.verdict[:160]}")
+            def log(m: Method, r: Result) -> None:
+                bench.log(f"  {m.key:<28} {bench_report.secs(r.seconds):>8}  {r.verdict[:160]}")
+
+            run.results.extend(bench.run_rounds(prep, methods, dur == "relaxed", log))
+            for r in run.results:
+                bench.log(f"  {r.method.key:<28} {bench_report.secs(r.seconds):>8} "
+                          f"{bench_report.progress_ratios(run, r)}  {r.verdict[:60]} {r.note}")
             if wl.name == "oltp" and not args.no_remote:
                 run.remote = bench.run_remote(prep, run, dur == "relaxed")
             runs.append(run)
