@@ -105,12 +105,16 @@ class Partitioner:
         if not conflict(a.keys, b.keys):
             return None       # the scheduler runs them side by side already
         members = a.members + b.members
-        # First by the tables' names, over the distinct sets of them (a few, on OLTP-like traffic):
-        # keys.py's foreign-key groups only join more, so names in one group mean keys in one group.
-        if _one_group({m.tables for m in members}):
+        # First by the tables' names, over the distinct sets of them (a few, on OLTP-like traffic): keys.py's
+        # foreign-key groups only join more, so a pair that names cannot cut is not asked for its keys.
+        by_names: dict[frozenset, int] = {}
+        for m in members:
+            by_names[m.tables] = by_names.get(m.tables, 0) + m.size
+        by_names.pop(frozenset(), None)
+        if _two_sides(list(by_names.values()), list(by_names)) is None:
             return self._failed(None)
         tables = [*(self._held_keys or [self.keys_of(m) for m in a.members]), *(self.keys_of(m) for m in b.members)]
-        sides = _two_sides(members, tables)
+        sides = _two_sides([m.size for m in members], tables)
         if sides is None:
             return self._failed(tuple(tables[len(a.members):]))   # b may be held next: not asked again
         self._failures = 0
@@ -142,26 +146,6 @@ class Partitioner:
         return known
 
 
-def _one_group(table_sets: set[frozenset]) -> bool:
-    """Whether the tables of these sets form one group at most, each set's tables joined."""
-    parent: dict = {}
-
-    def find(k):
-        while parent[k] != k:
-            k = parent[k]
-        return k
-
-    for tables in table_sets:
-        root = None
-        for t in tables:
-            r = find(parent.setdefault(t, t))
-            if root is None:
-                root = r
-            elif r != root:
-                parent[r] = root
-    return len({find(t) for t in parent}) < 2
-
-
 def _within_limits(members: list, sides: list[int], limits: BatchLimits) -> list[list[int]]:
     """Each side's members (indexes) in batches within the limits, in source order (one side's batches
     share tables, so the scheduler keeps them in order); all in the order of their first members."""
@@ -181,14 +165,14 @@ def _within_limits(members: list, sides: list[int], limits: BatchLimits) -> list
 
 def _plain(b: Batch) -> bool:
     """Row changes to transactional tables only, nothing that must stay where it is in the source."""
+    # (A member that is a barrier, non-transactional writes included, is a batch of its own, a barrier.)
     return (bool(b.members) and not b.barrier and not b.unit and not b.hold and b.after is None
-            and b.temporary_from is None and b.temporary_open is None and not b.earlier_files and b.ranges is None
-            and not any(m.is_barrier or m.writes_non_transactional for m in b.members))
+            and b.temporary_from is None and b.temporary_open is None and not b.earlier_files and b.ranges is None)
 
 
-def _two_sides(members: list, tables: list[frozenset]) -> list[int] | None:
-    """Side 0 or 1 for each member, such that no table is on both sides; None when the tables form one
-    group or the cut would be too uneven to pay."""
+def _two_sides(sizes: list[int], tables: list) -> list[int] | None:
+    """Side 0 or 1 for each member (its bytes in `sizes`, its tables in `tables`), such that no table
+    is on both sides; None when the tables form one group or the cut would be too uneven to pay."""
     parent: dict = {}
 
     def find(k):
@@ -213,12 +197,12 @@ def _two_sides(members: list, tables: list[frozenset]) -> list[int] | None:
             loose.append(j)
             continue
         g = groups.setdefault(find(next(iter(keys))), [0, []])
-        g[0] += members[j].size
+        g[0] += sizes[j]
         g[1].append(j)
     if len(groups) < 2:
         return None
     load = [0, 0]
-    sides = [0] * len(members)
+    sides = [0] * len(sizes)
     for size, indexes in sorted(groups.values(), key=lambda g: -g[0]):
         side = 0 if load[0] <= load[1] else 1
         load[side] += size

@@ -156,8 +156,10 @@ def test_pairs_that_cannot_be_cut_stop_being_held_back() -> None:
     assert not any(held[partition.GIVE_UP_AFTER:])
 
 
-def test_pairs_whose_table_names_form_one_group_are_not_asked_for_keys() -> None:
-    _batches, _trxs, parts = run(BatchLimits(2), ["a", "ab", "b", "ab"])
+def test_pairs_whose_table_names_cannot_be_cut_are_not_asked_for_keys() -> None:
+    _batches, _trxs, parts = run(BatchLimits(2), ["a", "ab", "b", "ab"])       # one group
+    assert parts.cut == 0 and parts.asked == []
+    _batches, _trxs, parts = run(BatchLimits(5), ["a"] * 9 + ["b"])           # too uneven
     assert parts.cut == 0 and parts.asked == []
 
 
