@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -415,11 +416,17 @@ class Bench:
 
     def run_rounds(self, prep: Prepared, methods: list[Method], relaxed: bool,
                    log: Callable[[Method, Result], None]) -> list[Result]:
-        """`--repeat N`: every method N times, in rounds (each round runs every method once, in order),
-        so that a slow spell of the machine falls on all methods alike; per method its median run."""
+        """`--repeat N`: every method N times, in rounds (each round runs every method once), so that a
+        slow spell of the machine falls on all methods alike; the rounds after the first in shuffled
+        orders (fixed seeds), so that no method always runs right after the same one (the first
+        binreplay run after MariaDB's 8 applier threads measured slower than the same flags later in
+        the round); per method its median run."""
         runs: dict[str, list[Result]] = {m.key: [] for m in methods}
-        for _ in range(self.args.repeat):
-            for m in methods:
+        for n in range(self.args.repeat):
+            order = list(methods)
+            if n:
+                random.Random(n).shuffle(order)
+            for m in order:
                 r = self.run_method(prep, m, relaxed)
                 runs[m.key].append(r)
                 log(m, r)
