@@ -313,10 +313,8 @@ class _Run:
         s.applied += early.applied
         s.skipped += early.skipped
         s.row_events += early.row_events
-        s.source_time = early.last.timestamp
-        s.last_applied = str(early.last.end)
-        s.last_gtid = str(early.last.gtid) if early.last.gtid is not None else None
         # (The apply read numbers its transactions from 0 again: any it applies is later than these.)
+        self._show_last(early.last)
 
     def _count_applied(self, batch: Batch) -> None:
         s = self.summary
@@ -327,9 +325,14 @@ class _Run:
         last = batch.last
         if self._last_seq is None or last.seq > self._last_seq:
             self._last_seq = last.seq
-            s.source_time = last.timestamp
-            s.last_applied = str(last.end)
-            s.last_gtid = str(last.gtid) if last.gtid is not None else None
+            self._show_last(last)
+
+    def _show_last(self, trx: Transaction) -> None:
+        """The summary's newest applied transaction."""
+        s = self.summary
+        s.source_time = trx.timestamp
+        s.last_applied = str(trx.end)
+        s.last_gtid = str(trx.gtid) if trx.gtid is not None else None
 
     def replay(self, total: int | None, stopped_at: BinlogPosition | None = None, stop_reason: str | None = None,
                *, more_to_come: bool = False, early: EarlyApplied | None = None,
@@ -540,7 +543,7 @@ class _Run:
             pool.submit(batch)
             if not batch.barrier:
                 self.key_payoff.submitted(batch.keys)
-            if batch.barrier:
+            else:
                 # Checks and keys of later transactions must see the schema this barrier leaves.
                 pool.drain(on_wait=functools.partial(self._tick, str(batch.start)))
                 if any(trx.may_change_definitions for trx in batch.members):
